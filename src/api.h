@@ -1,0 +1,39 @@
+/*
+ * api.h - the AWS API listener: routes requests to services (Lambda control plane in
+ * api_lambda.c, Invoke in api_invoke.c, nimbus' own endpoints) and owns the AWS error shape.
+ *
+ * Every reply carries x-amzn-RequestId. Errors are JSON in Lambda's rest-json shape:
+ * status, header x-amzn-ErrorType: <Type>, body {"Type":"User"|"Service","message":..,"Message":..}.
+ * Request bodies and replies are owned as in http.h; helpers here end the request.
+ */
+#ifndef NIMBUS_API_H
+#define NIMBUS_API_H
+
+#include <jansson.h>
+
+#include "http.h"
+#include "router.h"
+
+struct nb_daemon;
+
+/* Registers every route of the API listener on r. */
+void api_lambda_routes(struct nb_router *r, struct nb_daemon *d);
+void api_invoke_routes(struct nb_router *r, struct nb_daemon *d);
+
+/* Handles one request of the API listener (the http handler; data = struct nb_daemon *). */
+void api_handle(struct nb_http_req *req, void *data);
+
+/* Replies with an AWS error; status and type as in LAMBDA.md §3.10. Ends req. */
+void api_error(struct nb_http_req *req, int status, const char *type, const char *fmt, ...)
+    PRINTF_LIKE(4, 5);
+/* Replies with the AWS error matching err->code (see err.h for the mapping). Ends req. */
+void api_error_from(struct nb_http_req *req, const struct nb_err *err);
+/* Replies status with body = json (serialised compactly; json is consumed: decref'd). Ends req. */
+void api_json(struct nb_http_req *req, int status, json_t *json);
+/* Replies with an empty body (e.g. 204). Ends req. */
+void api_empty(struct nb_http_req *req, int status);
+/* Parses req's body as a JSON object; on failure replies 400 InvalidRequestContentException and
+ * returns NULL (req ended). An empty body yields an empty object. New reference. */
+json_t *api_body_json(struct nb_http_req *req);
+
+#endif

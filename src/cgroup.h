@@ -1,0 +1,38 @@
+/*
+ * cgroup.h - cgroup v1 limits and accounting for sandboxes (memory, pids, cpu), under
+ * /sys/fs/cgroup/{memory,pids,cpu}/nimbus/<name>. cgroup v2 has no controllers on these hosts.
+ *
+ * One struct nb_cgroup per instance: created with its limits before the sandbox starts (the
+ * sandbox child attaches itself), read for Max Memory Used and OOM kills, destroyed after the
+ * instance is gone. Synchronous small file writes; call from the loop (each call ~0.1 ms).
+ */
+#ifndef NIMBUS_CGROUP_H
+#define NIMBUS_CGROUP_H
+
+#include "err.h"
+
+struct nb_cgroup {
+    char *dirs[4];  /* memory, pids, cpu dirs + NULL terminator (spec.cgroup_dirs) */
+};
+
+struct nb_cgroup_limits {
+    uint64_t memory_bytes;  /* memory.limit_in_bytes (and memsw when present) */
+    int64_t pids_max;       /* pids.max */
+    uint32_t cpu_period_us; /* cpu.cfs_period_us (e.g. 10000) */
+    uint32_t cpu_quota_us;  /* cpu.cfs_quota_us; 0 = unlimited */
+};
+
+/* Checks the hierarchies exist and creates the nimbus parent groups; removes stale children left by
+ * a previous daemon (killing their processes). */
+int cgroup_setup(struct nb_err *err);
+/* Creates the groups named name with limits. On failure nothing is left behind. */
+int cgroup_create(struct nb_cgroup *cg, const char *name, const struct nb_cgroup_limits *lim,
+                  struct nb_err *err);
+/* Peak memory in bytes (memory.max_usage_in_bytes). */
+int cgroup_max_usage(const struct nb_cgroup *cg, uint64_t *out, struct nb_err *err);
+/* oom_kill count from memory.oom_control. */
+int cgroup_oom_kills(const struct nb_cgroup *cg, uint64_t *out, struct nb_err *err);
+/* Kills any process left in the groups and removes them; frees cg's strings. Safe on a zeroed cg. */
+void cgroup_destroy(struct nb_cgroup *cg);
+
+#endif

@@ -1,0 +1,116 @@
+/*
+ * http.h - HTTP/1.1 server connections on the libuv loop, parsed strictly by llhttp.
+ *
+ * One struct nb_http_server per listening socket (the AWS API listener, and one per pooled network
+ * namespace for the Runtime API). For every complete request the server calls the handler with a
+ * struct nb_http_req; the handler answers now or later (long polls) with exactly one http_reply*().
+ * Requests on one connection are answered in order (pipelining: later requests are parsed and
+ * queued, and handed to the handler only after the earlier one was answered).
+ *
+ * Ownership: the server owns every request. Strings in a request (path, query, headers, body)
+ * live in the request's arena until the request ends, i.e. until http_reply*() returns or, for a
+ * request whose connection dies before it is answered, until the abort callback returns (the
+ * handler must then still not touch it after that callback). After a reply the request pointer is
+ * dead. http_reply() copies headers and body; http_reply_owned() consumes a malloc'd body.
+ *
+ * Limits (struct nb_http_limits) are enforced here: header bytes and count, body size (413 with
+ * the configured error shape), header and idle deadlines, connection cap. Malformed requests get a
+ * 400 and the connection is closed; nothing a client sends can crash or stall the loop.
+ * Runs on the loop thread only.
+ */
+#ifndef NIMBUS_HTTP_H
+#define NIMBUS_HTTP_H
+
+#include <uv.h>
+
+#include "arena.h"
+#include "err.h"
+
+struct nb_http_server;
+struct nb_http_conn;
+
+struct nb_http_header {
+    const char *name;  /* NUL-terminated */
+    const char *value; /* NUL-terminated, surrounding whitespace trimmed */
+};
+
+struct nb_http_req;
+/* Called at most once when the connection dies before the request was answered. */
+typedef void (*nb_http_abort_cb)(struct nb_http_req *req, void *data);
+/* Called for every complete request. */
+typedef void (*nb_http_handler_cb)(struct nb_http_req *req, void *data);
+
+struct nb_http_req {
+    struct nb_arena arena;  /* request-lifetime allocations (handlers may use it too) */
+    const char *method;     /* "GET", "POST", ... */
+    const char *target;     /* request-target as sent, e.g. "/a%20b/c?x=1" */
+    const char *path;       /* target before '?', still percent-encoded */
+    const char *query;      /* target after '?', raw; "" when absent */
+    struct nb_http_header *headers;
+    size_t n_headers;
+    char *body;             /* malloc'd, NUL-terminated (one byte past body_len); never NULL */
+    size_t body_len;
+    uint64_t received_ns;   /* mono_ns() when the request was complete */
+    struct nb_http_server *server;
+    /* For the handler: */
+    void *user;
+    nb_http_abort_cb on_abort;
+    void *abort_data;
+    /* private */
+    struct nb_http_conn *conn;
+};
+
+struct nb_http_limits {
+    size_t max_header_bytes;   /* request line + headers, default 64 KiB */
+    size_t max_headers;        /* default 100 */
+    size_t max_body;           /* default 6 MiB + 100 B */
+    uint64_t header_timeout_ms; /* time to receive a full request once its first byte came; 10 s */
+    uint64_t idle_timeout_ms;   /* keep-alive idle; 0 = none (Runtime API long polls); 60 s */
+    size_t max_conns;          /* default 4096 */
+    /* Body of the 413 sent when max_body is exceeded, and its x-amzn-ErrorType header value
+     * (NULL: a plain 413). */
+    const char *too_large_type;
+    const char *too_large_body;
+};
+void http_limits_default(struct nb_http_limits *lim);
+
+/* Returns a new server (owned by the caller, freed by http_server_close). Nothing listens yet. */
+struct nb_http_server *http_server_new(uv_loop_t *loop, const struct nb_http_limits *lim,
+                                       nb_http_handler_cb handler, void *data);
+/* Binds and listens on host:port (port 0 picks one; see http_server_port). */
+int http_server_listen(struct nb_http_server *srv, const char *host, int port, struct nb_err *err);
+/* Serves an already bound and listening TCP socket; consumes fd (closed on failure too). */
+int http_server_open(struct nb_http_server *srv, int fd, struct nb_err *err);
+int http_server_port(const struct nb_http_server *srv);
+/* Closes every connection of the server (pending requests get their abort callback); the server
+ * keeps listening. */
+void http_server_drop_connections(struct nb_http_server *srv);
+/* Stops listening, drops all connections and frees the server once libuv closed every handle;
+ * cb (may be NULL) runs after that. */
+void http_server_close(struct nb_http_server *srv, void (*cb)(void *data), void *data);
+size_t http_server_conn_count(const struct nb_http_server *srv);
+
+/* Case-insensitive header lookup; NULL when absent (first one if repeated). */
+const char *http_req_header(const struct nb_http_req *req, const char *name);
+/* Percent-decoded value of query parameter name ('+' is a space), allocated in the request arena;
+ * NULL when absent. */
+const char *http_req_query(struct nb_http_req *req, const char *name);
+/* Takes the body out of the request (malloc'd, NUL-terminated; caller frees); the request's body
+ * becomes empty. */
+char *http_req_steal_body(struct nb_http_req *req, size_t *len);
+/* True when the client asked to close after this request or the connection is already gone. */
+bool http_req_conn_alive(const struct nb_http_req *req);
+
+/* Answers req and ends it. Headers are (name, value) pairs; Content-Length, Date and Connection
+ * are added here and must not be passed. Copies body. */
+void http_reply(struct nb_http_req *req, int status, const struct nb_http_header *hdrs,
+                size_t n_hdrs, const void *body, size_t len);
+/* Same, consuming body (malloc'd; freed after it was written or on failure). */
+void http_reply_owned(struct nb_http_req *req, int status, const struct nb_http_header *hdrs,
+                      size_t n_hdrs, char *body, size_t len);
+
+/* Percent-decodes s (n bytes) into a new arena string; returns NULL for malformed escapes or a
+ * decoded NUL byte. */
+char *http_pct_decode(struct nb_arena *a, const char *s, size_t n);
+
+#endif

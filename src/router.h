@@ -1,0 +1,41 @@
+/*
+ * router.h - maps (method, path) to a handler for the AWS API listener.
+ *
+ * Patterns are literal segments and `{Name}` labels matching one non-empty segment
+ * (e.g. "/2015-03-31/functions/{FunctionName}/invocations"); a trailing slash in a pattern is
+ * significant, as in botocore's models. Labels are percent-decoded into the request arena.
+ * Method "*" matches any method. Routes are tried in the order added. A path that matches some
+ * route but not its method yields NB_ROUTE_BAD_METHOD.
+ */
+#ifndef NIMBUS_ROUTER_H
+#define NIMBUS_ROUTER_H
+
+#include "http.h"
+
+#define NB_ROUTE_MAX_PARAMS 4
+
+struct nb_route_match {
+    const char *names[NB_ROUTE_MAX_PARAMS];
+    const char *values[NB_ROUTE_MAX_PARAMS]; /* decoded, arena-allocated */
+    size_t n;
+};
+
+typedef void (*nb_route_cb)(struct nb_http_req *req, const struct nb_route_match *m, void *data);
+
+struct nb_router;
+
+enum nb_route_result { NB_ROUTE_OK = 0, NB_ROUTE_NOT_FOUND, NB_ROUTE_BAD_METHOD, NB_ROUTE_BAD_PATH };
+
+struct nb_router *router_new(void);
+void router_free(struct nb_router *r);
+/* pattern and method are borrowed (must outlive the router; use literals). */
+void router_add(struct nb_router *r, const char *method, const char *pattern, nb_route_cb cb,
+                void *data);
+/* Finds the route for req; on NB_ROUTE_OK fills *cb, *data and *m (values in req's arena).
+ * NB_ROUTE_BAD_PATH: the path has a malformed percent escape. */
+enum nb_route_result router_match(const struct nb_router *r, struct nb_http_req *req,
+                                  nb_route_cb *cb, void **data, struct nb_route_match *m);
+/* Value of label name in m, or NULL. */
+const char *route_param(const struct nb_route_match *m, const char *name);
+
+#endif

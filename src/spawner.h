@@ -1,0 +1,82 @@
+/*
+ * spawner.h - the daemon's side of the spawner: a small single-threaded process forked at start-up,
+ * before any thread exists, that builds sandboxes and network namespaces on request.
+ *
+ * Protocol: a unix SEQPACKET socketpair. The daemon sends one request per message; the spawner
+ * answers each with one message (fds passed with SCM_RIGHTS) and, for each sandbox it started,
+ * later sends one exit message carrying the wait status (the spawner is the parent and reaps).
+ * All daemon-side calls are asynchronous and run on the loop thread; callbacks run on the loop.
+ *
+ * Sandbox (built by sandbox.c inside the spawner; DESIGN.md §4): new pid, mount, ipc, uts and
+ * cgroup namespaces; joins the given network namespace; tmpfs root with read-only /usr, a minimal
+ * /etc, the code at /var/task and the runtime at /var/runtime (both read-only), tmpfs /tmp limited
+ * to tmp_bytes, minimal /dev, /proc; pivot_root; / read-only. It attaches itself to the cgroups,
+ * drops every capability, switches to uid/gid, sets no_new_privs and loads the seccomp filter
+ * (compiled once in the spawner) right before execve(argv[0]). Each step is checked; any failure
+ * kills the child and is reported (fail closed). A tiny init (pid 1 of the new pid namespace)
+ * forks the runtime, reaps orphans and exits with the runtime's status (128+signal when killed),
+ * so killing pid 1 through the pidfd kills the whole instance.
+ *
+ * Ownership: spawner_start returns a struct the daemon frees with spawner_stop. Spec strings are
+ * borrowed for the duration of the spawner_spawn call only (they are serialised). fds handed to a
+ * callback belong to the callback (it must close or keep them).
+ */
+#ifndef NIMBUS_SPAWNER_H
+#define NIMBUS_SPAWNER_H
+
+#include <sys/types.h>
+#include <uv.h>
+
+#include "err.h"
+
+struct nb_spawner;
+
+struct nb_sandbox_spec {
+    const char *code_dir;    /* host dir bound read-only at /var/task */
+    const char *runtime_dir; /* host dir bound read-only at /var/runtime (may be NULL) */
+    const char *const *argv; /* NULL-terminated; argv[0] is a path inside the sandbox */
+    const char *const *envp; /* NULL-terminated; the complete environment */
+    int netns_fd;            /* network namespace to join (borrowed; passed to the spawner) */
+    const char *const *cgroup_dirs; /* NULL-terminated host cgroup dirs; the child writes its pid
+                                       to each cgroup.procs before anything else */
+    uid_t uid;               /* unprivileged, != 0 */
+    gid_t gid;               /* != 0 */
+    uint64_t tmp_bytes;      /* size of /tmp */
+    const char *hostname;    /* may be NULL */
+};
+
+struct nb_spawned {
+    pid_t pid;      /* host pid of the sandbox init */
+    int pidfd;      /* owned by the callback */
+    int stdout_fd;  /* read end of the runtime's stdout pipe, non-blocking; owned by the callback */
+    int stderr_fd;  /* read end of the runtime's stderr pipe, non-blocking; owned by the callback */
+};
+
+/* rc is 0 with res filled, or negative with err filled. */
+typedef void (*nb_spawn_cb)(void *data, int rc, const struct nb_spawned *res,
+                            const struct nb_err *err);
+/* Sandbox init exited; wstatus as from waitpid. Called exactly once per successful spawn. */
+typedef void (*nb_exit_cb)(void *data, int wstatus);
+/* rc 0: netns_fd is an fd of a new network namespace with lo up, listen_fd a TCP socket bound and
+ * listening on 127.0.0.1:port inside it. Both owned by the callback. */
+typedef void (*nb_netns_cb)(void *data, int rc, int netns_fd, int listen_fd,
+                            const struct nb_err *err);
+
+/* Forks the spawner. Must run before any thread is created (before uv_queue_work etc.).
+ * seccomp_deny_extra: reserved, pass NULL. */
+struct nb_spawner *spawner_start(struct nb_err *err);
+/* Attaches the spawner's socket to loop; call once the loop exists. */
+int spawner_attach(struct nb_spawner *sp, uv_loop_t *loop, struct nb_err *err);
+/* Asks for a sandbox. Callbacks get data. Returns 0 when the request was sent. */
+int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_spawn_cb on_spawn,
+                  nb_exit_cb on_exit, void *data, struct nb_err *err);
+/* Asks for a new network namespace with the Runtime API listener on 127.0.0.1:port. */
+int spawner_make_netns(struct nb_spawner *sp, int port, nb_netns_cb cb, void *data,
+                       struct nb_err *err);
+/* Sends sig to the sandbox init through its pidfd. Returns 0 or -errno. */
+int spawner_kill(int pidfd, int sig);
+/* Closes the socket, which makes the spawner kill every sandbox it started and exit; waits for it
+ * (bounded) and frees sp. Pending callbacks are not called. */
+void spawner_stop(struct nb_spawner *sp);
+
+#endif

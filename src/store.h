@@ -1,0 +1,37 @@
+/*
+ * store.h - the one interface to durable state. All SQL lives behind it (store_sqlite.c today; a
+ * PostgreSQL backend can implement the same calls for cluster mode). No pointer into the database
+ * library's memory escapes: callbacks get strings valid only during the call.
+ *
+ * Durability: a call that returns 0 after a write has committed with synchronous=FULL (fsync'd).
+ * Thread safety: every call may run on any thread; calls are serialised inside the store. Calls
+ * block (disk); from the daemon run them on worker threads, never on the loop thread.
+ *
+ * Function records are opaque JSON documents (function.h defines their content), keyed by name.
+ */
+#ifndef NIMBUS_STORE_H
+#define NIMBUS_STORE_H
+
+#include "err.h"
+
+struct nb_store;
+
+/* Opens (creating if needed) DATA_DIR/nimbus.db: WAL mode, synchronous=FULL, schema migrated.
+ * Returns a store freed with store_close, or NULL with err. */
+struct nb_store *store_open(const char *data_dir, struct nb_err *err);
+void store_close(struct nb_store *st);
+
+/* Inserts a function record; -EEXIST if name exists. */
+int store_function_insert(struct nb_store *st, const char *name, const char *doc,
+                          struct nb_err *err);
+/* Replaces an existing record; -ENOENT if absent. */
+int store_function_update(struct nb_store *st, const char *name, const char *doc,
+                          struct nb_err *err);
+/* Deletes; -ENOENT if absent. */
+int store_function_delete(struct nb_store *st, const char *name, struct nb_err *err);
+/* Calls cb for each record in name order; a non-zero return from cb stops and is returned. */
+typedef int (*nb_store_function_cb)(void *data, const char *name, const char *doc);
+int store_function_each(struct nb_store *st, nb_store_function_cb cb, void *data,
+                        struct nb_err *err);
+
+#endif
