@@ -18,18 +18,27 @@ struct nb_cgroup {
 struct nb_cgroup_limits {
     uint64_t memory_bytes;  /* memory.limit_in_bytes (and memsw when present) */
     int64_t pids_max;       /* pids.max */
-    uint32_t cpu_period_us; /* cpu.cfs_period_us (e.g. 10000) */
+    uint32_t cpu_period_us; /* cpu.cfs_period_us (e.g. 10000); 0 = leave the kernel default */
     uint32_t cpu_quota_us;  /* cpu.cfs_quota_us; 0 = unlimited */
 };
+/* memory_bytes and pids_max must be > 0 (cgroup_create refuses "no limit" with EINVAL). */
 
 /* Checks the hierarchies exist and creates the nimbus parent groups; removes stale children left by
  * a previous daemon (killing their processes). */
 int cgroup_setup(struct nb_err *err);
+/* cgroup_setup under /sys/fs/cgroup/<controller>/<parent> instead of .../nimbus; later
+ * cgroup_create calls use that parent. For daemons sharing a host (e2e runs) and for tests: the
+ * sweep of one parent kills the live groups of any other daemon using the same parent. */
+int cgroup_setup_at(const char *parent, struct nb_err *err);
 /* Creates the groups named name with limits. On failure nothing is left behind. */
 int cgroup_create(struct nb_cgroup *cg, const char *name, const struct nb_cgroup_limits *lim,
                   struct nb_err *err);
 /* Peak memory in bytes (memory.max_usage_in_bytes). */
 int cgroup_max_usage(const struct nb_cgroup *cg, uint64_t *out, struct nb_err *err);
+/* Resets the peak (memory.max_usage_in_bytes) so a pooled group can be reused. */
+int cgroup_reset_max_usage(const struct nb_cgroup *cg, struct nb_err *err);
+/* Changes cpu.cfs_quota_us of a live group (e.g. after init); 0 = unlimited. */
+int cgroup_set_cpu_quota(const struct nb_cgroup *cg, uint64_t quota_us, struct nb_err *err);
 /* oom_kill count from memory.oom_control. */
 int cgroup_oom_kills(const struct nb_cgroup *cg, uint64_t *out, struct nb_err *err);
 /* Kills any process left in the groups and removes them; frees cg's strings. Safe on a zeroed cg. */

@@ -18,6 +18,8 @@ struct nb_router;
 struct nb_http_server;
 struct nb_netns_pool;
 struct nb_logs;
+struct nb_instance;
+struct nb_metrics;
 
 struct nb_daemon {
     uv_loop_t *loop;
@@ -34,11 +36,24 @@ struct nb_daemon {
     size_t fn_table_size, fn_count;
     /* admission */
     int64_t inflight;       /* admitted invocations, all functions */
+    int64_t inflight_unreserved; /* admitted invocations of functions without reservation */
     int64_t instances;      /* live instances, all functions */
+    struct nb_instance *inst_head; /* every live instance (instance.c) */
     uint32_t next_uid;      /* round-robin over cfg.uid_base..+uid_count */
     uint64_t instance_seq;  /* instance ids */
     bool draining;          /* SIGTERM received: no new invocations */
+    struct {
+        uint64_t invocations, function_errors, timeouts, throttles, cold_starts;
+    } stats;                /* counters for /metrics */
+    uint64_t started_ms;
     char runtime_dir_abs[4096];
 };
+
+/* Runs `nimbus serve` with cfg (consumed) until SIGTERM/SIGINT and the drain are done. Starts
+ * the spawner first, before any thread exists. Returns 0 or negative with err. */
+int daemon_run(struct nb_config *cfg, struct nb_err *err);
+/* Registers /healthz, /metrics and nimbus' own endpoints (api_nimbus.c). */
+struct nb_router;
+void api_nimbus_routes(struct nb_router *r, struct nb_daemon *d);
 
 #endif

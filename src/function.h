@@ -79,4 +79,21 @@ bool function_name_valid(const char *name);
  * -EINVAL when it does not match Lambda's pattern. */
 int function_parse_ref(const char *ref, char **name, char **qualifier, struct nb_err *err);
 
+/* Added by the control plane (api_lambda.c); additive to the contract above. */
+
+/* Like function_parse_ref, also returning the region and account id of an ARN form (malloc'd into
+ * *region / *account, NULL when the ref does not name them; either pointer may be NULL). */
+int function_parse_ref_arn(const char *ref, char **name, char **qualifier, char **region,
+                           char **account, struct nb_err *err);
+/* Maps a Runtime value to its kind; -EINVAL when nimbus does not run it. */
+int function_runtime_kind(const char *runtime, enum nb_runtime_kind *kind);
+/* FunctionConfiguration with FunctionArn qualified by qualifier (NULL: unqualified, as
+ * function_config_json). New reference. */
+json_t *function_config_json_qualified(const struct nb_function *fn, const char *qualifier);
+/* A new snapshot = cur with its tags replaced by a copy of tags (already validated). */
+struct nb_function *function_with_tags(const struct nb_function *cur, json_t *tags);
+/* Validates a Tags map (TagResource, CreateFunction) and returns a copy (new reference), or NULL
+ * with -EINVAL in err. */
+json_t *function_tags_validate(json_t *tags, struct nb_err *err);
+
 #endif

@@ -8,10 +8,23 @@
  * queued, and handed to the handler only after the earlier one was answered).
  *
  * Ownership: the server owns every request. Strings in a request (path, query, headers, body)
- * live in the request's arena until the request ends, i.e. until http_reply*() returns or, for a
- * request whose connection dies before it is answered, until the abort callback returns (the
- * handler must then still not touch it after that callback). After a reply the request pointer is
- * dead. http_reply() copies headers and body; http_reply_owned() consumes a malloc'd body.
+ * live in the request's arena until the request ends, and a request ends only when the handler
+ * calls http_reply*() for it: every request handed to the handler gets exactly one reply, even
+ * when its connection died first. After that call the request pointer is dead.
+ * http_reply() copies headers and body; http_reply_owned() consumes a malloc'd body.
+ *
+ * Abort and late replies: when the connection of a request that was handed out and not yet
+ * answered dies (client EOF or reset, write error, http_server_drop_connections/close), the
+ * request is marked dead: http_req_conn_alive() turns false, req->server becomes NULL, and
+ * req->on_abort (if set) is called once, on the loop, never from inside http_reply*(). The
+ * request stays valid (arena, body, headers) until the handler replies; a reply to a dead
+ * request writes nothing and just frees it. The handler may reply from inside on_abort (to
+ * release it early) or later from its normal path; it must not reply twice. A handler that
+ * never replies leaks the request. A client's EOF counts as a disconnect while a request is
+ * pending (HTTP clients do not half-close), but pipelined replies already queued are flushed
+ * before the connection closes. While a request is pending the connection keeps reading (so a
+ * disconnect is seen at once) until its 16 KiB read buffer is full of pipelined bytes; reading
+ * then pauses until the reply.
  *
  * Limits (struct nb_http_limits) are enforced here: header bytes and count, body size (413 with
  * the configured error shape), header and idle deadlines, connection cap. Malformed requests get a
@@ -35,7 +48,8 @@ struct nb_http_header {
 };
 
 struct nb_http_req;
-/* Called at most once when the connection dies before the request was answered. */
+/* Called at most once when the connection dies before the request was answered; the request
+ * stays valid until the handler replies to it (see "Abort and late replies" above). */
 typedef void (*nb_http_abort_cb)(struct nb_http_req *req, void *data);
 /* Called for every complete request. */
 typedef void (*nb_http_handler_cb)(struct nb_http_req *req, void *data);
@@ -64,45 +78,59 @@ struct nb_http_limits {
     size_t max_header_bytes;   /* request line + headers, default 64 KiB */
     size_t max_headers;        /* default 100 */
     size_t max_body;           /* default 6 MiB + 100 B */
-    uint64_t header_timeout_ms; /* time to receive a full request once its first byte came; 10 s */
+    uint64_t header_timeout_ms; /* time to receive a full request (headers and body) once its
+                                 * first byte came (408 and close); 0 = none; 10 s */
     uint64_t idle_timeout_ms;   /* keep-alive idle; 0 = none (Runtime API long polls); 60 s */
-    size_t max_conns;          /* default 4096 */
+    size_t max_conns;          /* default 4096; over it a new connection is accepted and closed */
     /* Body of the 413 sent when max_body is exceeded, and its x-amzn-ErrorType header value
      * (NULL: a plain 413). */
     const char *too_large_type;
     const char *too_large_body;
 };
+
+/* Fills lim with the defaults above. */
 void http_limits_default(struct nb_http_limits *lim);
 
-/* Returns a new server (owned by the caller, freed by http_server_close). Nothing listens yet. */
+/* Returns a new server (owned by the caller, freed by http_server_close). Nothing listens yet.
+ * lim is copied (its strings too). */
 struct nb_http_server *http_server_new(uv_loop_t *loop, const struct nb_http_limits *lim,
                                        nb_http_handler_cb handler, void *data);
-/* Binds and listens on host:port (port 0 picks one; see http_server_port). */
+/* Binds and listens on host:port (IPv4 or IPv6 literal; port 0 picks one, see
+ * http_server_port). One listener per server: -EBUSY if it already has one. */
 int http_server_listen(struct nb_http_server *srv, const char *host, int port, struct nb_err *err);
-/* Serves an already bound and listening TCP socket; consumes fd (closed on failure too). */
+/* Serves an already bound and listening stream socket; consumes fd (closed on failure too). */
 int http_server_open(struct nb_http_server *srv, int fd, struct nb_err *err);
+/* The local port of the listener, or 0 when it does not listen. */
 int http_server_port(const struct nb_http_server *srv);
 /* Closes every connection of the server (pending requests get their abort callback); the server
  * keeps listening. */
 void http_server_drop_connections(struct nb_http_server *srv);
 /* Stops listening, drops all connections and frees the server once libuv closed every handle;
- * cb (may be NULL) runs after that. */
+ * cb (may be NULL) runs after that, always from a later loop callback. Dead requests still held
+ * by handlers outlive the server (they do not point to it). */
 void http_server_close(struct nb_http_server *srv, void (*cb)(void *data), void *data);
+/* Connections whose handles are not closed yet (a dropped one counts until its close callback). */
 size_t http_server_conn_count(const struct nb_http_server *srv);
 
 /* Case-insensitive header lookup; NULL when absent (first one if repeated). */
 const char *http_req_header(const struct nb_http_req *req, const char *name);
 /* Percent-decoded value of query parameter name ('+' is a space), allocated in the request arena;
- * NULL when absent. */
+ * NULL when absent; "" for "?name" or "?name=". Pairs with malformed escapes are ignored. */
 const char *http_req_query(struct nb_http_req *req, const char *name);
 /* Takes the body out of the request (malloc'd, NUL-terminated; caller frees); the request's body
  * becomes empty. */
 char *http_req_steal_body(struct nb_http_req *req, size_t *len);
-/* True when the client asked to close after this request or the connection is already gone. */
+/* False once the request is dead (its connection is gone, see "Abort and late replies"); true
+ * while a reply can still be delivered, including when the client asked to close after it. */
 bool http_req_conn_alive(const struct nb_http_req *req);
+/* True when the connection will be closed after this request's reply (Connection: close,
+ * HTTP/1.0 without keep-alive) or is already gone. */
+bool http_req_will_close(const struct nb_http_req *req);
 
 /* Answers req and ends it. Headers are (name, value) pairs; Content-Length, Date and Connection
- * are added here and must not be passed. Copies body. */
+ * are added here and must not be passed (such headers, and Transfer-Encoding, are dropped; CR
+ * and LF in values become spaces). Copies body; hdrs and body may point into req's arena. HEAD
+ * requests and 1xx/204/304 replies get no body (HEAD keeps the Content-Length of body). */
 void http_reply(struct nb_http_req *req, int status, const struct nb_http_header *hdrs,
                 size_t n_hdrs, const void *body, size_t len);
 /* Same, consuming body (malloc'd; freed after it was written or on failure). */

@@ -6,6 +6,10 @@
  * significant, as in botocore's models. Labels are percent-decoded into the request arena.
  * Method "*" matches any method. Routes are tried in the order added. A path that matches some
  * route but not its method yields NB_ROUTE_BAD_METHOD.
+ * The path is split on raw '/' before decoding, so a label may decode to a value containing '/'
+ * (from %2F); ':' arrives as %3A in ARNs. Literal segments compare with the decoded segment.
+ * Extension: a last segment `{Name+}` is a greedy label matching the non-empty rest of the path,
+ * slashes included (botocore's S3 keys). Methods are compared exactly (HEAD does not match GET).
  */
 #ifndef NIMBUS_ROUTER_H
 #define NIMBUS_ROUTER_H
@@ -28,7 +32,8 @@ enum nb_route_result { NB_ROUTE_OK = 0, NB_ROUTE_NOT_FOUND, NB_ROUTE_BAD_METHOD,
 
 struct nb_router *router_new(void);
 void router_free(struct nb_router *r);
-/* pattern and method are borrowed (must outlive the router; use literals). */
+/* pattern and method are borrowed (must outlive the router; use literals). A bad pattern (not
+ * starting with '/', a label not a whole segment, more than NB_ROUTE_MAX_PARAMS labels) is a BUG. */
 void router_add(struct nb_router *r, const char *method, const char *pattern, nb_route_cb cb,
                 void *data);
 /* Finds the route for req; on NB_ROUTE_OK fills *cb, *data and *m (values in req's arena).

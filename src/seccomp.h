@@ -18,4 +18,13 @@
 /* Builds the filter; prog->filter is malloc'd (free it). */
 int seccomp_build(struct sock_fprog *prog, struct nb_err *err);
 
+/* This header shadows libseccomp's <seccomp.h> (src/ is on the include path). seccomp.c defines
+ * NIMBUS_WANT_LIBSECCOMP and includes <seccomp.h>: found here through the path, #include_next
+ * continues the search and reaches the library's header. The pragma (rest of file = system
+ * header) keeps -Wpedantic quiet about #include_next. Nobody else needs this. */
+#ifdef NIMBUS_WANT_LIBSECCOMP
+#pragma GCC system_header
+#include_next <seccomp.h>
+#endif
+
 #endif

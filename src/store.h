@@ -27,9 +27,13 @@ int store_function_insert(struct nb_store *st, const char *name, const char *doc
 /* Replaces an existing record; -ENOENT if absent. */
 int store_function_update(struct nb_store *st, const char *name, const char *doc,
                           struct nb_err *err);
+/* Reads one record into *doc (malloc'd, caller frees); -ENOENT if absent. */
+int store_function_get(struct nb_store *st, const char *name, char **doc, struct nb_err *err);
 /* Deletes; -ENOENT if absent. */
 int store_function_delete(struct nb_store *st, const char *name, struct nb_err *err);
-/* Calls cb for each record in name order; a non-zero return from cb stops and is returned. */
+/* Calls cb for each record in name order (bytewise); a non-zero return from cb stops and is
+ * returned. The records are read first and cb runs outside the store's lock, so cb may call the
+ * store; it sees the records as they were when the call started. */
 typedef int (*nb_store_function_cb)(void *data, const char *name, const char *doc);
 int store_function_each(struct nb_store *st, nb_store_function_cb cb, void *data,
                         struct nb_err *err);

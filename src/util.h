@@ -61,13 +61,13 @@ static inline void fclosep(FILE **f)
 #define _cleanup_close_ _cleanup_(closep)
 #define _cleanup_fclose_ _cleanup_(fclosep)
 #define steal_ptr(p)                                                                               \
-    ({                                                                                             \
+    __extension__({                                                                                             \
         __typeof__(p) steal__tmp = (p);                                                            \
         (p) = NULL;                                                                                \
         steal__tmp;                                                                                \
     })
 #define steal_fd(fd)                                                                               \
-    ({                                                                                             \
+    __extension__({                                                                                             \
         int steal__tmp = (fd);                                                                     \
         (fd) = -1;                                                                                 \
         steal__tmp;                                                                                \

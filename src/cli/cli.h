@@ -1,0 +1,76 @@
+/*
+ * cli.h - the nimbus command line: the subcommand table, the exit-code contract and the one place
+ * where a subcommand's error is reported.
+ *
+ * `nimbus CMD ARGS...` looks CMD up in the table of cli.c and calls its function with argv[0] set
+ * to CMD. Each subcommand is one file (cmd_<name>.c); it parses its own options (getopt_long, with
+ * CLI_COMMON_OPTIONS), does its work through the library, and returns an exit code. A subcommand
+ * that fails fills a struct nb_err and hands it to cli_report(), which prints it once on stderr and
+ * picks the exit code; nothing below a subcommand prints errors.
+ *
+ * Exit codes: 0 ok, 1 the function failed (X-Amz-Function-Error), 2 usage or bad local input,
+ * 3 platform error (nimbus unreachable or it answered with an error).
+ */
+#ifndef NIMBUS_CLI_H
+#define NIMBUS_CLI_H
+
+#include <getopt.h>
+
+#include "err.h"
+
+enum cli_exit {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FUNCTION = 1,
+    CLI_EXIT_USAGE = 2,
+    CLI_EXIT_PLATFORM = 3,
+};
+
+/* A subcommand: argv[0] is its name; returns an exit code (enum cli_exit for client commands). */
+typedef int (*cli_cmd_cb)(int argc, char **argv);
+
+struct nb_cli_cmd {
+    const char *name;
+    cli_cmd_cb fn;
+    const char *summary; /* one line for `nimbus --help` */
+};
+
+/* The whole CLI: global options (--help, --version, --endpoint URL), then dispatch. */
+int cli_main(int argc, char **argv);
+
+/* The subcommands. serve and config belong to the daemon side (cmd_serve.c, cmd_config.c). */
+int cmd_serve(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+int cmd_deploy(int argc, char **argv);
+int cmd_invoke(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+
+/* Options every client subcommand accepts; getopt_long returns CLI_OPT_ENDPOINT / 'h' for them. */
+#define CLI_OPT_ENDPOINT 0x100
+/* clang-format off */
+#define CLI_COMMON_OPTIONS \
+    {"endpoint", required_argument, NULL, CLI_OPT_ENDPOINT}, {"help", no_argument, NULL, 'h'}
+/* clang-format on */
+/* The usage line for them, to append to a subcommand's usage text. */
+#define CLI_COMMON_HELP                                                                            \
+    "  --endpoint URL       nimbus API endpoint (default: $NIMBUS_ENDPOINT, else\n"                \
+    "                       http://127.0.0.1:9000)\n"                                              \
+    "  -h, --help           show this help\n"
+
+/* Prints usage to stdout; returns CLI_EXIT_OK (for --help). */
+int cli_help(const char *usage);
+/* Prints "error: <message>" and then usage on stderr; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *usage, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* Reports a getopt_long failure (unknown option / missing argument) for argv; returns
+ * CLI_EXIT_USAGE. Call it when getopt_long returns '?' or ':' (optstring must start with ':'). */
+int cli_bad_option(const char *usage, int c, char **argv);
+/*
+ * Prints "error: <err->msg>" once on stderr and returns the exit code for err->code:
+ * EREMOTEIO (nimbus answered with an error), EHOSTUNREACH (cannot reach it) and EPROTO (an answer
+ * that makes no sense) are platform errors (3); every other code is bad local input (2), such as
+ * a missing file or a value nimbus would refuse anyway.
+ */
+int cli_report(const struct nb_err *err);
+
+#endif

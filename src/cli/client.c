@@ -1,0 +1,347 @@
+/*
+ * client.c - the CLI's HTTP client (see client.h): endpoint resolution, one libcurl easy handle
+ * per run (connections reused), request/response plumbing, AWS error parsing and botocore-style
+ * percent-encoding.
+ *
+ * Every request goes through sign_request() just before it is sent; it is the single place where
+ * SigV4 signing will be added. curl is told not to send "Expect: 100-continue" (a round trip for
+ * nothing against nimbus) nor its default form Content-Type. Only the headers of the final
+ * response are kept (a 100 Continue's are dropped).
+ */
+#include "cli/client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <strings.h>
+
+#ifndef NIMBUS_VERSION
+#define NIMBUS_VERSION "unknown"
+#endif
+
+static bool has_http_scheme(const char *url)
+{
+    return !strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8);
+}
+
+int client_init(struct nb_client *c, const char *endpoint, struct nb_err *err)
+{
+    static bool curl_ready;
+
+    memset(c, 0, sizeof(*c));
+    if (!endpoint || !*endpoint)
+        endpoint = getenv("NIMBUS_ENDPOINT");
+    if (!endpoint || !*endpoint)
+        endpoint = CLIENT_DEFAULT_ENDPOINT;
+    if (!has_http_scheme(endpoint))
+        return err_set(err, EINVAL, "invalid endpoint '%s': expected http://HOST:PORT", endpoint);
+    size_t n = strlen(endpoint);
+    while (n > 0 && endpoint[n - 1] == '/')
+        n--;
+    c->endpoint = xstrndup(endpoint, n);
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return err_set(err, EIO, "cannot initialise libcurl");
+        curl_ready = true;
+    }
+    c->curl = curl_easy_init();
+    if (!c->curl)
+        return err_set(err, EIO, "cannot initialise libcurl");
+    return 0;
+}
+
+void client_release(struct nb_client *c)
+{
+    if (c->curl)
+        curl_easy_cleanup(c->curl);
+    free(c->endpoint);
+    c->curl = NULL;
+    c->endpoint = NULL;
+}
+
+void client_resp_release(struct nb_client_resp *resp)
+{
+    buf_release(&resp->body);
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        free(resp->headers[i].name);
+        free(resp->headers[i].value);
+    }
+    free(resp->headers);
+    resp->headers = NULL;
+    resp->nheaders = 0;
+    resp->status = 0;
+}
+
+static void drop_headers(struct nb_client_resp *resp)
+{
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        free(resp->headers[i].name);
+        free(resp->headers[i].value);
+    }
+    resp->nheaders = 0;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct nb_client_resp *resp = userdata;
+    size_t len = size * nmemb;
+    const char *end = data + len;
+
+    /* A status line starts a new response (after 100 Continue): forget the previous headers. */
+    if (len >= 5 && !memcmp(data, "HTTP/", 5)) {
+        drop_headers(resp);
+        return len;
+    }
+    const char *colon = memchr(data, ':', len);
+    if (!colon || colon == data)
+        return len;
+    const char *v = colon + 1;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    const char *ve = end;
+    while (ve > v && (ve[-1] == '\r' || ve[-1] == '\n' || ve[-1] == ' ' || ve[-1] == '\t'))
+        ve--;
+    /* The capacity is 8, then doubles: grow when nheaders reaches it. */
+    size_t n = resp->nheaders;
+    if (n == 0 || (n >= 8 && (n & (n - 1)) == 0))
+        resp->headers = xrealloc(resp->headers, (n ? 2 * n : 8) * sizeof(*resp->headers));
+    resp->headers[resp->nheaders].name = xstrndup(data, (size_t)(colon - data));
+    resp->headers[resp->nheaders].value = xstrndup(v, (size_t)(ve - v));
+    resp->nheaders++;
+    return len;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct nb_client_resp *resp = userdata;
+    buf_append(&resp->body, data, size * nmemb);
+    return size * nmemb;
+}
+
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct nb_client *c = userdata;
+    return c->cancel && *c->cancel ? 1 : 0;
+}
+
+/*
+ * The signing hook: called once per request with the final method, path, query, body and header
+ * list, just before it is sent. Unsigned for now (nimbus accepts any request until access keys
+ * exist). SigV4 goes here: read AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN /
+ * AWS_REGION, add X-Amz-Date and X-Amz-Content-Sha256 (sha256 of req->body), build the canonical
+ * request (Lambda: path re-encoded, query sorted), and append the Authorization header to *headers.
+ */
+static int sign_request(struct nb_client *c, const struct nb_client_req *req,
+                        struct curl_slist **headers, struct nb_err *err)
+{
+    return 0;
+}
+
+static struct curl_slist *append_header(struct curl_slist *list, const char *h)
+{
+    struct curl_slist *l = curl_slist_append(list, h);
+    if (!l) {
+        fprintf(stderr, "fatal: out of memory\n");
+        abort();
+    }
+    return l;
+}
+
+static void free_slist(struct curl_slist **l)
+{
+    curl_slist_free_all(*l);
+}
+
+int client_request(struct nb_client *c, const struct nb_client_req *req,
+                   struct nb_client_resp *resp, struct nb_err *err)
+{
+    CURL *h = c->curl;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    _cleanup_(free_slist) struct curl_slist *headers = NULL;
+    _cleanup_free_ char *url =
+        xasprintf("%s%s%s%s", c->endpoint, req->path, req->query && *req->query ? "?" : "",
+                  req->query ? req->query : "");
+
+    client_resp_release(resp);
+    curl_easy_reset(h); /* keeps the connection cache */
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "nimbus-cli/" NIMBUS_VERSION);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+    if (c->cancel) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    }
+
+    if (!strcmp(req->method, "GET")) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+        if (req->body_len || strcmp(req->method, "DELETE") != 0) {
+            /* POSTFIELDS with an explicit size is binary-safe; an empty body still sends
+             * Content-Length: 0, which servers expect on POST/PUT. */
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body_len ? req->body : "");
+        }
+    }
+
+    headers = append_header(headers, "Expect:");
+    if (req->content_type) {
+        _cleanup_free_ char *ct = xasprintf("Content-Type: %s", req->content_type);
+        headers = append_header(headers, ct);
+    } else {
+        headers = append_header(headers, "Content-Type:");
+    }
+    for (const char *const *x = req->headers; x && *x; x++)
+        headers = append_header(headers, *x);
+    int r = sign_request(c, req, &headers, err);
+    if (r < 0)
+        return r;
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+
+    CURLcode cc = curl_easy_perform(h);
+    if (cc == CURLE_ABORTED_BY_CALLBACK)
+        return err_set(err, ECANCELED, "interrupted");
+    if (cc != CURLE_OK)
+        return err_set(err, EHOSTUNREACH, "cannot reach nimbus at %s: %s", c->endpoint,
+                       errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    return 0;
+}
+
+const char *client_resp_header(const struct nb_client_resp *resp, const char *name)
+{
+    for (size_t i = 0; i < resp->nheaders; i++)
+        if (!strcasecmp(resp->headers[i].name, name))
+            return resp->headers[i].value;
+    return NULL;
+}
+
+static char *json_str_member(json_t *obj, const char *const *keys)
+{
+    for (; *keys; keys++) {
+        const char *s = json_string_value(json_object_get(obj, *keys));
+        if (s && *s)
+            return xstrdup(s);
+    }
+    return NULL;
+}
+
+void client_aws_error(const struct nb_client_resp *resp, char **type, char **message)
+{
+    static const char *const code_keys[] = {"code", "Code", NULL};
+    static const char *const msg_keys[] = {"message", "Message", NULL};
+    json_t *body = NULL;
+
+    *type = NULL;
+    *message = NULL;
+    if (resp->body.len)
+        body = json_loadb(resp->body.data, resp->body.len, 0, NULL);
+    if (body && !json_is_object(body)) {
+        json_decref(body);
+        body = NULL;
+    }
+    const char *hdr = client_resp_header(resp, "x-amzn-ErrorType");
+    if (hdr && *hdr) {
+        *type = xstrndup(hdr, strcspn(hdr, ":"));
+    } else if (body) {
+        *type = json_str_member(body, code_keys);
+        const char *t = json_string_value(json_object_get(body, "__type"));
+        if (!*type && t && *t) {
+            const char *hash = strrchr(t, '#');
+            *type = xstrdup(hash ? hash + 1 : t);
+        }
+    }
+    if (body)
+        *message = json_str_member(body, msg_keys);
+    json_decref(body);
+}
+
+int client_check(const struct nb_client_resp *resp, struct nb_err *err)
+{
+    if (resp->status >= 200 && resp->status < 300)
+        return 0;
+    _cleanup_free_ char *type = NULL;
+    _cleanup_free_ char *message = NULL;
+    client_aws_error(resp, &type, &message);
+    if (type)
+        return err_set(err, EREMOTEIO, "%s: %s", type, message ? message : "(no message)");
+    /* Not an AWS error: show the start of the body, on one line. */
+    char snippet[160];
+    size_t n = resp->body.len < sizeof(snippet) - 1 ? resp->body.len : sizeof(snippet) - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)resp->body.data[i];
+        snippet[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    snippet[n] = '\0';
+    return err_set(err, EREMOTEIO, "HTTP %ld%s%s", resp->status, n ? ": " : "", snippet);
+}
+
+json_t *client_resp_json(const struct nb_client_resp *resp, struct nb_err *err)
+{
+    json_error_t je;
+    json_t *j = json_loadb(resp->body.data ? resp->body.data : "", resp->body.len, 0, &je);
+    if (!j) {
+        err_set(err, EPROTO, "invalid JSON from nimbus: %s", je.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        err_set(err, EPROTO, "invalid JSON from nimbus: expected an object");
+        return NULL;
+    }
+    return j;
+}
+
+int client_json(struct nb_client *c, const char *method, const char *path, const char *query,
+                json_t *body, struct nb_client_resp *resp, json_t **out, struct nb_err *err)
+{
+    _cleanup_free_ char *text = NULL;
+    struct nb_client_req req = {.method = method, .path = path, .query = query};
+
+    if (out)
+        *out = NULL;
+    if (body) {
+        text = json_dumps(body, JSON_COMPACT);
+        if (!text)
+            BUG("cannot serialise a request body");
+        req.content_type = "application/json";
+        req.body = text;
+        req.body_len = strlen(text);
+    }
+    int r = client_request(c, &req, resp, err);
+    if (r < 0)
+        return r;
+    r = client_check(resp, err);
+    if (r < 0)
+        return r;
+    if (out && resp->body.len) {
+        *out = client_resp_json(resp, err);
+        if (!*out)
+            return -EPROTO;
+    }
+    return 0;
+}
+
+char *client_escape(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    struct nb_buf b = NB_BUF_INIT;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char ch = *p;
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+            buf_append(&b, p, 1);
+        } else {
+            char enc[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+            buf_append(&b, enc, 3);
+        }
+    }
+    return buf_detach(&b, NULL);
+}

@@ -1,0 +1,36 @@
+/*
+ * cmd_config.c - `nimbus config show|check [settings]`: prints the effective settings (defaults <
+ * file < flags) as an INI file, or only validates them (exit 0, or 2 with the error).
+ */
+#include <errno.h>
+
+#include "../config.h"
+#include "cli.h"
+
+int cmd_config(int argc, char **argv)
+{
+    const char *what = argc > 1 ? argv[1] : "";
+    if (strcmp(what, "show") && strcmp(what, "check")) {
+        FILE *out = !strcmp(what, "--help") || !strcmp(what, "-h") ? stdout : stderr;
+        fprintf(out, "usage: nimbus config show|check [--config FILE] [settings...]\n\n");
+        config_usage(out);
+        return out == stdout ? 0 : 2;
+    }
+    struct nb_config cfg;
+    struct nb_err err = {0};
+    int rc = config_load(&cfg, argc - 1, argv + 1, &err);
+    if (rc == -ENOENT) {
+        config_usage(stdout);
+        config_release(&cfg);
+        return 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "error: %s\n", err.msg);
+        config_release(&cfg);
+        return 2;
+    }
+    if (!strcmp(what, "show"))
+        config_show(&cfg, stdout);
+    config_release(&cfg);
+    return 0;
+}

@@ -1,0 +1,174 @@
+/*
+ * cmd_logs.c - `nimbus logs NAME [--follow] [--since 10m|2h|30s|<epoch-ms>]`.
+ *
+ * Reads nimbus' own log endpoint, GET /nimbus/v1/functions/NAME/logs?since=MS[&nextToken=T],
+ * which answers {"events":[{"timestamp":MS,"message":"..."}],"nextToken":"..."} with only the
+ * events after nextToken when one is passed. Without --follow, pages are read until one comes back
+ * empty; with --follow, polling goes on every 500 ms until SIGINT, which ends the run with exit 0
+ * (the handler only raises a flag; a request in flight is aborted through client.cancel). Each
+ * message is printed on its own line and stdout is flushed after every page, so a pipe sees lines
+ * as they come.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+
+#include "cli/cli.h"
+#include "cli/cli_util.h"
+#include "cli/client.h"
+
+#define POLL_MS 500
+#define DEFAULT_SINCE "10m"
+
+static const char usage[] =
+    "usage: nimbus logs NAME [options]\n"
+    "\n"
+    "Prints the log of function NAME: its own output and the START, END and REPORT lines.\n"
+    "\n"
+    "options:\n"
+    "  -f, --follow         keep printing new lines until interrupted (Ctrl-C)\n"
+    "  --since WHEN         start from WHEN ago (30s, 10m, 2h, 1d, 1h30m) or from an\n"
+    "                       absolute time in ms since the epoch (default " DEFAULT_SINCE
+    ")\n" CLI_COMMON_HELP;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    interrupted = 1;
+}
+
+/* Prints the events of one page; *count = how many. */
+static int print_events(json_t *body, size_t *count, struct nb_err *err)
+{
+    json_t *events = json_object_get(body, "events");
+    json_t *ev;
+    size_t i;
+
+    *count = 0;
+    if (!events)
+        return 0;
+    if (!json_is_array(events))
+        return err_set(err, EPROTO, "invalid logs answer: events is not a list");
+    json_array_foreach(events, i, ev)
+    {
+        json_t *m = json_object_get(ev, "message");
+        if (!json_is_string(m))
+            continue;
+        const char *s = json_string_value(m);
+        size_t len = json_string_length(m);
+        fwrite(s, 1, len, stdout);
+        if (!len || s[len - 1] != '\n')
+            fputc('\n', stdout);
+    }
+    *count = json_array_size(events);
+    fflush(stdout);
+    return 0;
+}
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    /* SIGINT interrupts the sleep (no SA_RESTART); the caller checks the flag */
+    nanosleep(&ts, NULL);
+}
+
+static int logs(struct nb_client *c, const char *name, uint64_t since, bool follow,
+                struct nb_err *err)
+{
+    _cleanup_free_ char *ename = client_escape(name);
+    _cleanup_free_ char *path = xasprintf("/nimbus/v1/functions/%s/logs", ename);
+    _cleanup_free_ char *token = NULL;
+
+    while (!interrupted) {
+        struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
+        _cleanup_free_ char *query = NULL;
+        json_t *body = NULL;
+        size_t count = 0;
+
+        if (token) {
+            _cleanup_free_ char *t = client_escape(token);
+            query = xasprintf("since=%" PRIu64 "&nextToken=%s", since, t);
+        } else {
+            query = xasprintf("since=%" PRIu64, since);
+        }
+        int r = client_json(c, "GET", path, query, NULL, &resp, &body, err);
+        client_resp_release(&resp);
+        if (r == -ECANCELED || interrupted) {
+            json_decref(body);
+            return 0;
+        }
+        if (r < 0)
+            return r;
+        r = body ? print_events(body, &count, err) : 0;
+        const char *next = json_string_value(json_object_get(body, "nextToken"));
+        bool moved = next && *next && (!token || strcmp(next, token) != 0);
+        if (moved) {
+            free(token);
+            token = xstrdup(next);
+        }
+        json_decref(body);
+        if (r < 0)
+            return r;
+        /* Without a new token the same page would come back: never spin on it. */
+        if (count == 0 || !moved) {
+            if (!follow)
+                return 0;
+            pause_ms(POLL_MS);
+        }
+    }
+    return 0;
+}
+
+int cmd_logs(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"follow", no_argument, NULL, 'f'},
+        {"since", required_argument, NULL, 's'},
+        CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    const char *endpoint = NULL;
+    const char *since_arg = DEFAULT_SINCE;
+    struct nb_err err = {0};
+    bool follow = false;
+    uint64_t since;
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":hf", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'f':
+            follow = true;
+            break;
+        case 's':
+            since_arg = optarg;
+            break;
+        case CLI_OPT_ENDPOINT:
+            endpoint = optarg;
+            break;
+        case 'h':
+            return cli_help(usage);
+        default:
+            return cli_bad_option(usage, c, argv);
+        }
+    }
+    if (argc - optind != 1)
+        return cli_usage_error(usage, argc - optind < 1 ? "missing NAME" : "too many arguments");
+    if (cli_parse_since(since_arg, now_ms(), &since, &err) < 0)
+        return cli_usage_error(usage, "%s", err.msg);
+
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    if (follow)
+        sigaction(SIGINT, &sa, NULL);
+
+    struct nb_client cl;
+    int r = client_init(&cl, endpoint, &err);
+    cl.cancel = &interrupted;
+    if (r == 0)
+        r = logs(&cl, argv[optind], since, follow, &err);
+    client_release(&cl);
+    return r < 0 ? cli_report(&err) : CLI_EXIT_OK;
+}

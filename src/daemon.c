@@ -1,0 +1,230 @@
+/*
+ * daemon.c - `nimbus serve`: start-up order, signals, the idle reaper and the bounded drain.
+ *
+ * Start-up order matters: the spawner is forked first, while the process is single-threaded;
+ * then the data dir, cgroups, the store (functions loaded into the registry), the loop's
+ * listeners and the network-namespace pool. SIGTERM/SIGINT: stop admitting, wait up to
+ * drain_timeout_s for in-flight invocations, kill every instance, wait (bounded) for their exit
+ * reports, close everything. A second SIGTERM skips the wait. SIGHUP reloads the config file.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include "api.h"
+#include "cgroup.h"
+#include "http.h"
+#include "instance.h"
+#include "log.h"
+#include "logs.h"
+#include "netns_pool.h"
+#include "router.h"
+#include "spawner.h"
+#include "store.h"
+
+#define API_MAX_BODY (75u * 1024 * 1024)
+#define KILL_WAIT_MS 5000
+
+struct runtime {
+    struct nb_daemon d;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t reaper, drain;
+    uint64_t drain_deadline_ns, kill_deadline_ns;
+    bool killed, closing;
+};
+
+static int load_function(void *data, const char *name, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_err err = {0};
+    struct nb_function *fn = function_from_record(&d->fnctx, doc, &err);
+    if (!fn) {
+        log_err("skipping unreadable function record name=%s err=\"%s\"", name, err.msg);
+        return 0;
+    }
+    registry_add(d, fn);
+    return 0;
+}
+
+static void close_all(struct runtime *rt)
+{
+    struct nb_daemon *d = &rt->d;
+    if (rt->closing)
+        return;
+    rt->closing = true;
+    log_info("stopping instances=%lld", (long long)d->instances);
+    uv_timer_stop(&rt->drain);
+    uv_close((uv_handle_t *)&rt->drain, NULL);
+    uv_close((uv_handle_t *)&rt->reaper, NULL);
+    uv_close((uv_handle_t *)&rt->sig_term, NULL);
+    uv_close((uv_handle_t *)&rt->sig_int, NULL);
+    uv_close((uv_handle_t *)&rt->sig_hup, NULL);
+    http_server_close(d->api, NULL, NULL);
+    d->api = NULL;
+    netns_pool_release(d);
+    logs_free(d->logs);
+    d->logs = NULL;
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    struct runtime *rt = t->data;
+    struct nb_daemon *d = &rt->d;
+    uint64_t now = mono_ns();
+    if (!rt->killed && (d->inflight == 0 || now >= rt->drain_deadline_ns)) {
+        if (d->inflight)
+            log_warn("drain timeout: stopping with invocations in flight inflight=%lld",
+                     (long long)d->inflight);
+        rt->killed = true;
+        rt->kill_deadline_ns = now + KILL_WAIT_MS * 1000000ull;
+        pool_kill_all(d);
+    }
+    if (rt->killed && (d->instances == 0 || now >= rt->kill_deadline_ns))
+        close_all(rt);
+}
+
+static void begin_drain(struct runtime *rt, bool fast)
+{
+    struct nb_daemon *d = &rt->d;
+    if (!d->draining) {
+        d->draining = true;
+        log_info("draining inflight=%lld timeout_s=%lld", (long long)d->inflight,
+                 (long long)d->cfg.drain_timeout_s);
+        rt->drain_deadline_ns = mono_ns() + (uint64_t)d->cfg.drain_timeout_s * 1000000000ull;
+        pool_reap(d, true);
+        uv_timer_start(&rt->drain, on_drain_tick, 0, 20);
+    } else if (fast) {
+        rt->drain_deadline_ns = 0;
+    }
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct runtime *rt = s->data;
+    if (signum == SIGHUP) {
+        struct nb_err err = {0};
+        if (config_reload(&rt->d.cfg, &err) < 0) {
+            log_err("config reload failed err=\"%s\"", err.msg);
+            return;
+        }
+        log_parse_level(rt->d.cfg.log_level, &nb_log_level);
+        netns_pool_fill(&rt->d);
+        log_info("config reloaded file=%s", rt->d.cfg.config_file ? rt->d.cfg.config_file : "-");
+        return;
+    }
+    begin_drain(rt, true);
+}
+
+static void on_reap(uv_timer_t *t)
+{
+    struct runtime *rt = t->data;
+    pool_reap(&rt->d, false);
+}
+
+static int setup(struct runtime *rt, struct nb_err *err)
+{
+    struct nb_daemon *d = &rt->d;
+    int rc = mkdir_p(d->cfg.data_dir, 0750);
+    if (rc < 0)
+        return err_set(err, rc, "cannot create data dir '%s': %s", d->cfg.data_dir,
+                       strerror(-rc));
+    char abs[PATH_MAX];
+    if (!realpath(d->cfg.data_dir, abs))
+        return err_set(err, errno, "cannot resolve data dir '%s': %s", d->cfg.data_dir,
+                       strerror(errno));
+    free(d->cfg.data_dir);
+    d->cfg.data_dir = xstrdup(abs);
+    if (!realpath(d->cfg.runtime_dir, d->runtime_dir_abs))
+        return err_set(err, errno, "cannot resolve runtime dir '%s': %s", d->cfg.runtime_dir,
+                       strerror(errno));
+    if ((rc = cgroup_setup(err)) < 0)
+        return rc;
+    d->store = store_open(d->cfg.data_dir, err);
+    if (!d->store)
+        return -err->code;
+    registry_init(d);
+    if ((rc = store_function_each(d->store, load_function, d, err)) < 0)
+        return rc;
+    d->loop = uv_default_loop();
+    d->logs = logs_new(d->loop, d->cfg.data_dir, err);
+    if (!d->logs)
+        return -err->code;
+    if ((rc = spawner_attach(d->spawner, d->loop, err)) < 0)
+        return rc;
+    d->router = router_new();
+    api_lambda_routes(d->router, d);
+    api_invoke_routes(d->router, d);
+    api_nimbus_routes(d->router, d);
+    struct nb_http_limits lim;
+    http_limits_default(&lim);
+    lim.max_body = API_MAX_BODY;
+    lim.too_large_type = "RequestTooLargeException";
+    lim.too_large_body = "{\"Type\":\"User\",\"message\":\"Request must be smaller than "
+                         "78643200 bytes\",\"Message\":\"Request must be smaller than 78643200 "
+                         "bytes\"}";
+    d->api = http_server_new(d->loop, &lim, api_handle, d);
+    if ((rc = http_server_listen(d->api, d->cfg.listen_host, d->cfg.listen_port, err)) < 0)
+        return err_prefix(err, "cannot listen on %s", d->cfg.listen);
+    netns_pool_init(d);
+    netns_pool_fill(d);
+    return 0;
+}
+
+int daemon_run(struct nb_config *cfg, struct nb_err *err)
+{
+    struct runtime *rt = xcalloc(1, sizeof(*rt));
+    struct nb_daemon *d = &rt->d;
+    d->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    d->fnctx.region = d->cfg.region;
+    d->fnctx.account_id = d->cfg.account_id;
+    d->started_ms = now_ms();
+    log_parse_level(d->cfg.log_level, &nb_log_level);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = 0;
+    d->spawner = spawner_start(err); /* first: no thread may exist yet */
+    if (!d->spawner) {
+        rc = -err->code;
+        goto out;
+    }
+    if ((rc = setup(rt, err)) < 0)
+        goto out;
+    uv_signal_init(d->loop, &rt->sig_term);
+    uv_signal_init(d->loop, &rt->sig_int);
+    uv_signal_init(d->loop, &rt->sig_hup);
+    rt->sig_term.data = rt->sig_int.data = rt->sig_hup.data = rt;
+    uv_signal_start(&rt->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&rt->sig_int, on_signal, SIGINT);
+    uv_signal_start(&rt->sig_hup, on_signal, SIGHUP);
+    uv_timer_init(d->loop, &rt->reaper);
+    uv_timer_init(d->loop, &rt->drain);
+    rt->reaper.data = rt->drain.data = rt;
+    uv_timer_start(&rt->reaper, on_reap, (uint64_t)d->cfg.reap_interval_ms,
+                   (uint64_t)d->cfg.reap_interval_ms);
+    log_info("listening addr=%s:%d data_dir=%s functions=%zu pid=%d", d->cfg.listen_host,
+             http_server_port(d->api), d->cfg.data_dir, d->fn_count, (int)getpid());
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    log_info("stopped");
+out:
+    if (d->loop && !rt->closing && d->api) {
+        http_server_close(d->api, NULL, NULL);
+        uv_run(d->loop, UV_RUN_NOWAIT);
+    }
+    if (d->spawner)
+        spawner_stop(d->spawner);
+    if (d->loop)
+        uv_loop_close(d->loop);
+    if (d->fn_table)
+        registry_release(d);
+    if (d->router)
+        router_free(d->router);
+    if (d->store)
+        store_close(d->store);
+    free(d->netns);
+    config_release(&d->cfg);
+    free(rt);
+    return rc;
+}

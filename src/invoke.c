@@ -1,0 +1,204 @@
+/*
+ * invoke.c - one synchronous invocation from admission to the caller's reply: delivery to the
+ * runtime, the timeout, the START/END/REPORT lines, the Tail log and the reply headers.
+ *
+ * Ownership: an invocation is created by api_invoke.c, which admitted it (counters in the daemon
+ * and the function's pool). It is completed exactly once, by invoke_complete() or invoke_fail(),
+ * which release the admission, detach it from its instance and free it once its timer handle
+ * closed. Loop thread only.
+ */
+#include <errno.h>
+#include <math.h>
+
+#include "api.h"
+#include "codec.h"
+#include "daemon.h"
+#include "instance.h"
+#include "log.h"
+#include "logs.h"
+
+#define TAIL_BYTES 4096
+#define MB (1024.0 * 1024.0)
+
+char *invoke_error_json(const char *type, const char *msg, size_t *len)
+{
+    json_t *o = json_pack("{s:s, s:s}", "errorType", type, "errorMessage", msg);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        BUG("json_dumps failed");
+    *len = strlen(s);
+    return s;
+}
+
+void invoke_log_line(struct nb_invocation *inv, const char *line, size_t len)
+{
+    const char *stream = inv->inst ? inv->inst->log_stream : "platform";
+    logs_write(inv->d->logs, inv->fn->name, stream, now_ms(), line, len);
+    if (!inv->tail)
+        return;
+    buf_append(&inv->log, line, len);
+    buf_append(&inv->log, "\n", 1);
+    if (inv->log.len > 4 * TAIL_BYTES) {
+        size_t drop = inv->log.len - TAIL_BYTES;
+        memmove(inv->log.data, inv->log.data + drop, TAIL_BYTES);
+        inv->log.len = TAIL_BYTES;
+        inv->log.data[inv->log.len] = '\0';
+    }
+}
+
+static void log_linef(struct nb_invocation *inv, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void log_linef(struct nb_invocation *inv, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    invoke_log_line(inv, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct nb_invocation *inv = t->data;
+    struct nb_instance *inst = inv->inst;
+    char ts[40], msg[160];
+    fmt_iso8601_ms(now_ms(), ts, sizeof(ts));
+    double secs = (double)(mono_ns() - inv->admitted_ns) / 1e9;
+    log_linef(inv, "%s %s Task timed out after %.2f seconds", ts, inv->request_id, secs);
+    snprintf(msg, sizeof(msg), "RequestId: %s Error: Task timed out after %d.00 seconds",
+             inv->request_id, inv->cfg->timeout_s);
+    size_t len;
+    char *body = invoke_error_json("Sandbox.Timedout", msg, &len);
+    invoke_complete(inv, NB_TIMEOUT, body, len);
+    if (inst)
+        instance_kill(inst, "timeout");
+}
+
+void invoke_arm_timeout(struct nb_invocation *inv)
+{
+    uv_timer_start(&inv->timer, on_timeout, (uint64_t)inv->cfg->timeout_s * 1000, 0);
+}
+
+void invoke_deliver(struct nb_instance *inst, struct nb_invocation *inv)
+{
+    struct nb_http_req *next = steal_ptr(inst->next_req);
+    ASSERT(next);
+    next->on_abort = NULL;
+    inst->state = INST_BUSY;
+    inst->invocations++;
+    inv->start_ns = mono_ns();
+    log_linef(inv, "START RequestId: %s Version: %s", inv->request_id, inv->cfg->version);
+    char deadline[24];
+    snprintf(deadline, sizeof(deadline), "%llu", (unsigned long long)inv->deadline_ms);
+    struct nb_http_header h[8];
+    size_t n = 0;
+    h[n++] = (struct nb_http_header){"Content-Type", "application/json"};
+    h[n++] = (struct nb_http_header){"Lambda-Runtime-Aws-Request-Id", inv->request_id};
+    h[n++] = (struct nb_http_header){"Lambda-Runtime-Deadline-Ms", deadline};
+    h[n++] = (struct nb_http_header){"Lambda-Runtime-Invoked-Function-Arn", inv->cfg->arn};
+    h[n++] = (struct nb_http_header){"Lambda-Runtime-Trace-Id", inv->trace_id};
+    if (inv->client_context)
+        h[n++] = (struct nb_http_header){"Lambda-Runtime-Client-Context", inv->client_context};
+    http_reply_owned(next, 200, h, n, steal_ptr(inv->payload), inv->payload_len);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct nb_invocation *inv = h->data;
+    free(inv->payload);
+    free(inv->client_context);
+    buf_release(&inv->log);
+    function_unref(inv->cfg);
+    fn_unref(inv->fn);
+    free(inv);
+}
+
+/* Releases admission and the instance link; frees inv (after its timer closed). */
+static void finish(struct nb_invocation *inv)
+{
+    struct nb_daemon *d = inv->d;
+    inv->done = true;
+    d->inflight--;
+    inv->fn->pool.inflight--;
+    if (inv->cfg->reserved_concurrency < 0)
+        d->inflight_unreserved--;
+    if (inv->inst && inv->inst->inv == inv)
+        inv->inst->inv = NULL;
+    inv->inst = NULL;
+    if (inv->client) {
+        inv->client->on_abort = NULL;
+        inv->client = NULL;
+    }
+    uv_timer_stop(&inv->timer);
+    uv_close((uv_handle_t *)&inv->timer, on_timer_closed);
+}
+
+static uint64_t max_memory_mb(struct nb_invocation *inv)
+{
+    uint64_t bytes = 0;
+    if (inv->inst && inv->inst->cg.dirs[0])
+        cgroup_max_usage(&inv->inst->cg, &bytes, NULL);
+    return (uint64_t)ceil((double)bytes / MB);
+}
+
+void invoke_complete(struct nb_invocation *inv, enum nb_outcome outcome, char *body, size_t len)
+{
+    ASSERT(!inv->done);
+    inv->d->stats.invocations++;
+    if (outcome == NB_FN_ERROR)
+        inv->d->stats.function_errors++;
+    else if (outcome == NB_TIMEOUT)
+        inv->d->stats.timeouts++;
+    double ms = inv->start_ns ? (double)(mono_ns() - inv->start_ns) / 1e6 : 0.0;
+    if (outcome == NB_TIMEOUT && ms > inv->cfg->timeout_s * 1000.0)
+        ms = inv->cfg->timeout_s * 1000.0;
+    uint64_t billed = (uint64_t)ceil(ms);
+    if (billed == 0)
+        billed = 1;
+    log_linef(inv, "END RequestId: %s", inv->request_id);
+    char init[64] = "";
+    if (inv->init_ms > 0)
+        snprintf(init, sizeof(init), "Init Duration: %.2f ms\t", inv->init_ms);
+    log_linef(inv,
+              "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %llu ms\tMemory Size: "
+              "%d MB\tMax Memory Used: %llu MB\t%s",
+              inv->request_id, ms, (unsigned long long)billed, inv->cfg->memory_mb,
+              (unsigned long long)max_memory_mb(inv), init);
+    if (inv->client) {
+        struct nb_http_header h[6];
+        size_t n = 0;
+        h[n++] = (struct nb_http_header){"Content-Type", "application/json"};
+        h[n++] = (struct nb_http_header){"x-amzn-RequestId", inv->request_id};
+        h[n++] = (struct nb_http_header){"X-Amz-Executed-Version", inv->cfg->version};
+        if (outcome != NB_OK)
+            h[n++] = (struct nb_http_header){"X-Amz-Function-Error", "Unhandled"};
+        _cleanup_free_ char *tail = NULL;
+        if (inv->tail) {
+            size_t off = inv->log.len > TAIL_BYTES ? inv->log.len - TAIL_BYTES : 0;
+            tail = b64_encode(inv->log.data ? inv->log.data + off : "", inv->log.len - off);
+            h[n++] = (struct nb_http_header){"X-Amz-Log-Result", tail};
+        }
+        struct nb_http_req *client = inv->client;
+        client->on_abort = NULL;
+        inv->client = NULL;
+        http_reply_owned(client, 200, h, n, body ? body : xstrdup(""), body ? len : 0);
+    } else {
+        free(body);
+    }
+    finish(inv);
+}
+
+void invoke_fail(struct nb_invocation *inv, int status, const char *type, const char *msg)
+{
+    ASSERT(!inv->done);
+    if (inv->client) {
+        struct nb_http_req *client = inv->client;
+        client->on_abort = NULL;
+        inv->client = NULL;
+        api_error(client, status, type, "%s", msg);
+    }
+    finish(inv);
+}

@@ -1,0 +1,171 @@
+/*
+ * netns_pool.c - the free list of ready network namespaces and the requests that refill it.
+ *
+ * Invariant: a namespace is either on the free list (ns->inst == NULL), or owned by exactly one
+ * instance, or being destroyed. A spawner reply first satisfies a waiting caller (struct waiter),
+ * otherwise it joins the free list. Namespaces beyond the target size are destroyed on put.
+ */
+#include "netns_pool.h"
+
+#include "daemon.h"
+#include "http.h"
+#include "instance.h"
+#include "log.h"
+#include "spawner.h"
+
+struct nb_netns_pool {
+    struct nb_netns *free;
+    size_t n_free;
+    size_t pending_fill; /* requests in flight for the free list */
+    bool closing;
+};
+
+struct waiter {
+    struct nb_daemon *d;
+    nb_netns_ready_cb cb; /* NULL: a fill request */
+    void *data;
+};
+
+static void on_rapi_request(struct nb_http_req *req, void *data)
+{
+    struct nb_netns *ns = data;
+    if (ns->inst)
+        runtime_api_handle(ns->inst, req);
+    else
+        runtime_api_orphan(req);
+}
+
+static struct nb_netns *wrap(struct nb_daemon *d, int netns_fd, int listen_fd, struct nb_err *err)
+{
+    struct nb_http_limits lim;
+    http_limits_default(&lim);
+    lim.idle_timeout_ms = 0;           /* `next` long polls may wait for hours */
+    lim.header_timeout_ms = 60 * 1000;
+    lim.max_body = 16 * 1024 * 1024;   /* > 6 MiB + 100 B is refused by runtime_api.c */
+    lim.max_conns = 64;
+    lim.too_large_type = NULL;
+    lim.too_large_body = "{\"errorMessage\":\"Exceeded maximum allowed payload size\","
+                         "\"errorType\":\"RequestEntityTooLarge\"}";
+    struct nb_netns *ns = xcalloc(1, sizeof(*ns));
+    ns->d = d;
+    ns->fd = netns_fd;
+    ns->rapi = http_server_new(d->loop, &lim, on_rapi_request, ns);
+    if (http_server_open(ns->rapi, listen_fd, err) < 0) {
+        http_server_close(ns->rapi, NULL, NULL);
+        close(netns_fd);
+        free(ns);
+        return NULL;
+    }
+    return ns;
+}
+
+static void destroy(struct nb_netns *ns)
+{
+    http_server_close(ns->rapi, NULL, NULL);
+    close(ns->fd);
+    free(ns);
+}
+
+static void on_netns(void *data, int rc, int netns_fd, int listen_fd, const struct nb_err *err)
+{
+    struct waiter *w = data;
+    struct nb_daemon *d = w->d;
+    struct nb_netns_pool *p = d->netns;
+    struct nb_err err2 = {0};
+    struct nb_netns *ns = NULL;
+    if (rc == 0) {
+        ns = wrap(d, netns_fd, listen_fd, &err2);
+        if (!ns)
+            err = &err2, rc = -err2.code;
+    }
+    if (w->cb) {
+        w->cb(w->data, rc, ns, err);
+    } else {
+        p->pending_fill--;
+        if (rc < 0)
+            log_err("cannot make network namespace err=\"%s\"", err ? err->msg : "?");
+        else if (p->closing)
+            destroy(ns);
+        else {
+            ns->next = p->free;
+            p->free = ns;
+            p->n_free++;
+        }
+    }
+    free(w);
+}
+
+void netns_pool_init(struct nb_daemon *d)
+{
+    d->netns = xcalloc(1, sizeof(*d->netns));
+}
+
+static int request(struct nb_daemon *d, nb_netns_ready_cb cb, void *data, struct nb_err *err)
+{
+    struct waiter *w = xmalloc(sizeof(*w));
+    *w = (struct waiter){d, cb, data};
+    int rc = spawner_make_netns(d->spawner, NB_RUNTIME_API_PORT, on_netns, w, err);
+    if (rc < 0)
+        free(w);
+    return rc;
+}
+
+void netns_pool_fill(struct nb_daemon *d)
+{
+    struct nb_netns_pool *p = d->netns;
+    while (!p->closing && p->n_free + p->pending_fill < (size_t)d->cfg.netns_pool) {
+        struct nb_err err = {0};
+        if (request(d, NULL, NULL, &err) < 0) {
+            log_err("cannot request network namespace err=\"%s\"", err.msg);
+            return;
+        }
+        p->pending_fill++;
+    }
+}
+
+struct nb_netns *netns_pool_take(struct nb_daemon *d)
+{
+    struct nb_netns_pool *p = d->netns;
+    struct nb_netns *ns = p->free;
+    if (ns) {
+        p->free = ns->next;
+        p->n_free--;
+        ns->next = NULL;
+    }
+    netns_pool_fill(d);
+    return ns;
+}
+
+int netns_pool_request(struct nb_daemon *d, nb_netns_ready_cb cb, void *data, struct nb_err *err)
+{
+    return request(d, cb, data, err);
+}
+
+void netns_pool_put(struct nb_netns *ns)
+{
+    struct nb_daemon *d = ns->d;
+    struct nb_netns_pool *p = d->netns;
+    ns->inst = NULL;
+    http_server_drop_connections(ns->rapi);
+    if (p->closing || p->n_free >= (size_t)d->cfg.netns_pool) {
+        destroy(ns);
+        return;
+    }
+    ns->next = p->free;
+    p->free = ns;
+    p->n_free++;
+}
+
+void netns_pool_release(struct nb_daemon *d)
+{
+    struct nb_netns_pool *p = d->netns;
+    if (!p)
+        return;
+    p->closing = true;
+    while (p->free) {
+        struct nb_netns *ns = p->free;
+        p->free = ns->next;
+        destroy(ns);
+    }
+    p->n_free = 0;
+}

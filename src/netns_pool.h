@@ -1,0 +1,43 @@
+/*
+ * netns_pool.h - network namespaces for instances, made ahead of time by the spawner (creating one
+ * costs ~0.5 ms and freeing one is slow and asynchronous in the kernel, so they are pooled and
+ * reused). Each holds a Runtime API listener on 127.0.0.1:9001 inside it, served by an http
+ * server on the daemon's loop; a request on that listener belongs to the namespace's current
+ * instance, so no token is needed. Loop thread only.
+ */
+#ifndef NIMBUS_NETNS_POOL_H
+#define NIMBUS_NETNS_POOL_H
+
+#include "err.h"
+
+struct nb_daemon;
+struct nb_instance;
+struct nb_http_server;
+
+#define NB_RUNTIME_API_PORT 9001
+
+struct nb_netns {
+    struct nb_daemon *d;
+    int fd;                      /* the namespace */
+    struct nb_http_server *rapi; /* Runtime API listener inside it */
+    struct nb_instance *inst;    /* current user, or NULL while pooled */
+    struct nb_netns *next;       /* free list */
+};
+
+/* rc 0 with ns, or negative with err. */
+typedef void (*nb_netns_ready_cb)(void *data, int rc, struct nb_netns *ns,
+                                  const struct nb_err *err);
+
+void netns_pool_init(struct nb_daemon *d);
+/* Requests namespaces until free + pending reaches cfg.netns_pool. */
+void netns_pool_fill(struct nb_daemon *d);
+/* A pooled namespace (removed from the pool) or NULL when none is ready. Triggers a refill. */
+struct nb_netns *netns_pool_take(struct nb_daemon *d);
+/* Asks the spawner for a new namespace for one caller; cb runs later on the loop. */
+int netns_pool_request(struct nb_daemon *d, nb_netns_ready_cb cb, void *data, struct nb_err *err);
+/* Gives a namespace back after its instance is gone (its connections are dropped first). */
+void netns_pool_put(struct nb_netns *ns);
+/* Closes every pooled namespace (shutdown). Namespaces in use are closed by their put. */
+void netns_pool_release(struct nb_daemon *d);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * pool.c - the lists of a function's instances: all of them, and the idle ones in most recently
+ * used order. Reuse takes from the head (warmest caches); reaping walks from the tail (oldest).
+ *
+ * Invariant: an instance is on its function's idle list iff its state is INST_IDLE; it is on the
+ * all list from instance_start until its teardown.
+ */
+#include "daemon.h"
+#include "instance.h"
+#include "log.h"
+
+void pool_link(struct nb_instance *inst)
+{
+    struct nb_pool *p = &inst->fn->pool;
+    inst->all_prev = NULL;
+    inst->all_next = p->all_head;
+    if (p->all_head)
+        p->all_head->all_prev = inst;
+    p->all_head = inst;
+    p->n_all++;
+}
+
+void pool_unlink(struct nb_instance *inst)
+{
+    struct nb_pool *p = &inst->fn->pool;
+    if (inst->state == INST_IDLE)
+        pool_unlink_idle(inst);
+    if (inst->all_prev)
+        inst->all_prev->all_next = inst->all_next;
+    else
+        p->all_head = inst->all_next;
+    if (inst->all_next)
+        inst->all_next->all_prev = inst->all_prev;
+    inst->all_next = inst->all_prev = NULL;
+    p->n_all--;
+}
+
+void pool_push_idle(struct nb_instance *inst)
+{
+    struct nb_pool *p = &inst->fn->pool;
+    inst->state = INST_IDLE;
+    inst->idle_since_ns = mono_ns();
+    inst->idle_prev = NULL;
+    inst->idle_next = p->idle_head;
+    if (p->idle_head)
+        p->idle_head->idle_prev = inst;
+    p->idle_head = inst;
+    p->n_idle++;
+}
+
+void pool_unlink_idle(struct nb_instance *inst)
+{
+    struct nb_pool *p = &inst->fn->pool;
+    if (inst->idle_prev)
+        inst->idle_prev->idle_next = inst->idle_next;
+    else
+        p->idle_head = inst->idle_next;
+    if (inst->idle_next)
+        inst->idle_next->idle_prev = inst->idle_prev;
+    inst->idle_next = inst->idle_prev = NULL;
+    p->n_idle--;
+}
+
+struct nb_instance *pool_take_idle(struct nb_fn *fn)
+{
+    for (struct nb_instance *inst = fn->pool.idle_head; inst; inst = inst->idle_next) {
+        if (inst->cfg == fn->cfg && !inst->retire) {
+            pool_unlink_idle(inst);
+            return inst;
+        }
+    }
+    return NULL;
+}
+
+void pool_retire_all(struct nb_daemon *d, struct nb_fn *fn)
+{
+    struct nb_instance *inst = fn->pool.all_head;
+    while (inst) {
+        struct nb_instance *next = inst->all_next;
+        inst->retire = true;
+        if (inst->state == INST_IDLE)
+            instance_kill(inst, "retired");
+        inst = next;
+    }
+}
+
+void pool_adopt_config(struct nb_fn *fn, struct nb_function *cfg)
+{
+    for (struct nb_instance *inst = fn->pool.all_head; inst; inst = inst->all_next) {
+        if (inst->cfg == cfg)
+            continue;
+        function_unref(inst->cfg);
+        inst->cfg = function_ref(cfg);
+    }
+}
+
+void pool_reap(struct nb_daemon *d, bool force)
+{
+    uint64_t now = mono_ns();
+    uint64_t keep = (uint64_t)d->cfg.keep_warm_s * 1000000000ull;
+    for (size_t i = 0; i < d->fn_table_size; i++) {
+        for (struct nb_fn *fn = d->fn_table[i]; fn; fn = fn->hnext) {
+            struct nb_instance *inst = fn->pool.idle_head;
+            while (inst) {
+                struct nb_instance *next = inst->idle_next;
+                if (force || now - inst->idle_since_ns >= keep)
+                    instance_kill(inst, force ? "shutdown" : "idle");
+                inst = next;
+            }
+        }
+    }
+}
+
+void pool_kill_all(struct nb_daemon *d)
+{
+    for (struct nb_instance *inst = d->inst_head; inst; inst = inst->g_next)
+        instance_kill(inst, "shutdown");
+}

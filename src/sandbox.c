@@ -1,0 +1,811 @@
+/*
+ * sandbox.c - the mechanism that builds one sandbox, run inside the spawner (sandbox.h).
+ *
+ * sandbox_start clone()s the sandbox init with new pid, mount, ipc and uts namespaces. The child,
+ * in this order: closes every fd it does not need, attaches itself to its cgroups, unshares the
+ * cgroup namespace, joins the network namespace, builds a private tmpfs root (read-only /usr, a
+ * minimal /etc, /var/task, /var/runtime, tmpfs /tmp, a minimal /dev, /proc), pivot_roots into it
+ * and makes it read-only, sets the hostname, drops every capability and switches to the
+ * unprivileged uid/gid, and VERIFIES each drop took effect, then sets no_new_privs. It then acts
+ * as pid 1: forks the runtime child (stdio wired, seccomp loaded, execve), forwards polite
+ * signals to it, reaps orphans and exits with the runtime's status (128+signal when killed).
+ *
+ * Invariants: every step is checked; the first failure is written to the CLOEXEC status pipe and
+ * the child exits (fail closed) - a half-built sandbox never runs code. Nothing here links the
+ * policy: which uid, which limits, which filter all come from the spawner and the daemon.
+ * The spawner is single-threaded, so the children may use ordinary libc; set*id and capset still
+ * go through raw syscalls so the code stays correct if that ever changes.
+ */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+/* ---- wire form of a spec ---------------------------------------------------------------- */
+
+#define SPEC_MAGIC 0x4e425331u /* "NBS1" */
+#define SPEC_HAS_RUNTIME (1u << 0)
+#define SPEC_HAS_HOSTNAME (1u << 1)
+#define SPEC_HAS_NETNS (1u << 2)
+#define SPEC_ARGC_MAX 1024
+#define SPEC_ENVC_MAX 4096
+#define SPEC_CGROUPS_MAX 8
+#define HOSTNAME_MAX 64
+
+struct wire_spec {
+    uint32_t magic;
+    uint32_t flags;
+    uint32_t uid;
+    uint32_t gid;
+    uint64_t tmp_bytes;
+    uint32_t argc;
+    uint32_t envc;
+    uint32_t ncgroups;
+    uint32_t pad;
+};
+
+static size_t count_strv(const char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+static bool is_abs_path(const char *s)
+{
+    return s && s[0] == '/' && strlen(s) < PATH_MAX;
+}
+
+static bool valid_hostname(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > HOSTNAME_MAX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '.'))
+            return false;
+    return true;
+}
+
+/* The checks shared by both sides of the wire. */
+static int validate(const char *code_dir, const char *runtime_dir, const char *hostname,
+                    const char *const *argv, size_t argc, size_t envc,
+                    const char *const *cgroup_dirs, size_t ncg, uid_t uid, gid_t gid,
+                    uint64_t tmp_bytes, struct nb_err *err)
+{
+    if (!is_abs_path(code_dir))
+        return err_set(err, EINVAL, "sandbox code_dir must be an absolute path");
+    if (runtime_dir && !is_abs_path(runtime_dir))
+        return err_set(err, EINVAL, "sandbox runtime_dir must be an absolute path");
+    if (hostname && !valid_hostname(hostname))
+        return err_set(err, EINVAL, "invalid sandbox hostname '%s'", hostname);
+    if (argc == 0 || argc > SPEC_ARGC_MAX || !is_abs_path(argv[0]))
+        return err_set(err, EINVAL, "sandbox argv[0] must be an absolute path");
+    if (envc > SPEC_ENVC_MAX)
+        return err_set(err, EINVAL, "sandbox environment has too many entries (%zu)", envc);
+    if (ncg > SPEC_CGROUPS_MAX)
+        return err_set(err, EINVAL, "sandbox has too many cgroups (%zu)", ncg);
+    for (size_t i = 0; i < ncg; i++)
+        if (!is_abs_path(cgroup_dirs[i]))
+            return err_set(err, EINVAL, "sandbox cgroup dir must be an absolute path");
+    if (uid == 0 || gid == 0 || uid == (uid_t)-1 || gid == (gid_t)-1)
+        return err_set(err, EINVAL, "sandbox uid and gid must be unprivileged (got %u:%u)",
+                       (unsigned)uid, (unsigned)gid);
+    if (tmp_bytes == 0)
+        return err_set(err, EINVAL, "sandbox tmp_bytes must be > 0");
+    return 0;
+}
+
+static void put_str(struct nb_buf *b, const char *s)
+{
+    buf_append(b, s, strlen(s) + 1);
+}
+
+int sandbox_spec_encode(const struct nb_sandbox_spec *spec, struct nb_buf *out,
+                        struct nb_err *err)
+{
+    size_t argc = count_strv(spec->argv), envc = count_strv(spec->envp);
+    size_t ncg = count_strv(spec->cgroup_dirs);
+    int r = validate(spec->code_dir, spec->runtime_dir, spec->hostname, spec->argv, argc, envc,
+                     spec->cgroup_dirs, ncg, spec->uid, spec->gid, spec->tmp_bytes, err);
+    if (r < 0)
+        return r;
+    struct wire_spec w = {
+        .magic = SPEC_MAGIC,
+        .flags = (spec->runtime_dir ? SPEC_HAS_RUNTIME : 0) |
+                 (spec->hostname ? SPEC_HAS_HOSTNAME : 0) |
+                 (spec->netns_fd >= 0 ? SPEC_HAS_NETNS : 0),
+        .uid = spec->uid,
+        .gid = spec->gid,
+        .tmp_bytes = spec->tmp_bytes,
+        .argc = (uint32_t)argc,
+        .envc = (uint32_t)envc,
+        .ncgroups = (uint32_t)ncg,
+    };
+    size_t start = out->len;
+    buf_append(out, &w, sizeof(w));
+    put_str(out, spec->code_dir);
+    if (spec->runtime_dir)
+        put_str(out, spec->runtime_dir);
+    if (spec->hostname)
+        put_str(out, spec->hostname);
+    for (size_t i = 0; i < argc; i++)
+        put_str(out, spec->argv[i]);
+    for (size_t i = 0; i < envc; i++)
+        put_str(out, spec->envp[i]);
+    for (size_t i = 0; i < ncg; i++)
+        put_str(out, spec->cgroup_dirs[i]);
+    if (out->len - start > SANDBOX_SPEC_MAX) {
+        out->len = start;
+        return err_set(err, E2BIG, "sandbox spec is too large (over %d bytes)", SANDBOX_SPEC_MAX);
+    }
+    return 0;
+}
+
+/* Returns the NUL-terminated string at *p and advances past it, or NULL if none fits. */
+static const char *take_str(const char **p, const char *end)
+{
+    const char *s = *p;
+    if (s >= end)
+        return NULL;
+    const char *nul = memchr(s, '\0', (size_t)(end - s));
+    if (!nul)
+        return NULL;
+    *p = nul + 1;
+    return s;
+}
+
+static char **take_strv(const char **p, const char *end, uint32_t n)
+{
+    char **v = xcalloc((size_t)n + 1, sizeof(char *));
+    for (uint32_t i = 0; i < n; i++) {
+        const char *s = take_str(p, end);
+        if (!s) {
+            free(v);
+            return NULL;
+        }
+        v[i] = (char *)s;
+    }
+    return v;
+}
+
+int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
+                       struct nb_err *err)
+{
+    memset(req, 0, sizeof(*req));
+    struct wire_spec w;
+    if (len < sizeof(w) || len > SANDBOX_SPEC_MAX)
+        return err_set(err, EINVAL, "bad spawn request size %zu", len);
+    memcpy(&w, buf, sizeof(w));
+    if (w.magic != SPEC_MAGIC)
+        return err_set(err, EINVAL, "bad spawn request magic");
+    if (w.flags & ~(SPEC_HAS_RUNTIME | SPEC_HAS_HOSTNAME | SPEC_HAS_NETNS) ||
+        w.argc > SPEC_ARGC_MAX || w.envc > SPEC_ENVC_MAX || w.ncgroups > SPEC_CGROUPS_MAX)
+        return err_set(err, EINVAL, "bad spawn request header");
+    const char *p = (const char *)buf + sizeof(w), *end = (const char *)buf + len;
+    req->code_dir = take_str(&p, end);
+    if (w.flags & SPEC_HAS_RUNTIME)
+        req->runtime_dir = take_str(&p, end);
+    if (w.flags & SPEC_HAS_HOSTNAME)
+        req->hostname = take_str(&p, end);
+    if (!req->code_dir || (w.flags & SPEC_HAS_RUNTIME && !req->runtime_dir) ||
+        (w.flags & SPEC_HAS_HOSTNAME && !req->hostname))
+        goto truncated;
+    req->argv = take_strv(&p, end, w.argc);
+    if (req->argv)
+        req->envp = take_strv(&p, end, w.envc);
+    if (req->envp)
+        req->cgroup_dirs = take_strv(&p, end, w.ncgroups);
+    if (!req->cgroup_dirs)
+        goto truncated;
+    if (p != end) {
+        sandbox_req_release(req);
+        return err_set(err, EINVAL, "spawn request has %zu trailing bytes", (size_t)(end - p));
+    }
+    req->uid = w.uid;
+    req->gid = w.gid;
+    req->tmp_bytes = w.tmp_bytes;
+    req->has_netns = w.flags & SPEC_HAS_NETNS;
+    int r = validate(req->code_dir, req->runtime_dir, req->hostname,
+                     (const char *const *)req->argv, w.argc, w.envc,
+                     (const char *const *)req->cgroup_dirs, w.ncgroups, req->uid, req->gid,
+                     req->tmp_bytes, err);
+    if (r < 0)
+        sandbox_req_release(req);
+    return r;
+
+truncated:
+    sandbox_req_release(req);
+    return err_set(err, EINVAL, "spawn request is truncated");
+}
+
+void sandbox_req_release(struct nb_sandbox_req *req)
+{
+    free(req->argv);
+    free(req->envp);
+    free(req->cgroup_dirs);
+    memset(req, 0, sizeof(*req));
+}
+
+/* ---- the child: failure reporting ------------------------------------------------------- */
+
+struct status_msg {
+    int32_t code;
+    char text[500];
+};
+
+/* Set in each child right after clone; the status pipe's write end. */
+static int status_fd = -1;
+
+static _Noreturn PRINTF_LIKE(2, 3) void die_code(int code, const char *fmt, ...)
+{
+    struct status_msg m = {.code = code ? code : EIO};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m.text, sizeof(m.text), fmt, ap);
+    va_end(ap);
+    /* One write below PIPE_BUF: atomic. Nothing to do if it fails; the spawner then sees a setup
+     * child that exited without exec'ing, which it reports as a failure too. */
+    ssize_t n = write(status_fd, &m, sizeof(m.code) + strlen(m.text) + 1);
+    (void)n;
+    _exit(SANDBOX_EXIT_SETUP);
+}
+
+/* Fails with errno and its text appended: "what failed '<subject>': <strerror>". */
+#define die_errno(...) die_errno_(errno, __VA_ARGS__)
+static _Noreturn PRINTF_LIKE(2, 3) void die_errno_(int e, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    die_code(e, "%s: %s", what, strerror(e));
+}
+
+/* ---- the child: filesystem -------------------------------------------------------------- */
+
+struct child_ctx {
+    const struct nb_sandbox_env *env;
+    const struct nb_sandbox_req *req;
+    int out_fd, err_fd, netns_fd;
+    char path[PATH_MAX];
+};
+
+/* A path under the new root, in c->path (valid until the next call). */
+static const char *at(struct child_ctx *c, const char *rel)
+{
+    int n = snprintf(c->path, sizeof(c->path), "%s/%s", c->env->root_dir, rel);
+    if (n < 0 || (size_t)n >= sizeof(c->path))
+        die_code(ENAMETOOLONG, "sandbox path '%s' is too long", rel);
+    return c->path;
+}
+
+static void do_mount(const char *src, const char *dst, const char *type, unsigned long flags,
+                     const char *data)
+{
+    if (mount(src, dst, type, flags, data) < 0)
+        die_errno("cannot mount %s '%s' at '%s'", type ? type : "", src ? src : "", dst);
+}
+
+/* A read-only bind: bind first, then remount (a bind ignores MS_RDONLY on the first call). */
+static void bind_ro(const char *src, const char *dst, unsigned long extra)
+{
+    if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+        die_errno("cannot bind '%s' at '%s'", src, dst);
+    if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | extra, NULL) < 0)
+        die_errno("cannot remount '%s' read-only", dst);
+}
+
+static void remount_ro(const char *dst, unsigned long extra)
+{
+    if (mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | extra, NULL) < 0)
+        die_errno("cannot remount '%s' read-only", dst);
+}
+
+static void make_dir(const char *path, mode_t mode)
+{
+    if (mkdir(path, mode) < 0)
+        die_errno("cannot create directory '%s'", path);
+}
+
+static void make_file(const char *path, const char *content, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        die_errno("cannot create '%s'", path);
+    int r = write_all(fd, content, strlen(content));
+    if (r < 0)
+        die_code(-r, "cannot write '%s': %s", path, strerror(-r));
+    close(fd);
+}
+
+static void make_symlink(const char *target, const char *path)
+{
+    if (symlink(target, path) < 0)
+        die_errno("cannot create symlink '%s'", path);
+}
+
+/* Host files of /etc a runtime needs, bound read-only when present. */
+static const char *const etc_binds[] = {
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf",
+    "ssl", "alternatives", "mime.types",
+};
+
+static void build_etc(struct child_ctx *c)
+{
+    const struct nb_sandbox_req *req = c->req;
+    const char *host = req->hostname ? req->hostname : "sandbox";
+    char text[1024];
+    do_mount("tmpfs", at(c, "etc"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+             "mode=0755,size=256k,nr_inodes=256");
+    snprintf(text, sizeof(text),
+             "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+             "sbx_user1051:x:%u:%u::/tmp:/usr/sbin/nologin\n",
+             (unsigned)req->uid, (unsigned)req->gid);
+    make_file(at(c, "etc/passwd"), text, 0644);
+    snprintf(text, sizeof(text), "root:x:0:\nsbx_user1051:x:%u:\n", (unsigned)req->gid);
+    make_file(at(c, "etc/group"), text, 0644);
+    snprintf(text, sizeof(text), "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost\n", host);
+    make_file(at(c, "etc/hosts"), text, 0644);
+    snprintf(text, sizeof(text), "%s\n", host);
+    make_file(at(c, "etc/hostname"), text, 0644);
+    for (size_t i = 0; i < ARRAY_SIZE(etc_binds); i++) {
+        char src[PATH_MAX];
+        snprintf(src, sizeof(src), "/etc/%s", etc_binds[i]);
+        struct stat st;
+        if (stat(src, &st) < 0)
+            continue; /* optional */
+        char rel[PATH_MAX];
+        snprintf(rel, sizeof(rel), "etc/%s", etc_binds[i]);
+        if (S_ISDIR(st.st_mode))
+            make_dir(at(c, rel), 0755);
+        else
+            make_file(at(c, rel), "", 0644);
+        bind_ro(src, at(c, rel), MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    }
+    remount_ro(at(c, "etc"), MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
+static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+
+static void build_dev(struct child_ctx *c)
+{
+    char opts[64];
+    do_mount("tmpfs", at(c, "dev"), "tmpfs", MS_NOSUID | MS_NOEXEC,
+             "mode=0755,size=64k,nr_inodes=64");
+    for (size_t i = 0; i < ARRAY_SIZE(dev_nodes); i++) {
+        char src[64], rel[64];
+        snprintf(src, sizeof(src), "/dev/%s", dev_nodes[i]);
+        snprintf(rel, sizeof(rel), "dev/%s", dev_nodes[i]);
+        make_file(at(c, rel), "", 0666);
+        if (mount(src, at(c, rel), NULL, MS_BIND, NULL) < 0)
+            die_errno("cannot bind '%s'", src);
+        /* Devices must stay writable (/dev/null); the bind stays nosuid, noexec. */
+        if (mount(NULL, at(c, rel), NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC, NULL) < 0)
+            die_errno("cannot remount '%s'", src);
+    }
+    make_symlink("/proc/self/fd", at(c, "dev/fd"));
+    make_symlink("/proc/self/fd/0", at(c, "dev/stdin"));
+    make_symlink("/proc/self/fd/1", at(c, "dev/stdout"));
+    make_symlink("/proc/self/fd/2", at(c, "dev/stderr"));
+    make_dir(at(c, "dev/shm"), 01777);
+    snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)c->req->tmp_bytes);
+    do_mount("tmpfs", at(c, "dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts);
+    remount_ro(at(c, "dev"), MS_NOSUID | MS_NOEXEC);
+}
+
+static void build_root(struct child_ctx *c)
+{
+    const struct nb_sandbox_req *req = c->req;
+    char opts[64];
+    /* Nothing we mount may propagate back to the host (or from it into us). */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        die_errno("cannot make mounts private");
+    do_mount("tmpfs", c->env->root_dir, "tmpfs", MS_NOSUID | MS_NODEV,
+             "mode=0755,size=64k,nr_inodes=64");
+    static const char *const dirs[] = {"usr", "etc", "var", "var/task", "var/runtime",
+                                       "tmp", "dev", "proc", "opt"};
+    for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
+        make_dir(at(c, dirs[i]), 0755);
+    make_symlink("usr/bin", at(c, "bin"));
+    make_symlink("usr/sbin", at(c, "sbin"));
+    make_symlink("usr/lib", at(c, "lib"));
+    make_symlink("usr/lib64", at(c, "lib64"));
+
+    bind_ro("/usr", at(c, "usr"), MS_NOSUID | MS_NODEV);
+    build_etc(c);
+    bind_ro(req->code_dir, at(c, "var/task"), MS_NOSUID | MS_NODEV);
+    if (req->runtime_dir)
+        bind_ro(req->runtime_dir, at(c, "var/runtime"), MS_NOSUID | MS_NODEV);
+    snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)req->tmp_bytes);
+    do_mount("tmpfs", at(c, "tmp"), "tmpfs", MS_NOSUID | MS_NODEV, opts);
+    build_dev(c);
+    do_mount("proc", at(c, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    /* /proc/sys is root-owned, but keep it read-only even if a uid bug ever let root in. */
+    if (mount(at(c, "proc/sys"), at(c, "proc/sys"), NULL, MS_BIND | MS_REC, NULL) < 0)
+        die_errno("cannot bind '/proc/sys'");
+    remount_ro(at(c, "proc/sys"), MS_NOSUID | MS_NODEV | MS_NOEXEC);
+
+    /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only ours. */
+    if (chdir(c->env->root_dir) < 0)
+        die_errno("cannot enter '%s'", c->env->root_dir);
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        die_errno("cannot pivot_root to '%s'", c->env->root_dir);
+    if (umount2(".", MNT_DETACH) < 0)
+        die_errno("cannot detach the old root");
+    if (chdir("/") < 0)
+        die_errno("cannot enter the new root");
+    remount_ro("/", MS_NOSUID | MS_NODEV);
+    const char *host = req->hostname ? req->hostname : "sandbox";
+    if (sethostname(host, strlen(host)) < 0)
+        die_errno("cannot set hostname '%s'", host);
+    if (chdir("/var/task") < 0)
+        die_errno("cannot enter '/var/task'");
+}
+
+/* ---- the child: privileges -------------------------------------------------------------- */
+
+static void caps_get(struct __user_cap_data_struct data[2])
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        die_errno("cannot read capabilities");
+}
+
+static void drop_privileges(const struct nb_sandbox_req *req)
+{
+    int last = -1;
+    for (int cap = 0;; cap++) {
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL)
+                break;
+            die_errno("cannot read bounding capability %d", cap);
+        }
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0)
+            die_errno("cannot drop bounding capability %d", cap);
+        last = cap;
+    }
+    if (last < 0)
+        die_code(EPERM, "cannot enumerate the capability bounding set");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+        die_errno("cannot clear ambient capabilities");
+    if (syscall(SYS_setgroups, 0, NULL) < 0)
+        die_errno("cannot clear supplementary groups");
+    if (syscall(SYS_setresgid, req->gid, req->gid, req->gid) < 0)
+        die_errno("cannot switch to gid %u", (unsigned)req->gid);
+    if (syscall(SYS_setresuid, req->uid, req->uid, req->uid) < 0)
+        die_errno("cannot switch to uid %u", (unsigned)req->uid);
+    /* Leaving uid 0 cleared permitted and effective; inheritable needs clearing by hand. */
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct zero[2];
+    memset(zero, 0, sizeof(zero));
+    if (syscall(SYS_capset, &hdr, zero) < 0)
+        die_errno("cannot clear capabilities");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        die_errno("cannot set no_new_privs");
+
+    /* Verify, do not trust: each drop must have taken effect. */
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
+        die_errno("cannot read ids");
+    if (ru != req->uid || eu != req->uid || su != req->uid || rg != req->gid ||
+        eg != req->gid || sg != req->gid)
+        die_code(EPERM, "uid/gid switch did not take effect");
+    if (getgroups(0, NULL) != 0)
+        die_code(EPERM, "supplementary groups were not cleared");
+    struct __user_cap_data_struct now[2];
+    caps_get(now);
+    for (int i = 0; i < 2; i++)
+        if (now[i].effective || now[i].permitted || now[i].inheritable)
+            die_code(EPERM, "capabilities were not cleared");
+    for (int cap = 0; cap <= last; cap++)
+        if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) != 0 ||
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0) != 0)
+            die_code(EPERM, "capability %d is still in the bounding or ambient set", cap);
+    if (syscall(SYS_setresuid, 0, 0, 0) == 0 || syscall(SYS_setresgid, 0, 0, 0) == 0)
+        die_code(EPERM, "could switch back to root after dropping privileges");
+    if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+        die_code(EPERM, "no_new_privs did not take effect");
+}
+
+/* ---- the child: init and runtime -------------------------------------------------------- */
+
+/* Signals pid 1 forwards to the runtime. pid 1 only receives signals it has a handler for. */
+static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+static void noop_handler(int sig)
+{
+    (void)sig;
+}
+
+static _Noreturn void run_runtime(struct child_ctx *c)
+{
+    /* Default dispositions, nothing blocked: the runtime starts like a fresh process. */
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &dfl, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+        die_errno("cannot unblock signals");
+    int nul = open("/dev/null", O_RDWR);
+    if (nul < 0)
+        die_errno("cannot open '/dev/null'");
+    /* 0-2 were closed when the init started, so nul is 0; out_fd and err_fd are >= 3. */
+    if ((nul != 0 && dup2(nul, 0) < 0) || dup2(c->out_fd, 1) < 0 || dup2(c->err_fd, 2) < 0)
+        die_errno("cannot set up stdio");
+    if (nul > 2)
+        close(nul);
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->env->prog, 0, 0) < 0)
+        die_errno("cannot load the seccomp filter");
+    execve(c->req->argv[0], c->req->argv, c->req->envp);
+    int e = errno;
+    struct status_msg m = {.code = e};
+    snprintf(m.text, sizeof(m.text), "cannot execute '%s': %s", c->req->argv[0], strerror(e));
+    ssize_t n = write(status_fd, &m, sizeof(m.code) + strlen(m.text) + 1);
+    (void)n;
+    _exit(SANDBOX_EXIT_EXEC);
+}
+
+static int exit_code_of(int wstatus)
+{
+    if (WIFEXITED(wstatus))
+        return WEXITSTATUS(wstatus);
+    if (WIFSIGNALED(wstatus))
+        return 128 + WTERMSIG(wstatus);
+    return 255;
+}
+
+static _Noreturn void run_init(struct child_ctx *c)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    struct sigaction sa = {.sa_handler = noop_handler};
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++) {
+        sigaddset(&set, forwarded[i]);
+        if (sigaction(forwarded[i], &sa, NULL) < 0)
+            die_errno("cannot install handler for signal %d", forwarded[i]);
+    }
+    if (sigaction(SIGCHLD, &sa, NULL) < 0)
+        die_errno("cannot install SIGCHLD handler");
+    /* Blocked before the fork, so nothing sent in between is lost. */
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+        die_errno("cannot block signals");
+    pid_t rt = fork();
+    if (rt < 0)
+        die_errno("cannot fork the runtime");
+    if (rt == 0)
+        run_runtime(c);
+    /* The runtime child now holds the only status pipe end: end-of-file there = exec'd. */
+    close(status_fd);
+    close(c->out_fd);
+    close(c->err_fd);
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&set, &si);
+        if (sig < 0)
+            continue;
+        if (sig != SIGCHLD) {
+            kill(rt, sig);
+            continue;
+        }
+        int st;
+        pid_t p;
+        while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+            if (p == rt)
+                _exit(exit_code_of(st)); /* the kernel kills the rest of the pid namespace */
+    }
+}
+
+/* Closes every fd but those in keep (n entries, -1 ignored). */
+static void close_other_fds(int *keep, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    unsigned lo = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (keep[i] < 0 || (unsigned)keep[i] < lo)
+            continue;
+        if ((unsigned)keep[i] > lo && close_range(lo, (unsigned)keep[i] - 1, 0) < 0)
+            die_errno("cannot close inherited fds");
+        lo = (unsigned)keep[i] + 1;
+    }
+    if (close_range(lo, ~0u, 0) < 0)
+        die_errno("cannot close inherited fds");
+}
+
+static void attach_cgroups(const struct nb_sandbox_req *req)
+{
+    for (size_t i = 0; req->cgroup_dirs[i]; i++) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/cgroup.procs", req->cgroup_dirs[i]);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            die_errno("cannot attach to cgroup '%s'", req->cgroup_dirs[i]);
+        if (write(fd, "0", 1) != 1)
+            die_errno("cannot attach to cgroup '%s'", req->cgroup_dirs[i]);
+        close(fd);
+    }
+}
+
+/* Makes the init die with the spawner, whatever kills the spawner. */
+static void tie_to_spawner(const struct nb_sandbox_env *env)
+{
+    /* After the uid switch: a credential change clears the parent-death signal. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        die_errno("cannot set the parent-death signal");
+    if (env->spawner_pidfd >= 0) {
+        struct pollfd pfd = {.fd = env->spawner_pidfd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) != 0)
+            die_code(ESRCH, "spawner exited during sandbox setup");
+        close(env->spawner_pidfd);
+    }
+    /* No ptrace attach, no core dumps, /proc/1 owned by root. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        die_errno("cannot clear dumpable");
+}
+
+static _Noreturn void child_main(struct child_ctx *c)
+{
+    int keep[] = {status_fd, c->out_fd, c->err_fd, c->netns_fd, c->env->spawner_pidfd};
+    close_other_fds(keep, ARRAY_SIZE(keep));
+    attach_cgroups(c->req); /* first: everything after it is charged to the instance */
+    sandbox_set_proc_title("nimbus-init");
+    /* Own session: a terminal's ^C aimed at the daemon never reaches a function. */
+    if (setsid() < 0)
+        die_errno("cannot start a session");
+    if (unshare(CLONE_NEWCGROUP) < 0)
+        die_errno("cannot unshare the cgroup namespace");
+    if (c->netns_fd >= 0) {
+        if (setns(c->netns_fd, CLONE_NEWNET) < 0)
+            die_errno("cannot join the network namespace");
+        close(c->netns_fd);
+    }
+    build_root(c);
+    drop_privileges(c->req);
+    tie_to_spawner(c->env);
+    run_init(c);
+}
+
+/* ---- the spawner side ------------------------------------------------------------------- */
+
+int sandbox_prepare(const struct nb_sandbox_env *env, struct nb_err *err)
+{
+    int r = mkdir_p(env->root_dir, 0755);
+    if (r < 0)
+        return err_set(err, r, "cannot create '%s': %s", env->root_dir, strerror(-r));
+    return 0;
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+int sandbox_start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req, int netns_fd,
+                  struct nb_sandbox_child *child, struct nb_err *err)
+{
+    if (req->has_netns != (netns_fd >= 0))
+        return err_set(err, EINVAL, "spawn request and network namespace fd disagree");
+    int st[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
+    if (pipe2(st, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0) {
+        int e = errno;
+        int fds[] = {st[0], st[1], out[0], out[1], er[0], er[1]};
+        for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        return err_set(err, e, "cannot create sandbox pipes: %s", strerror(e));
+    }
+    int pidfd = -1;
+    struct clone_args args = {
+        .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
+                 (netns_fd < 0 ? CLONE_NEWNET : 0),
+        .pidfd = (uint64_t)(uintptr_t)&pidfd,
+        .exit_signal = SIGCHLD,
+    };
+    /* stack 0: the child continues on a copy of this stack, like fork(). */
+    long pid = syscall(SYS_clone3, &args, sizeof(args));
+    if (pid == 0) {
+        status_fd = st[1];
+        struct child_ctx c = {
+            .env = env, .req = req, .out_fd = out[1], .err_fd = er[1], .netns_fd = netns_fd};
+        child_main(&c);
+    }
+    int e = errno;
+    close(st[1]);
+    close(out[1]);
+    close(er[1]);
+    if (pid < 0) {
+        close(st[0]);
+        close(out[0]);
+        close(er[0]);
+        return err_set(err, e, "cannot clone the sandbox: %s", strerror(e));
+    }
+    (void)set_nonblock(st[0]);
+    (void)set_nonblock(out[0]);
+    (void)set_nonblock(er[0]);
+    child->pid = (pid_t)pid;
+    child->pidfd = pidfd;
+    child->status_fd = st[0];
+    child->stdout_fd = out[0];
+    child->stderr_fd = er[0];
+    return 0;
+}
+
+int sandbox_result(int fd, struct nb_err *err)
+{
+    struct status_msg m;
+    ssize_t n;
+    do
+        n = read(fd, &m, sizeof(m));
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return -EAGAIN;
+    if (n < 0)
+        return err_set(err, errno, "cannot read sandbox status: %s", strerror(errno));
+    if (n == 0)
+        return 0;
+    if ((size_t)n <= sizeof(m.code))
+        return err_set(err, EIO, "sandbox setup failed (truncated status)");
+    ((char *)&m)[n < (ssize_t)sizeof(m) ? n : (ssize_t)sizeof(m) - 1] = '\0';
+    int code = m.code > 0 && m.code < 4096 ? m.code : EIO;
+    if (code == EAGAIN) /* keep -EAGAIN meaning "not yet" for the caller */
+        code = EBUSY;
+    return err_set(err, code, "%s", m.text);
+}
+
+/* ---- process title ---------------------------------------------------------------------- */
+
+void sandbox_set_proc_title(const char *name)
+{
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
+    char *stat = NULL;
+    if (read_file("/proc/self/stat", &stat, NULL) < 0)
+        return;
+    /* Fields after the last ')' start at field 3; arg_start and arg_end are fields 48 and 49. */
+    char *p = strrchr(stat, ')');
+    unsigned long long arg_start = 0, arg_end = 0;
+    for (int field = 3; p && field <= 49; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            break;
+        p++;
+        if (field == 48)
+            arg_start = strtoull(p, NULL, 10);
+        else if (field == 49)
+            arg_end = strtoull(p, NULL, 10);
+    }
+    free(stat);
+    if (!arg_start || arg_end <= arg_start + 1)
+        return;
+    size_t len = (size_t)(arg_end - arg_start);
+    char *area = (char *)(uintptr_t)arg_start;
+    memset(area, 0, len);
+    size_t n = strlen(name);
+    memcpy(area, name, n < len - 1 ? n : len - 1);
+}

@@ -1,0 +1,89 @@
+/*
+ * sandbox.h - internal to the spawner: the wire form of a spawn request and the code that turns
+ * one into a running sandbox (DESIGN.md §4; docs/design/sandbox.md for the security model).
+ *
+ * The daemon encodes a struct nb_sandbox_spec with sandbox_spec_encode; the spawner decodes it into
+ * a struct nb_sandbox_req (strings point into the message buffer) and calls sandbox_start, which
+ * clone()s the sandbox init and returns at once. The child builds the sandbox, step by step, each
+ * checked; the first failure is written to the status pipe and the child exits (fail closed).
+ * sandbox_result reads that pipe: end-of-file means execve succeeded.
+ *
+ * Only the spawner (single-threaded, so ordinary libc is safe in the children) calls
+ * sandbox_start. Encoding and decoding are pure and safe anywhere; decoding validates everything
+ * (it is the spawner's input boundary).
+ */
+#ifndef NIMBUS_SANDBOX_H
+#define NIMBUS_SANDBOX_H
+
+#include <linux/filter.h>
+
+#include "err.h"
+#include "spawner.h"
+
+/* Empty host directory each sandbox mounts its private root on (inside its own mount ns). */
+#define SANDBOX_ROOT_DIR "/run/nimbus/sbxroot"
+/* Largest encoded spec; the spawner's receive buffer is sized from it. */
+#define SANDBOX_SPEC_MAX (64 * 1024)
+/* Exit status of a sandbox init whose setup failed (the reason went over the status pipe). */
+#define SANDBOX_EXIT_SETUP 125
+/* Exit status of the runtime child when execve failed. */
+#define SANDBOX_EXIT_EXEC 127
+
+/* A decoded spec. Strings point into the buffer it was decoded from; the arrays are malloc'd and
+ * NULL-terminated (released by sandbox_req_release). */
+struct nb_sandbox_req {
+    const char *code_dir;
+    const char *runtime_dir; /* NULL when absent */
+    const char *hostname;    /* NULL when absent */
+    char **argv;
+    char **envp;
+    char **cgroup_dirs;
+    uid_t uid;
+    gid_t gid;
+    uint64_t tmp_bytes;
+    bool has_netns; /* the request carries a netns fd; without one the sandbox gets a fresh,
+                       empty network namespace (no interfaces up) */
+};
+
+/* Spawner-wide state the children use; borrowed. */
+struct nb_sandbox_env {
+    const struct sock_fprog *prog; /* seccomp program loaded right before execve */
+    const char *root_dir;          /* SANDBOX_ROOT_DIR */
+    int spawner_pidfd;             /* the spawner's own pidfd (parent-death check), or -1 */
+};
+
+/* A started sandbox, as the spawner sees it. All fds are CLOEXEC and owned by the caller. */
+struct nb_sandbox_child {
+    pid_t pid;
+    int pidfd;
+    int status_fd; /* read end of the status pipe, non-blocking */
+    int stdout_fd; /* read end, non-blocking */
+    int stderr_fd; /* read end, non-blocking */
+};
+
+/* Validates spec and appends its wire form to out. EINVAL names the bad field; E2BIG when the
+ * encoding exceeds SANDBOX_SPEC_MAX. spec->netns_fd is not encoded (it travels as SCM_RIGHTS);
+ * only its presence is. */
+int sandbox_spec_encode(const struct nb_sandbox_spec *spec, struct nb_buf *out,
+                        struct nb_err *err);
+/* Decodes and validates buf[0..len); req borrows buf. On failure nothing needs releasing. */
+int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
+                       struct nb_err *err);
+void sandbox_req_release(struct nb_sandbox_req *req);
+
+/* Creates env->root_dir if needed. */
+int sandbox_prepare(const struct nb_sandbox_env *env, struct nb_err *err);
+/* Clones the sandbox init for req; netns_fd is joined (or -1 when !req->has_netns). Returns 0
+ * with child filled once the clone succeeded; the outcome of the setup comes later through
+ * sandbox_result. Spawner only. */
+int sandbox_start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req, int netns_fd,
+                  struct nb_sandbox_child *child, struct nb_err *err);
+/* Reads the status pipe without blocking: 0 = the runtime was exec'd (end of file), -EAGAIN =
+ * still setting up (err untouched), other negative = the child's error, in err. */
+int sandbox_result(int status_fd, struct nb_err *err);
+
+/* Best effort: renames the calling process (comm and /proc/<pid>/cmdline) to name, so that ps
+ * shows "nimbus-spawner" and sandboxes see "nimbus-init" as pid 1, not the daemon's argv. */
+void sandbox_set_proc_title(const char *name);
+
+#endif

@@ -1,0 +1,1102 @@
+/*
+ * spawner.c - both ends of the spawner (spawner.h): the daemon's asynchronous client on the
+ * libuv loop, and the main loop of the single-threaded spawner process forked by spawner_start.
+ *
+ * Wire: one SOCK_SEQPACKET message per request or reply, a struct msg_hdr followed by a payload,
+ * fds as SCM_RIGHTS. Daemon -> spawner: SPAWN (encoded spec, netns fd), MAKE_NETNS (port), KILL
+ * (id, signal). Spawner -> daemon: READY once at start, then per request exactly one of SPAWNED
+ * (pid; pidfd, stdout, stderr), NETNS (netns fd, listener) or ERROR (code, text), and for each
+ * SPAWNED exactly one EXIT (wait status), always after it.
+ *
+ * Spawner invariants: it only ever blocks in poll() or in a send to the daemon; a bad request is
+ * answered with ERROR and never ends the loop; sandbox setup happens in the children, so several
+ * can be in flight (a child still setting up after 10 s is killed and reported). When the daemon's
+ * end closes (spawner_stop, daemon death) or SIGTERM arrives (its parent-death signal), it
+ * SIGKILLs every sandbox it started, reaps them and exits. Each sandbox init also has SIGKILL as
+ * its parent-death signal, so not even a SIGKILLed spawner leaves orphans.
+ *
+ * Daemon invariants: nothing blocks the loop (sends that would block are queued); callbacks run
+ * only from the loop's poll callback, never from inside spawner_spawn/spawner_make_netns.
+ */
+#include "spawner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+
+#include "log.h"
+#include "sandbox.h"
+#include "seccomp.h"
+
+/* ---- wire ------------------------------------------------------------------------------- */
+
+enum msg_type {
+    MSG_SPAWN = 1,
+    MSG_MAKE_NETNS = 2,
+    MSG_KILL = 3,
+    MSG_READY = 100,
+    MSG_SPAWNED = 101,
+    MSG_NETNS = 102,
+    MSG_ERROR = 103,
+    MSG_EXIT = 104,
+};
+
+struct msg_hdr {
+    uint32_t type;
+    int32_t arg; /* SPAWNED: pid; EXIT: wait status; ERROR/READY: errno code; MAKE_NETNS: port;
+                    KILL: signal */
+    uint64_t id; /* request id chosen by the daemon; 0 = none */
+};
+
+#define MSG_FDS_MAX 4
+#define ERROR_TEXT_MAX 500
+#define SETUP_TIMEOUT_MS 10000
+#define STOP_WAIT_MS 5000
+#define READY_WAIT_MS 10000
+
+static int send_msg(int fd, uint32_t type, int32_t arg, uint64_t id, const void *payload,
+                    size_t len, const int *fds, size_t nfds)
+{
+    struct msg_hdr h = {.type = type, .arg = arg, .id = id};
+    struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)payload, len}};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * MSG_FDS_MAX)];
+        struct cmsghdr align;
+    } cm;
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+    ASSERT(nfds <= MSG_FDS_MAX);
+    if (nfds) {
+        memset(&cm, 0, sizeof(cm));
+        mh.msg_control = cm.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    }
+    ssize_t n;
+    do
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : 0;
+}
+
+/* Receives one message without blocking. Returns its length, 0 at end of file, or -errno. fds
+ * received are stored in fds (*nfds); *mflags gets msg_flags (MSG_TRUNC, MSG_CTRUNC). */
+static ssize_t recv_msg(int fd, void *buf, size_t cap, int *fds, size_t *nfds, int *mflags)
+{
+    struct iovec iov = {buf, cap};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * MSG_FDS_MAX)];
+        struct cmsghdr align;
+    } cm;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                        .msg_controllen = sizeof(cm.buf)};
+    ssize_t n;
+    do
+        n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    *nfds = 0;
+    if (n < 0)
+        return -errno;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (*nfds < MSG_FDS_MAX)
+                fds[(*nfds)++] = got;
+            else
+                close(got);
+        }
+    }
+    *mflags = mh.msg_flags;
+    return n;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+/* ---- the spawner process ---------------------------------------------------------------- */
+
+struct kid {
+    uint64_t id;
+    pid_t pid;
+    int pidfd, status_fd, stdout_fd, stderr_fd; /* -1 once handed over or closed */
+    uint64_t deadline_ns;                       /* setup deadline while starting */
+    bool starting;                              /* waiting for exec or a setup error */
+    bool failed;                                /* reported as ERROR: no EXIT will follow */
+};
+
+struct spawner_proc {
+    int sock;
+    int sigfd;
+    int orig_netns;
+    struct sock_fprog prog;
+    struct nb_sandbox_env env;
+    struct nb_err init_err; /* set when the spawner cannot build sandboxes at all */
+    struct kid *kids;
+    size_t nkids, capkids;
+    bool peer_gone;
+};
+
+/* Kills every sandbox, reaps them and exits. */
+static _Noreturn void proc_exit(struct spawner_proc *s, int code)
+{
+    for (size_t i = 0; i < s->nkids; i++)
+        kill(s->kids[i].pid, SIGKILL);
+    for (size_t i = 0; i < s->nkids; i++)
+        while (waitpid(s->kids[i].pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    _exit(code);
+}
+
+static void proc_send(struct spawner_proc *s, uint32_t type, int32_t arg, uint64_t id,
+                      const void *payload, size_t len, const int *fds, size_t nfds)
+{
+    /* Blocking send: the daemon's side never blocks, so it always drains us eventually. */
+    int r = send_msg(s->sock, type, arg, id, payload, len, fds, nfds);
+    if (r < 0) {
+        if (r != -EPIPE && r != -ECONNRESET)
+            log_err("msg=\"spawner cannot reply\" error=\"%s\"", strerror(-r));
+        s->peer_gone = true;
+    }
+}
+
+static void proc_send_error(struct spawner_proc *s, uint64_t id, const struct nb_err *e)
+{
+    size_t len = strnlen(e->msg, ERROR_TEXT_MAX);
+    proc_send(s, MSG_ERROR, e->code ? e->code : EIO, id, e->msg, len, NULL, 0);
+}
+
+static struct kid *kid_by_pid(struct spawner_proc *s, pid_t pid)
+{
+    for (size_t i = 0; i < s->nkids; i++)
+        if (s->kids[i].pid == pid)
+            return &s->kids[i];
+    return NULL;
+}
+
+static struct kid *kid_by_id(struct spawner_proc *s, uint64_t id)
+{
+    for (size_t i = 0; i < s->nkids; i++)
+        if (s->kids[i].id == id)
+            return &s->kids[i];
+    return NULL;
+}
+
+static void kid_close(struct kid *k)
+{
+    int fds[] = {k->pidfd, k->status_fd, k->stdout_fd, k->stderr_fd};
+    close_fds(fds, ARRAY_SIZE(fds));
+    k->pidfd = k->status_fd = k->stdout_fd = k->stderr_fd = -1;
+}
+
+/* Decides a starting kid: exec'd (SPAWNED), failed (ERROR + SIGKILL) or still pending. gone: the
+ * kid has been reaped or timed out, so "pending" is a failure too. */
+static void kid_resolve(struct spawner_proc *s, struct kid *k, bool reaped, bool timed_out)
+{
+    struct nb_err e = {0};
+    int r = sandbox_result(k->status_fd, &e);
+    if (r == -EAGAIN) {
+        if (!reaped && !timed_out)
+            return;
+        if (timed_out)
+            err_set(&e, ETIMEDOUT, "sandbox setup timed out after %d ms", SETUP_TIMEOUT_MS);
+        else
+            err_set(&e, ECHILD, "sandbox init exited during setup");
+        r = -e.code;
+    }
+    k->starting = false;
+    if (r == 0) {
+        int fds[] = {k->pidfd, k->stdout_fd, k->stderr_fd};
+        proc_send(s, MSG_SPAWNED, k->pid, k->id, NULL, 0, fds, ARRAY_SIZE(fds));
+    } else {
+        k->failed = true;
+        if (!reaped)
+            kill(k->pid, SIGKILL);
+        proc_send_error(s, k->id, &e);
+    }
+    kid_close(k);
+}
+
+static void reap_kids(struct spawner_proc *s)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        struct kid *k = kid_by_pid(s, pid);
+        if (!k)
+            continue;
+        if (k->starting)
+            kid_resolve(s, k, true, false);
+        if (!k->failed)
+            proc_send(s, MSG_EXIT, st, k->id, NULL, 0, NULL, 0);
+        kid_close(k);
+        *k = s->kids[--s->nkids];
+    }
+}
+
+static void handle_spawn(struct spawner_proc *s, uint64_t id, const void *payload, size_t len,
+                         int *fds, size_t nfds)
+{
+    struct nb_err e = {0};
+    struct nb_sandbox_req req;
+    if (s->init_err.code) {
+        proc_send_error(s, id, &s->init_err);
+        return;
+    }
+    if (id == 0 || kid_by_id(s, id)) {
+        err_set(&e, EINVAL, "spawn request id %llu is not unique", (unsigned long long)id);
+        proc_send_error(s, id, &e);
+        return;
+    }
+    if (sandbox_req_decode(payload, len, &req, &e) < 0) {
+        proc_send_error(s, id, &e);
+        return;
+    }
+    if (nfds != (req.has_netns ? 1u : 0u)) {
+        err_set(&e, EINVAL, "spawn request carries %zu fds", nfds);
+        proc_send_error(s, id, &e);
+        sandbox_req_release(&req);
+        return;
+    }
+    struct nb_sandbox_child child;
+    int r = sandbox_start(&s->env, &req, nfds ? fds[0] : -1, &child, &e);
+    sandbox_req_release(&req);
+    if (r < 0) {
+        proc_send_error(s, id, &e);
+        return;
+    }
+    if (s->nkids == s->capkids) {
+        s->capkids = s->capkids ? 2 * s->capkids : 64;
+        s->kids = xrealloc(s->kids, s->capkids * sizeof(*s->kids));
+    }
+    s->kids[s->nkids++] = (struct kid){
+        .id = id,
+        .pid = child.pid,
+        .pidfd = child.pidfd,
+        .status_fd = child.status_fd,
+        .stdout_fd = child.stdout_fd,
+        .stderr_fd = child.stderr_fd,
+        .deadline_ns = mono_ns() + (uint64_t)SETUP_TIMEOUT_MS * 1000000,
+        .starting = true,
+    };
+}
+
+static int lo_up(struct nb_err *err)
+{
+    _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return err_set(err, errno, "cannot create socket: %s", strerror(errno));
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+        return err_set(err, errno, "cannot read flags of 'lo': %s", strerror(errno));
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+        return err_set(err, errno, "cannot bring 'lo' up: %s", strerror(errno));
+    return 0;
+}
+
+/* Runs inside the new netns: lo up, the listener, and an fd for the namespace. */
+static int fill_netns(int port, int *ns_out, int *listen_out, struct nb_err *err)
+{
+    _cleanup_close_ int ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (ns < 0)
+        return err_set(err, errno, "cannot open the new network namespace: %s", strerror(errno));
+    int r = lo_up(err);
+    if (r < 0)
+        return r;
+    _cleanup_close_ int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (l < 0)
+        return err_set(err, errno, "cannot create listener: %s", strerror(errno));
+    int one = 1;
+    if (setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+        return err_set(err, errno, "cannot set SO_REUSEADDR: %s", strerror(errno));
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0)
+        return err_set(err, errno, "cannot bind 127.0.0.1:%d: %s", port, strerror(errno));
+    if (listen(l, 128) < 0)
+        return err_set(err, errno, "cannot listen on 127.0.0.1:%d: %s", port, strerror(errno));
+    *ns_out = steal_fd(ns);
+    *listen_out = steal_fd(l);
+    return 0;
+}
+
+static void handle_make_netns(struct spawner_proc *s, uint64_t id, int port)
+{
+    struct nb_err e = {0};
+    if (port < 1 || port > 65535) {
+        err_set(&e, EINVAL, "invalid runtime API port %d", port);
+        proc_send_error(s, id, &e);
+        return;
+    }
+    /* unshare(CLONE_NEWNET) moves this (only) task; we step back right after. */
+    if (unshare(CLONE_NEWNET) < 0) {
+        err_set(&e, errno, "cannot create network namespace: %s", strerror(errno));
+        proc_send_error(s, id, &e);
+        return;
+    }
+    int ns = -1, l = -1;
+    int r = fill_netns(port, &ns, &l, &e);
+    if (setns(s->orig_netns, CLONE_NEWNET) < 0) {
+        /* Never keep running in a function's namespace. */
+        log_err("msg=\"spawner cannot return to its network namespace\" error=\"%s\"",
+                strerror(errno));
+        proc_exit(s, 1);
+    }
+    if (r < 0) {
+        proc_send_error(s, id, &e);
+        return;
+    }
+    int fds[] = {ns, l};
+    proc_send(s, MSG_NETNS, 0, id, NULL, 0, fds, 2);
+    close(ns);
+    close(l);
+}
+
+/* Handles one message; false when the daemon's end is closed. */
+static bool handle_request(struct spawner_proc *s)
+{
+    static unsigned char buf[sizeof(struct msg_hdr) + SANDBOX_SPEC_MAX];
+    int fds[MSG_FDS_MAX];
+    size_t nfds = 0;
+    int mflags = 0;
+    ssize_t n = recv_msg(s->sock, buf, sizeof(buf), fds, &nfds, &mflags);
+    if (n == -EAGAIN)
+        return true;
+    if (n <= 0)
+        return false;
+    struct msg_hdr h = {0};
+    struct nb_err e = {0};
+    if ((size_t)n >= sizeof(h))
+        memcpy(&h, buf, sizeof(h));
+    const void *payload = buf + sizeof(h);
+    size_t plen = (size_t)n >= sizeof(h) ? (size_t)n - sizeof(h) : 0;
+    if ((size_t)n < sizeof(h))
+        err_set(&e, EINVAL, "short request (%zd bytes)", n);
+    else if (mflags & MSG_TRUNC)
+        err_set(&e, E2BIG, "request too large");
+    else if (mflags & MSG_CTRUNC)
+        err_set(&e, EINVAL, "request carries too many fds");
+    if (e.code) {
+        proc_send_error(s, h.id, &e);
+        close_fds(fds, nfds);
+        return true;
+    }
+    switch (h.type) {
+    case MSG_SPAWN:
+        handle_spawn(s, h.id, payload, plen, fds, nfds);
+        break;
+    case MSG_MAKE_NETNS:
+        if (nfds == 0) {
+            handle_make_netns(s, h.id, h.arg);
+            break;
+        }
+        err_set(&e, EINVAL, "netns request carries fds");
+        proc_send_error(s, h.id, &e);
+        break;
+    case MSG_KILL: {
+        struct kid *k = kid_by_id(s, h.id);
+        if (k && h.arg > 0 && h.arg < NSIG)
+            kill(k->pid, h.arg);
+        break;
+    }
+    default:
+        err_set(&e, EINVAL, "unknown request type %u", h.type);
+        proc_send_error(s, h.id, &e);
+    }
+    close_fds(fds, nfds);
+    return true;
+}
+
+static void proc_init(struct spawner_proc *s)
+{
+    /* Dispositions and the mask are inherited by the sandboxes; start them clean. */
+    struct sigaction dfl = {.sa_handler = SIG_DFL}, ign = {.sa_handler = SIG_IGN};
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &dfl, NULL);
+    /* The daemon decides when to stop; a terminal's ^C or a hangup must not kill sandboxes. */
+    sigaction(SIGINT, &ign, NULL);
+    sigaction(SIGHUP, &ign, NULL);
+    sigaction(SIGPIPE, &ign, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_SETMASK, &set, NULL);
+    s->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (s->sigfd < 0) {
+        log_err("msg=\"spawner cannot create signalfd\" error=\"%s\"", strerror(errno));
+        _exit(1);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    s->orig_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    s->env.root_dir = SANDBOX_ROOT_DIR;
+    s->env.prog = &s->prog;
+    s->env.spawner_pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (s->orig_netns < 0)
+        err_set(&s->init_err, errno, "cannot open the spawner's network namespace: %s",
+                strerror(errno));
+    else if (seccomp_build(&s->prog, &s->init_err) == 0)
+        (void)sandbox_prepare(&s->env, &s->init_err);
+    if (s->init_err.code)
+        err_prefix(&s->init_err, "spawner cannot build sandboxes");
+}
+
+static _Noreturn void proc_main(int sock, pid_t daemon_pid)
+{
+    struct spawner_proc s = {.sock = sock, .sigfd = -1, .orig_netns = -1};
+    /* Die with the daemon (SIGTERM: we still kill our sandboxes on the way out). */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0 || getppid() != daemon_pid)
+        _exit(1);
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
+            _exit(1);
+    /* Keep stdio (our log goes to the daemon's stderr) and the socket; nothing else. */
+    if (sock > 3)
+        close_range(3, (unsigned)sock - 1, 0);
+    close_range((unsigned)sock + 1, ~0u, 0);
+    sandbox_set_proc_title("nimbus-spawner");
+    proc_init(&s);
+    proc_send(&s, MSG_READY, s.init_err.code, 0, s.init_err.msg,
+              strnlen(s.init_err.msg, ERROR_TEXT_MAX), NULL, 0);
+
+    struct pollfd *pfds = NULL;
+    size_t cappfds = 0;
+    while (!s.peer_gone) {
+        if (cappfds < s.nkids + 2) {
+            cappfds = s.nkids + 2 + 64;
+            pfds = xrealloc(pfds, cappfds * sizeof(*pfds));
+        }
+        pfds[0] = (struct pollfd){.fd = s.sock, .events = POLLIN};
+        pfds[1] = (struct pollfd){.fd = s.sigfd, .events = POLLIN};
+        size_t np = 2;
+        uint64_t now = mono_ns(), next = UINT64_MAX;
+        for (size_t i = 0; i < s.nkids; i++) {
+            /* Not-starting kids keep fd -1: poll ignores the entry, indexes stay aligned. */
+            pfds[np++] = (struct pollfd){
+                .fd = s.kids[i].starting ? s.kids[i].status_fd : -1, .events = POLLIN};
+            if (s.kids[i].starting && s.kids[i].deadline_ns < next)
+                next = s.kids[i].deadline_ns;
+        }
+        int timeout = next == UINT64_MAX ? -1
+                      : next <= now      ? 0
+                                         : (int)((next - now) / 1000000 + 1);
+        if (poll(pfds, np, timeout) < 0) {
+            if (errno == EINTR)
+                continue;
+            log_err("msg=\"spawner poll failed\" error=\"%s\"", strerror(errno));
+            proc_exit(&s, 1);
+        }
+        now = mono_ns();
+        /* 1. Starting kids (no reaping or request handling yet, so indexes hold). */
+        for (size_t i = 0; i + 2 < np && i < s.nkids; i++) {
+            struct kid *k = &s.kids[i];
+            if (k->starting && (pfds[i + 2].revents || now >= k->deadline_ns))
+                kid_resolve(&s, k, false, now >= k->deadline_ns && !pfds[i + 2].revents);
+        }
+        /* 2. Signals: exits, or SIGTERM (the daemon died). */
+        if (pfds[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(s.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+                if (si.ssi_signo == SIGTERM)
+                    proc_exit(&s, 0);
+            reap_kids(&s);
+        }
+        /* 3. Requests. A few per round so exits are not starved. */
+        if (pfds[0].revents & POLLIN) {
+            for (int i = 0; i < 32 && !s.peer_gone; i++) {
+                if (!handle_request(&s))
+                    proc_exit(&s, 0);
+                struct pollfd one = {.fd = s.sock, .events = POLLIN};
+                if (poll(&one, 1, 0) <= 0 || !(one.revents & POLLIN))
+                    break;
+            }
+        } else if (pfds[0].revents & (POLLHUP | POLLERR)) {
+            proc_exit(&s, 0);
+        }
+    }
+    proc_exit(&s, 0);
+}
+
+/* ---- the daemon side -------------------------------------------------------------------- */
+
+enum req_kind { REQ_SPAWN, REQ_NETNS };
+
+struct sp_req {
+    struct sp_req *next; /* hash chain */
+    uint64_t id;
+    enum req_kind kind;
+    bool spawned; /* SPAWNED seen; waiting for EXIT */
+    nb_spawn_cb on_spawn;
+    nb_exit_cb on_exit;
+    nb_netns_cb on_netns;
+    void *data;
+};
+
+struct sp_out {
+    struct sp_out *next;
+    uint32_t type;
+    int32_t arg;
+    uint64_t id;
+    int fd; /* our dup, or -1 */
+    size_t len;
+    unsigned char payload[];
+};
+
+struct nb_spawner {
+    uv_poll_t poll; /* freed with the struct in its close callback once attached */
+    int fd;
+    pid_t pid; /* 0 once reaped */
+    bool attached, dead, dispatching, stop_requested;
+    uint64_t next_id;
+    struct sp_req **buckets;
+    size_t nbuckets, nreqs;
+    struct sp_out *out_head, *out_tail;
+};
+
+static size_t req_bucket(const struct nb_spawner *sp, uint64_t id)
+{
+    return (size_t)((id * 0x9E3779B97F4A7C15ull) >> 32) & (sp->nbuckets - 1);
+}
+
+static void req_insert(struct nb_spawner *sp, struct sp_req *rq)
+{
+    if (sp->nreqs >= sp->nbuckets) {
+        size_t old = sp->nbuckets;
+        struct sp_req **ob = sp->buckets;
+        sp->nbuckets = old ? 2 * old : 64;
+        sp->buckets = xcalloc(sp->nbuckets, sizeof(*sp->buckets));
+        for (size_t i = 0; i < old; i++) {
+            for (struct sp_req *r = ob[i], *nx; r; r = nx) {
+                nx = r->next;
+                size_t b = req_bucket(sp, r->id);
+                r->next = sp->buckets[b];
+                sp->buckets[b] = r;
+            }
+        }
+        free(ob);
+    }
+    size_t b = req_bucket(sp, rq->id);
+    rq->next = sp->buckets[b];
+    sp->buckets[b] = rq;
+    sp->nreqs++;
+}
+
+static struct sp_req *req_find(struct nb_spawner *sp, uint64_t id)
+{
+    if (!sp->nbuckets)
+        return NULL;
+    for (struct sp_req *r = sp->buckets[req_bucket(sp, id)]; r; r = r->next)
+        if (r->id == id)
+            return r;
+    return NULL;
+}
+
+static struct sp_req *req_take(struct nb_spawner *sp, uint64_t id)
+{
+    if (!sp->nbuckets)
+        return NULL;
+    for (struct sp_req **pp = &sp->buckets[req_bucket(sp, id)]; *pp; pp = &(*pp)->next) {
+        if ((*pp)->id == id) {
+            struct sp_req *r = *pp;
+            *pp = r->next;
+            sp->nreqs--;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* Detaches every request (for failing them all, or freeing). */
+static struct sp_req *req_take_all(struct nb_spawner *sp)
+{
+    struct sp_req *list = NULL;
+    for (size_t i = 0; i < sp->nbuckets; i++) {
+        for (struct sp_req *r = sp->buckets[i], *nx; r; r = nx) {
+            nx = r->next;
+            r->next = list;
+            list = r;
+        }
+        sp->buckets[i] = NULL;
+    }
+    sp->nreqs = 0;
+    return list;
+}
+
+static void out_free_all(struct nb_spawner *sp)
+{
+    for (struct sp_out *o = sp->out_head, *nx; o; o = nx) {
+        nx = o->next;
+        if (o->fd >= 0)
+            close(o->fd);
+        free(o);
+    }
+    sp->out_head = sp->out_tail = NULL;
+}
+
+static void poll_update(struct nb_spawner *sp)
+{
+    if (!sp->attached || sp->dead)
+        return;
+    int ev = UV_READABLE | (sp->out_head ? UV_WRITABLE : 0);
+    int r = uv_poll_start(&sp->poll, ev, NULL);
+    if (r < 0)
+        log_err("msg=\"cannot poll the spawner socket\" error=\"%s\"", uv_strerror(r));
+}
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+/* Sends now, or queues (fd dup'd) when the socket is full. */
+static int send_or_queue(struct nb_spawner *sp, uint32_t type, int32_t arg, uint64_t id,
+                         const void *payload, size_t len, int fd, struct nb_err *err)
+{
+    if (sp->dead)
+        return err_set(err, EPIPE, "spawner has exited");
+    if (!sp->out_head) {
+        int r = send_msg(sp->fd, type, arg, id, payload, len, &fd, fd >= 0 ? 1 : 0);
+        if (r == 0)
+            return 0;
+        if (r != -EAGAIN)
+            return err_set(err, r, "cannot send to the spawner: %s", strerror(-r));
+    }
+    struct sp_out *o = xmalloc(sizeof(*o) + len);
+    o->next = NULL;
+    o->type = type;
+    o->arg = arg;
+    o->id = id;
+    o->len = len;
+    if (len)
+        memcpy(o->payload, payload, len);
+    o->fd = -1;
+    if (fd >= 0 && (o->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+        int e = errno;
+        free(o);
+        return err_set(err, e, "cannot duplicate fd for the spawner: %s", strerror(e));
+    }
+    if (sp->out_tail)
+        sp->out_tail->next = o;
+    else
+        sp->out_head = o;
+    sp->out_tail = o;
+    poll_update(sp);
+    return 0;
+}
+
+/* Returns 0, or -errno when the socket failed (the caller treats that as the spawner's death). */
+static int out_flush(struct nb_spawner *sp)
+{
+    while (sp->out_head) {
+        struct sp_out *o = sp->out_head;
+        int r = send_msg(sp->fd, o->type, o->arg, o->id, o->payload, o->len, &o->fd,
+                         o->fd >= 0 ? 1 : 0);
+        if (r == -EAGAIN)
+            break;
+        if (r < 0)
+            return r;
+        sp->out_head = o->next;
+        if (!sp->out_head)
+            sp->out_tail = NULL;
+        if (o->fd >= 0)
+            close(o->fd);
+        free(o);
+    }
+    poll_update(sp);
+    return 0;
+}
+
+static void req_fail(struct sp_req *rq, const struct nb_err *e)
+{
+    if (rq->spawned) {
+        /* The sandbox dies with the spawner (kill-all on exit, or its parent-death signal). */
+        if (rq->on_exit)
+            rq->on_exit(rq->data, SIGKILL);
+    } else if (rq->kind == REQ_SPAWN) {
+        rq->on_spawn(rq->data, -e->code, NULL, e);
+    } else {
+        rq->on_netns(rq->data, -e->code, -1, -1, e);
+    }
+}
+
+static void spawner_died(struct nb_spawner *sp, const char *why)
+{
+    if (sp->dead)
+        return;
+    sp->dead = true;
+    if (sp->attached)
+        uv_poll_stop(&sp->poll);
+    int st = 0;
+    if (sp->pid > 0 && waitpid(sp->pid, &st, WNOHANG) == sp->pid)
+        sp->pid = 0;
+    log_err("msg=\"spawner exited\" reason=\"%s\" pending=%zu", why, sp->nreqs);
+    out_free_all(sp);
+    struct nb_err e;
+    err_set(&e, EPIPE, "spawner exited (%s)", why);
+    for (struct sp_req *r = req_take_all(sp), *nx; r; r = nx) {
+        nx = r->next;
+        req_fail(r, &e);
+        free(r);
+    }
+}
+
+static void dispatch(struct nb_spawner *sp, const struct msg_hdr *h, const char *text,
+                     size_t tlen, int *fds, size_t nfds, int mflags)
+{
+    struct nb_err e = {0};
+    struct sp_req *rq = req_find(sp, h->id);
+    switch (h->type) {
+    case MSG_SPAWNED:
+        if (!rq || rq->kind != REQ_SPAWN || rq->spawned) {
+            log_warn("msg=\"spawner reply for unknown request\" id=%llu",
+                     (unsigned long long)h->id);
+            break;
+        }
+        if (nfds != 3 || (mflags & MSG_CTRUNC)) {
+            /* We cannot control it without its pidfd: have the spawner kill it. */
+            (void)send_or_queue(sp, MSG_KILL, SIGKILL, h->id, NULL, 0, -1, NULL);
+            req_take(sp, h->id);
+            err_set(&e, EMFILE, "cannot receive the sandbox's fds (out of fds?)");
+            rq->on_spawn(rq->data, -e.code, NULL, &e);
+            free(rq);
+            break;
+        }
+        rq->spawned = true;
+        struct nb_spawned res = {
+            .pid = h->arg, .pidfd = fds[0], .stdout_fd = fds[1], .stderr_fd = fds[2]};
+        nfds = 0; /* handed over */
+        rq->on_spawn(rq->data, 0, &res, NULL);
+        break;
+    case MSG_NETNS:
+        if (!rq || rq->kind != REQ_NETNS) {
+            log_warn("msg=\"spawner reply for unknown request\" id=%llu",
+                     (unsigned long long)h->id);
+            break;
+        }
+        req_take(sp, h->id);
+        if (nfds != 2 || (mflags & MSG_CTRUNC)) {
+            err_set(&e, EMFILE, "cannot receive the network namespace fds (out of fds?)");
+            rq->on_netns(rq->data, -e.code, -1, -1, &e);
+        } else {
+            nfds = 0;
+            rq->on_netns(rq->data, 0, fds[0], fds[1], NULL);
+        }
+        free(rq);
+        break;
+    case MSG_ERROR:
+        err_set(&e, h->arg > 0 ? h->arg : EIO, "%.*s", (int)tlen, text);
+        if (!rq || rq->spawned) {
+            log_warn("msg=\"spawner error for unknown request\" id=%llu error=\"%s\"",
+                     (unsigned long long)h->id, e.msg);
+            break;
+        }
+        req_take(sp, h->id);
+        if (rq->kind == REQ_SPAWN)
+            rq->on_spawn(rq->data, -e.code, NULL, &e);
+        else
+            rq->on_netns(rq->data, -e.code, -1, -1, &e);
+        free(rq);
+        break;
+    case MSG_EXIT:
+        if (!rq || !rq->spawned)
+            break; /* a spawn we already failed (see MSG_SPAWNED) */
+        req_take(sp, h->id);
+        if (rq->on_exit)
+            rq->on_exit(rq->data, h->arg);
+        free(rq);
+        break;
+    default:
+        log_warn("msg=\"unknown message from spawner\" type=%u", h->type);
+    }
+    close_fds(fds, nfds);
+}
+
+static void stop_now(struct nb_spawner *sp);
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+    struct nb_spawner *sp = handle->data;
+    sp->dispatching = true;
+    if (status < 0) {
+        spawner_died(sp, uv_strerror(status));
+        goto out;
+    }
+    if (events & UV_WRITABLE) {
+        int r = out_flush(sp);
+        if (r < 0) {
+            spawner_died(sp, strerror(-r));
+            goto out;
+        }
+    }
+    if (events & UV_READABLE) {
+        /* Bounded, so one busy spawner cannot starve the rest of the loop. */
+        for (int i = 0; i < 256 && !sp->dead && !sp->stop_requested; i++) {
+            char buf[sizeof(struct msg_hdr) + ERROR_TEXT_MAX + 16];
+            int fds[MSG_FDS_MAX];
+            size_t nfds = 0;
+            int mflags = 0;
+            ssize_t n = recv_msg(sp->fd, buf, sizeof(buf), fds, &nfds, &mflags);
+            if (n == -EAGAIN)
+                break;
+            if (n <= 0) {
+                close_fds(fds, nfds);
+                spawner_died(sp, n == 0 ? "connection closed" : strerror((int)-n));
+                break;
+            }
+            if ((size_t)n < sizeof(struct msg_hdr)) {
+                close_fds(fds, nfds);
+                log_warn("msg=\"short message from spawner\" len=%zd", n);
+                continue;
+            }
+            struct msg_hdr h;
+            memcpy(&h, buf, sizeof(h));
+            dispatch(sp, &h, buf + sizeof(h), (size_t)n - sizeof(h), fds, nfds, mflags);
+        }
+    }
+out:
+    sp->dispatching = false;
+    if (sp->stop_requested)
+        stop_now(sp);
+}
+
+static int count_threads(void)
+{
+    _cleanup_free_ char *stat = NULL;
+    if (read_file("/proc/self/stat", &stat, NULL) < 0)
+        return -1;
+    char *p = strrchr(stat, ')');
+    for (int field = 3; p && field <= 20; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            break;
+        p++;
+        if (field == 20)
+            return atoi(p);
+    }
+    return -1;
+}
+
+/* Waits for the READY message: the spawner could initialise (seccomp, root dir) or says why not. */
+static int wait_ready(struct nb_spawner *sp, struct nb_err *err)
+{
+    struct pollfd pfd = {.fd = sp->fd, .events = POLLIN};
+    int r;
+    do
+        r = poll(&pfd, 1, READY_WAIT_MS);
+    while (r < 0 && errno == EINTR);
+    if (r == 0)
+        return err_set(err, ETIMEDOUT, "spawner did not start within %d ms", READY_WAIT_MS);
+    char buf[sizeof(struct msg_hdr) + ERROR_TEXT_MAX + 16];
+    int fds[MSG_FDS_MAX];
+    size_t nfds = 0;
+    int mflags = 0;
+    ssize_t n = recv_msg(sp->fd, buf, sizeof(buf), fds, &nfds, &mflags);
+    close_fds(fds, nfds);
+    struct msg_hdr h;
+    if (n < (ssize_t)sizeof(h))
+        return err_set(err, EPIPE, "spawner exited during start-up");
+    memcpy(&h, buf, sizeof(h));
+    if (h.type != MSG_READY)
+        return err_set(err, EPROTO, "unexpected first message from spawner (%u)", h.type);
+    if (h.arg)
+        return err_set(err, h.arg, "%.*s", (int)((size_t)n - sizeof(h)), buf + sizeof(h));
+    return 0;
+}
+
+static void wait_spawner(struct nb_spawner *sp)
+{
+    if (sp->pid <= 0)
+        return;
+    for (int waited = 0; waited < STOP_WAIT_MS; waited++) {
+        pid_t r = waitpid(sp->pid, NULL, WNOHANG);
+        if (r == sp->pid || (r < 0 && errno == ECHILD)) {
+            sp->pid = 0;
+            return;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    log_err("msg=\"spawner did not exit; killing it\" pid=%d", (int)sp->pid);
+    kill(sp->pid, SIGKILL);
+    while (waitpid(sp->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    sp->pid = 0;
+}
+
+struct nb_spawner *spawner_start(struct nb_err *err)
+{
+    int threads = count_threads();
+    if (threads > 1) {
+        err_set(err, EBUSY, "spawner_start must run before any thread exists (%d threads)",
+                threads);
+        return NULL;
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        err_set(err, errno, "cannot create spawner socket: %s", strerror(errno));
+        return NULL;
+    }
+    pid_t daemon_pid = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        err_set(err, e, "cannot fork the spawner: %s", strerror(e));
+        return NULL;
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        proc_main(sv[1], daemon_pid);
+    }
+    close(sv[1]);
+    struct nb_spawner *sp = xcalloc(1, sizeof(*sp));
+    sp->fd = sv[0];
+    sp->pid = pid;
+    sp->next_id = 1;
+    int r = wait_ready(sp, err);
+    int fl = fcntl(sp->fd, F_GETFL);
+    if (r == 0 && (fl < 0 || fcntl(sp->fd, F_SETFL, fl | O_NONBLOCK) < 0))
+        r = err_set(err, errno, "cannot make the spawner socket non-blocking: %s",
+                    strerror(errno));
+    if (r < 0) {
+        close(sp->fd);
+        wait_spawner(sp);
+        free(sp);
+        return NULL;
+    }
+    return sp;
+}
+
+int spawner_attach(struct nb_spawner *sp, uv_loop_t *loop, struct nb_err *err)
+{
+    if (sp->attached)
+        return err_set(err, EALREADY, "spawner is already attached to a loop");
+    int r = uv_poll_init(loop, &sp->poll, sp->fd);
+    if (r < 0)
+        return err_set(err, r, "cannot poll the spawner socket: %s", uv_strerror(r));
+    sp->poll.data = sp;
+    sp->attached = true;
+    r = uv_poll_start(&sp->poll, UV_READABLE | (sp->out_head ? UV_WRITABLE : 0), on_poll);
+    if (r < 0)
+        return err_set(err, r, "cannot poll the spawner socket: %s", uv_strerror(r));
+    return 0;
+}
+
+static int submit(struct nb_spawner *sp, struct sp_req *rq, uint32_t type, int32_t arg,
+                  const void *payload, size_t len, int fd, struct nb_err *err)
+{
+    if (sp->dead || sp->stop_requested) {
+        free(rq);
+        return err_set(err, EPIPE, "spawner has exited");
+    }
+    rq->id = sp->next_id++;
+    req_insert(sp, rq);
+    int r = send_or_queue(sp, type, arg, rq->id, payload, len, fd, err);
+    if (r < 0) {
+        req_take(sp, rq->id);
+        free(rq);
+    }
+    return r;
+}
+
+int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_spawn_cb on_spawn,
+                  nb_exit_cb on_exit, void *data, struct nb_err *err)
+{
+    ASSERT(on_spawn);
+    struct nb_buf b = NB_BUF_INIT;
+    int r = sandbox_spec_encode(spec, &b, err);
+    if (r < 0) {
+        buf_release(&b);
+        return r;
+    }
+    struct sp_req *rq = xcalloc(1, sizeof(*rq));
+    rq->kind = REQ_SPAWN;
+    rq->on_spawn = on_spawn;
+    rq->on_exit = on_exit;
+    rq->data = data;
+    r = submit(sp, rq, MSG_SPAWN, 0, b.data, b.len, spec->netns_fd, err);
+    buf_release(&b);
+    return r;
+}
+
+int spawner_make_netns(struct nb_spawner *sp, int port, nb_netns_cb cb, void *data,
+                       struct nb_err *err)
+{
+    ASSERT(cb);
+    if (port < 1 || port > 65535)
+        return err_set(err, EINVAL, "invalid runtime API port %d", port);
+    struct sp_req *rq = xcalloc(1, sizeof(*rq));
+    rq->kind = REQ_NETNS;
+    rq->on_netns = cb;
+    rq->data = data;
+    return submit(sp, rq, MSG_MAKE_NETNS, port, NULL, 0, -1, err);
+}
+
+int spawner_kill(int pidfd, int sig)
+{
+    if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0)
+        return -errno;
+    return 0;
+}
+
+static void on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void stop_now(struct nb_spawner *sp)
+{
+    if (sp->attached && !sp->dead)
+        uv_poll_stop(&sp->poll);
+    close(sp->fd); /* the spawner sees end-of-file: kills its sandboxes and exits */
+    sp->fd = -1;
+    wait_spawner(sp);
+    for (struct sp_req *r = req_take_all(sp), *nx; r; r = nx) {
+        nx = r->next;
+        free(r);
+    }
+    free(sp->buckets);
+    out_free_all(sp);
+    if (sp->attached)
+        uv_close((uv_handle_t *)&sp->poll, on_close);
+    else
+        free(sp);
+}
+
+void spawner_stop(struct nb_spawner *sp)
+{
+    if (!sp)
+        return;
+    if (sp->dispatching) {
+        sp->stop_requested = true; /* finished when the callback returns to on_poll */
+        return;
+    }
+    stop_now(sp);
+}

@@ -1,0 +1,203 @@
+"""
+conftest.py - end-to-end fixtures: build output lookup, a real `nimbus serve` on a free port with a
+temporary data dir, and clients (boto3, the aws CLI v2 from Debian, the nimbus CLI) pointed at it.
+
+Run with Debian's interpreter so python3-boto3 is importable: /usr/bin/python3 -m pytest tests/e2e.
+The build dir is $NIMBUS_BUILD (default: build/ at the repository root).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import zipfile
+import io
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("NIMBUS_BUILD", os.path.join(ROOT, "build"))
+NIMBUS = os.path.join(BUILD, "src", "nimbus")
+AWS = "/usr/bin/aws"  # Debian's awscli 2.9 (not a pip one on PATH)
+FUNCS = os.path.join(ROOT, "tests", "e2e", "functions")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """One `nimbus serve` process. start() waits until /healthz answers."""
+
+    def __init__(self, data_dir, extra_args=()):
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.log_path = os.path.join(data_dir, "daemon.log")
+
+    def start(self):
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.log = open(self.log_path, "ab")
+        args = [NIMBUS, "serve", "--listen", "127.0.0.1:%d" % self.port,
+                "--data-dir", self.data_dir, "--log-level", "debug"] + self.extra_args
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nimbus exited early:\n" + self.daemon_log())
+            try:
+                with urllib.request.urlopen(self.endpoint + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nimbus did not become healthy:\n" + self.daemon_log())
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def daemon_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-20000:]
+        except OSError:
+            return ""
+
+    def env(self):
+        e = dict(os.environ)
+        e.update({
+            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+            "NIMBUS_ENDPOINT": self.endpoint, "AWS_PAGER": "",
+            "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        })
+        return e
+
+    def boto3(self, service="lambda", **kw):
+        import boto3
+        from botocore.config import Config
+        cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120,
+                     connect_timeout=5)
+        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test", config=cfg,
+                            **kw)
+
+    def aws(self, *args, check=True, input=None):
+        """Runs the aws CLI; returns (rc, stdout, stderr)."""
+        p = subprocess.run([AWS, "--endpoint-url", self.endpoint, "--output", "json"] +
+                           list(args), env=self.env(), capture_output=True, text=True,
+                           input=input, timeout=180)
+        if check and p.returncode != 0:
+            raise AssertionError("aws %s failed (%d): %s" % (" ".join(args), p.returncode,
+                                                              p.stderr))
+        return p.returncode, p.stdout, p.stderr
+
+    def cli(self, *args, check=False, input=None, timeout=180):
+        """Runs the nimbus CLI against this daemon; returns the CompletedProcess."""
+        p = subprocess.run([NIMBUS] + list(args), env=self.env(), capture_output=True,
+                           text=True, input=input, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("nimbus %s failed (%d): %s%s" % (" ".join(args), p.returncode,
+                                                                  p.stdout, p.stderr))
+        return p
+
+
+def zip_dir(path):
+    """Zips a folder in memory, keeping the executable bit; returns bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for base, _dirs, files in os.walk(path):
+            for name in sorted(files):
+                full = os.path.join(base, name)
+                rel = os.path.relpath(full, path)
+                info = zipfile.ZipInfo(rel)
+                info.external_attr = (os.stat(full).st_mode & 0o777 | 0o100000) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with open(full, "rb") as f:
+                    z.writestr(info, f.read())
+    return buf.getvalue()
+
+
+def zip_files(files):
+    """files: {name: (bytes|str, mode)} -> zip bytes."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, (data, mode) in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (mode | 0o100000) << 16
+            z.writestr(info, data)
+    return buf.getvalue()
+
+
+ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+
+
+@pytest.fixture(scope="session")
+def nimbus_bin():
+    if not os.path.exists(NIMBUS):
+        pytest.fail("nimbus binary not built at %s" % NIMBUS)
+    return NIMBUS
+
+
+@pytest.fixture(scope="module")
+def daemon(nimbus_bin):
+    """A daemon shared by the tests of one module."""
+    d = tempfile.mkdtemp(prefix="nimbus-e2e-")
+    dm = Daemon(d).start()
+    yield dm
+    dm.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_daemon(nimbus_bin):
+    """A daemon of the test's own; extra args via dm = fresh_daemon(args)."""
+    made = []
+
+    def make(extra_args=()):
+        d = tempfile.mkdtemp(prefix="nimbus-e2e-")
+        dm = Daemon(d, extra_args).start()
+        made.append(dm)
+        return dm
+
+    yield make
+    for dm in made:
+        dm.stop()
+        shutil.rmtree(dm.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def lam(daemon):
+    return daemon.boto3("lambda")
+
+
+def create_function(client, name, zip_bytes, runtime="provided.al2023", handler="handler",
+                    **kw):
+    return client.create_function(FunctionName=name, Runtime=runtime, Role=ROLE,
+                                  Handler=handler, Code={"ZipFile": zip_bytes}, **kw)
+
+
+def invoke(client, name, payload=b"{}", **kw):
+    """Invokes; returns (response dict, payload bytes)."""
+    r = client.invoke(FunctionName=name, Payload=payload, **kw)
+    return r, r["Payload"].read()

@@ -1,0 +1,312 @@
+/*
+ * test_store.c - unit tests for store_sqlite.c through store.h only (no SQL here either): the
+ * -EEXIST/-ENOENT contract, name order, reopening, the WAL journal, the 0600 database file and
+ * refusing a database written by a newer schema. Each test gets a fresh temporary data dir.
+ *
+ * WAL is checked from the outside: while a store is open, a write leaves nimbus.db-wal next to
+ * the database, and bytes 18-19 of the database header (file format read/write versions) are 2.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+#include "store.h"
+
+struct fixture {
+    char root[64];
+    struct nb_store *st;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof(*f));
+    snprintf(f->root, sizeof(f->root), "/tmp/nb-test-store-XXXXXX");
+    if (!mkdtemp(f->root))
+        return -1;
+    struct nb_err err = {0};
+    f->st = store_open(f->root, &err);
+    if (!f->st) {
+        fprintf(stderr, "store_open: %s\n", err.msg);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->st);
+    rm_rf(f->root);
+    free(f);
+    return 0;
+}
+
+static char *db_path(struct fixture *f, const char *suffix)
+{
+    return xasprintf("%s/nimbus.db%s", f->root, suffix);
+}
+
+/* Collects "name=doc;" for every record. */
+static int collect(void *data, const char *name, const char *doc)
+{
+    buf_appendf(data, "%s=%s;", name, doc);
+    return 0;
+}
+
+static char *dump(struct nb_store *st)
+{
+    struct nb_buf b = NB_BUF_INIT;
+    struct nb_err err = {0};
+    assert_int_equal(store_function_each(st, collect, &b, &err), 0);
+    return buf_detach(&b, NULL);
+}
+
+static void test_insert_update_delete(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    assert_int_equal(store_function_insert(f->st, "fn", "{\"v\":1}", &err), 0);
+    assert_int_equal(err.code, 0);
+
+    assert_int_equal(store_function_insert(f->st, "fn", "{\"v\":2}", &err), -EEXIST);
+    assert_int_equal(err.code, EEXIST);
+    assert_string_equal(err.msg, "function 'fn' already exists");
+
+    _cleanup_free_ char *doc = NULL;
+    assert_int_equal(store_function_get(f->st, "fn", &doc, &err), 0);
+    assert_string_equal(doc, "{\"v\":1}"); /* the failed insert changed nothing */
+
+    err_clear(&err);
+    assert_int_equal(store_function_update(f->st, "fn", "{\"v\":3}", &err), 0);
+    assert_int_equal(err.code, 0);
+    _cleanup_free_ char *doc2 = NULL;
+    assert_int_equal(store_function_get(f->st, "fn", &doc2, &err), 0);
+    assert_string_equal(doc2, "{\"v\":3}");
+
+    assert_int_equal(store_function_update(f->st, "nope", "{}", &err), -ENOENT);
+    assert_int_equal(err.code, ENOENT);
+    assert_string_equal(err.msg, "function 'nope' not found");
+    char *none = NULL;
+    assert_int_equal(store_function_get(f->st, "nope", &none, &err), -ENOENT);
+    assert_null(none);
+
+    err_clear(&err);
+    assert_int_equal(store_function_delete(f->st, "fn", &err), 0);
+    assert_int_equal(store_function_delete(f->st, "fn", &err), -ENOENT);
+    assert_int_equal(err.code, ENOENT);
+    assert_int_equal(store_function_update(f->st, "fn", "{}", &err), -ENOENT);
+    /* A deleted name can be created again. */
+    assert_int_equal(store_function_insert(f->st, "fn", "{\"v\":4}", &err), 0);
+}
+
+static void test_each_in_name_order(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    _cleanup_free_ char *empty = dump(f->st);
+    assert_string_equal(empty, "");
+    const char *names[] = {"zeta", "Alpha", "alpha", "beta-2", "beta_1", "beta"};
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        _cleanup_free_ char *doc = xasprintf("%zu", i);
+        assert_int_equal(store_function_insert(f->st, names[i], doc, &err), 0);
+    }
+    _cleanup_free_ char *all = dump(f->st);
+    /* Bytewise: uppercase before lowercase, '-' (0x2d) before '_' (0x5f). */
+    assert_string_equal(all, "Alpha=1;alpha=2;beta=5;beta-2=3;beta_1=4;zeta=0;");
+}
+
+static int stop_at_beta(void *data, const char *name, const char *doc)
+{
+    int *seen = data;
+    (*seen)++;
+    return strcmp(name, "b") == 0 ? 42 : 0;
+}
+
+static void test_each_stops(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    assert_int_equal(store_function_insert(f->st, "a", "1", &err), 0);
+    assert_int_equal(store_function_insert(f->st, "b", "2", &err), 0);
+    assert_int_equal(store_function_insert(f->st, "c", "3", &err), 0);
+    int seen = 0;
+    assert_int_equal(store_function_each(f->st, stop_at_beta, &seen, &err), 42);
+    assert_int_equal(seen, 2);
+}
+
+/* The callback may call the store (records are read before callbacks run). */
+static int delete_each(void *data, const char *name, const char *doc)
+{
+    struct nb_err err = {0};
+    return store_function_delete(data, name, &err);
+}
+
+static void test_each_reentrant(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    assert_int_equal(store_function_insert(f->st, "a", "1", &err), 0);
+    assert_int_equal(store_function_insert(f->st, "b", "2", &err), 0);
+    assert_int_equal(store_function_each(f->st, delete_each, f->st, &err), 0);
+    _cleanup_free_ char *all = dump(f->st);
+    assert_string_equal(all, "");
+}
+
+static void test_reopen_keeps_data(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    static const char big[] = "{\"Environment\":{\"Variables\":{\"K\":\"v\\u00e9 \\\"quoted\\\"\"}}}";
+    assert_int_equal(store_function_insert(f->st, "one", big, &err), 0);
+    assert_int_equal(store_function_insert(f->st, "two", "{}", &err), 0);
+    assert_int_equal(store_function_update(f->st, "two", "{\"x\":2}", &err), 0);
+    store_close(f->st);
+    f->st = store_open(f->root, &err);
+    assert_non_null(f->st);
+    _cleanup_free_ char *all = dump(f->st);
+    _cleanup_free_ char *want = xasprintf("one=%s;two={\"x\":2};", big);
+    assert_string_equal(all, want);
+    /* A second open of a migrated database does not re-run migrations. */
+    store_close(f->st);
+    f->st = store_open(f->root, &err);
+    assert_non_null(f->st);
+    assert_int_equal(store_function_insert(f->st, "one", "{}", &err), -EEXIST);
+}
+
+static void test_journal_mode_is_wal(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    assert_int_equal(store_function_insert(f->st, "fn", "{}", &err), 0);
+    _cleanup_free_ char *wal = db_path(f, "-wal");
+    assert_int_equal(access(wal, F_OK), 0);
+
+    _cleanup_free_ char *db = db_path(f, "");
+    struct stat st;
+    assert_int_equal(stat(db, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    store_close(f->st);
+    f->st = NULL;
+    _cleanup_free_ char *hdr = NULL;
+    size_t len;
+    assert_int_equal(read_file(db, &hdr, &len), 0);
+    assert_true(len >= 100);
+    assert_memory_equal(hdr, "SQLite format 3", 16);
+    assert_int_equal(hdr[18], 2); /* write version 2 = WAL */
+    assert_int_equal(hdr[19], 2); /* read version 2 = WAL */
+    f->st = store_open(f->root, &err);
+    assert_non_null(f->st);
+}
+
+/* A database whose user_version (header bytes 60-63) is from the future is refused. */
+static void test_newer_schema_refused(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    _cleanup_free_ char *db = db_path(f, "");
+    int fd = open(db, O_WRONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    static const unsigned char v999[4] = {0, 0, 0x03, 0xe7};
+    assert_int_equal(pwrite(fd, v999, 4, 60), 4);
+    close(fd);
+    struct nb_err err = {0};
+    assert_null(store_open(f->root, &err));
+    assert_int_equal(err.code, EIO);
+    assert_non_null(strstr(err.msg, "schema version 999 is newer"));
+}
+
+struct worker {
+    struct nb_store *st;
+    int id;
+    int failures;
+    int wins;
+};
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct nb_err err = {0};
+    for (int i = 0; i < 50; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "w%d-%02d", w->id, i);
+        if (store_function_insert(w->st, name, "{}", &err) < 0 ||
+            store_function_update(w->st, name, "{\"u\":1}", &err) < 0)
+            w->failures++;
+        /* Every thread races for one shared name: exactly one insert wins overall. */
+        int r = store_function_insert(w->st, "shared", "{}", &err);
+        if (r == 0)
+            w->wins++;
+        else if (r != -EEXIST)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static int count_cb(void *data, const char *name, const char *doc)
+{
+    (*(int *)data)++;
+    return 0;
+}
+
+/* Calls come from many worker threads at once; the store serialises them. */
+static void test_threads(void **state)
+{
+    struct fixture *f = *state;
+    pthread_t th[8];
+    struct worker w[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = (struct worker){f->st, i, 0, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    int wins = 0;
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+        wins += w[i].wins;
+    }
+    assert_int_equal(wins, 1);
+    int n = 0;
+    struct nb_err err = {0};
+    assert_int_equal(store_function_each(f->st, count_cb, &n, &err), 0);
+    assert_int_equal(n, 8 * 50 + 1);
+}
+
+static void test_open_failure(void **state)
+{
+    struct fixture *f = *state;
+    /* The data dir is a file: cannot be created, error set, no crash. */
+    _cleanup_free_ char *file = xasprintf("%s/afile", f->root);
+    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    struct nb_err err = {0};
+    assert_null(store_open(file, &err));
+    assert_int_not_equal(err.code, 0);
+    assert_non_null(strstr(err.msg, "afile"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_insert_update_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_in_name_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_stops, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_reentrant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_mode_is_wal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
