@@ -30,9 +30,9 @@
 #define MSG_UNZIP "Could not unzip uploaded file. Please check your file, then try to upload again."
 #define MSG_EMPTY "Uploaded file must be a non-empty zip"
 
-#define NAME_MAX_LEN 1024  /* longest entry name accepted (keeps tree paths below PATH_MAX) */
-#define LINK_MAX_LEN 1024  /* longest symlink target accepted */
-#define SHOW_MAX 96        /* how much of an entry name goes into a message */
+#define NAME_MAX_LEN 1024 /* longest entry name accepted (keeps tree paths below PATH_MAX) */
+#define LINK_MAX_LEN 1024 /* longest symlink target accepted */
+#define SHOW_MAX 96       /* how much of an entry name goes into a message */
 #define COPY_CHUNK 65536
 
 enum entry_kind { ENTRY_FILE, ENTRY_DIR, ENTRY_LINK };
@@ -160,8 +160,7 @@ static int entry_kind(const struct unpack *u, zip_uint64_t idx, const char *name
             break;
         case S_IFLNK:
             if (slash)
-                return refuse(err, "entry '%s' is a symlink named like a directory",
-                              show(name, s));
+                return refuse(err, "entry '%s' is a symlink named like a directory", show(name, s));
             *kind = ENTRY_LINK;
             break;
         default:
@@ -254,8 +253,8 @@ static zip_file_t *open_entry(struct unpack *u, zip_uint64_t idx, const char *na
     return zf;
 }
 
-static int write_file(struct unpack *u, zip_uint64_t idx, int dirfd, const char *comp,
-                      mode_t perm, const char *name, struct nb_err *err)
+static int write_file(struct unpack *u, zip_uint64_t idx, int dirfd, const char *comp, mode_t perm,
+                      const char *name, struct nb_err *err)
 {
     _cleanup_close_ int fd =
         openat(dirfd, comp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -305,8 +304,8 @@ static bool link_target_ok(const char *target, size_t depth)
     return true;
 }
 
-static int make_link(struct unpack *u, zip_uint64_t idx, int dirfd, const char *comp,
-                     size_t depth, const char *name, struct nb_err *err)
+static int make_link(struct unpack *u, zip_uint64_t idx, int dirfd, const char *comp, size_t depth,
+                     const char *name, struct nb_err *err)
 {
     char s[SHOW_MAX];
     char target[LINK_MAX_LEN + 2];
@@ -467,8 +466,8 @@ static int fsync_dirfd(int fd, const char *path, struct nb_err *err)
 }
 
 /* Stores the zip as code/<hex>.zip unless it is already there. */
-static int store_zip(int codefd, const char *code_dir, const char *hex, const void *zip,
-                     size_t len, bool as_root, struct nb_err *err)
+static int store_zip(int codefd, const char *code_dir, const char *hex, const void *zip, size_t len,
+                     bool as_root, struct nb_err *err)
 {
     _cleanup_free_ char *final = xasprintf("%s.zip", hex);
     struct stat st;
@@ -548,8 +547,8 @@ static int unpack_tree(zip_t *za, int codefd, const char *code_dir, const char *
 
 /* The fast path: the tree exists, so does the zip (unless removed by hand: restore it). */
 static int reuse_tree(int codefd, const char *code_dir, const char *hex, const void *zip,
-                      size_t len, const struct nb_codepkg_limits *lim, bool as_root,
-                      uint64_t *size, struct nb_err *err)
+                      size_t len, const struct nb_codepkg_limits *lim, bool as_root, uint64_t *size,
+                      struct nb_err *err)
 {
     int r = store_zip(codefd, code_dir, hex, zip, len, as_root, err);
     if (r < 0)
@@ -592,8 +591,8 @@ int codepkg_import(const char *data_dir, const void *zip, size_t len,
 
     struct stat st;
     if (fstatat(codefd, pkg.sha256_hex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-        r = reuse_tree(codefd, code_dir, pkg.sha256_hex, zip, len, lim, as_root,
-                       &pkg.unzipped_size, err);
+        r = reuse_tree(codefd, code_dir, pkg.sha256_hex, zip, len, lim, as_root, &pkg.unzipped_size,
+                       err);
         if (r < 0)
             return r;
         *out = pkg;
@@ -666,8 +665,7 @@ static void gc_remove(int codefd, const char *code_dir, const char *name, bool i
     _cleanup_free_ char *path = xasprintf("%s/%s", code_dir, victim);
     int r = rm_rf(path);
     if (r < 0)
-        log_warn("msg=\"cannot remove code package\" path=\"%s\" error=\"%s\"", path,
-                 strerror(-r));
+        log_warn("msg=\"cannot remove code package\" path=\"%s\" error=\"%s\"", path, strerror(-r));
 }
 
 void codepkg_gc(const char *data_dir, const char *const *live, size_t n)

@@ -26,12 +26,12 @@
 /* Schema migrations: migrations[i] upgrades user_version i to i + 1. Append only. */
 static const char *const migrations[] = {
     /* 1: function records */
-    "CREATE TABLE functions ("
-    "  name TEXT PRIMARY KEY,"
-    "  doc TEXT NOT NULL,"
-    "  created_ms INTEGER NOT NULL,"
-    "  updated_ms INTEGER NOT NULL"
-    ");",
+    ("CREATE TABLE functions ("
+     "  name TEXT PRIMARY KEY,"
+     "  doc TEXT NOT NULL,"
+     "  created_ms INTEGER NOT NULL,"
+     "  updated_ms INTEGER NOT NULL"
+     ");"),
 };
 
 enum stmt_id {
@@ -44,8 +44,8 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[STMT__MAX] = {
-    [STMT_FN_INSERT] = "INSERT INTO functions(name, doc, created_ms, updated_ms) "
-                       "VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO NOTHING",
+    [STMT_FN_INSERT] = ("INSERT INTO functions(name, doc, created_ms, updated_ms) "
+                        "VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO NOTHING"),
     [STMT_FN_UPDATE] = "UPDATE functions SET doc = ?2, updated_ms = ?3 WHERE name = ?1",
     [STMT_FN_DELETE] = "DELETE FROM functions WHERE name = ?1",
     [STMT_FN_GET] = "SELECT doc FROM functions WHERE name = ?1",
@@ -82,6 +82,9 @@ static struct nb_store *store_lock(struct nb_store *st)
         BUG("store mutex lock failed");
     return st;
 }
+/* Holds the store's mutex until the end of the enclosing scope. */
+#define STORE_LOCKED(st)                                                                           \
+    _cleanup_store_unlock_ UNUSED struct nb_store *store__locked = store_lock(st)
 
 /* Every SQLite failure is EIO with SQLite's own message after what we were doing. */
 static int db_err(struct nb_store *st, struct nb_err *err, const char *what, const char *name)
@@ -95,8 +98,8 @@ static sqlite3_stmt *stmt_get(struct nb_store *st, enum stmt_id id, struct nb_er
 {
     if (st->stmts[id])
         return st->stmts[id];
-    int rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                &st->stmts[id], NULL);
+    int rc = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st->stmts[id],
+                                NULL);
     if (rc != SQLITE_OK) {
         db_err(st, err, "prepare statement", stmt_sql[id]);
         return NULL;
@@ -172,8 +175,8 @@ static int migrate(struct nb_store *st, struct nb_err *err)
                        "database schema version %d is newer than this nimbus supports (%d)", cur,
                        want);
     for (int v = cur; v < want; v++) {
-        _cleanup_free_ char *sql = xasprintf("BEGIN IMMEDIATE; %s PRAGMA user_version = %d; COMMIT;",
-                                             migrations[v], v + 1);
+        _cleanup_free_ char *sql = xasprintf(
+            "BEGIN IMMEDIATE; %s PRAGMA user_version = %d; COMMIT;", migrations[v], v + 1);
         if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
             r = err_set(err, EIO, "cannot migrate database schema to version %d: %s", v + 1,
                         sqlite3_errmsg(st->db));
@@ -224,7 +227,9 @@ static int precreate_db(const char *path, struct nb_err *err)
 
 struct nb_store *store_open(const char *data_dir, struct nb_err *err)
 {
-    int r = mkdir_p(data_dir, 0700);
+    /* 0755: sandboxes may resolve DATA_DIR/code/<hex> with unprivileged credentials; the
+     * database itself is 0600. */
+    int r = mkdir_p(data_dir, 0755);
     if (r < 0) {
         err_set(err, r, "cannot create data directory '%s': %s", data_dir, strerror(-r));
         return NULL;
@@ -295,7 +300,7 @@ int store_function_insert(struct nb_store *st, const char *name, const char *doc
                           struct nb_err *err)
 {
     ASSERT(name && doc);
-    _cleanup_store_unlock_ struct nb_store *locked = store_lock(st);
+    STORE_LOCKED(st);
     int n = run_write(st, STMT_FN_INSERT, "insert function", name, doc, err);
     if (n < 0)
         return n;
@@ -308,7 +313,7 @@ int store_function_update(struct nb_store *st, const char *name, const char *doc
                           struct nb_err *err)
 {
     ASSERT(name && doc);
-    _cleanup_store_unlock_ struct nb_store *locked = store_lock(st);
+    STORE_LOCKED(st);
     int n = run_write(st, STMT_FN_UPDATE, "update function", name, doc, err);
     if (n < 0)
         return n;
@@ -320,7 +325,7 @@ int store_function_update(struct nb_store *st, const char *name, const char *doc
 int store_function_delete(struct nb_store *st, const char *name, struct nb_err *err)
 {
     ASSERT(name);
-    _cleanup_store_unlock_ struct nb_store *locked = store_lock(st);
+    STORE_LOCKED(st);
     int n = run_write(st, STMT_FN_DELETE, "delete function", name, NULL, err);
     if (n < 0)
         return n;
@@ -332,7 +337,7 @@ int store_function_delete(struct nb_store *st, const char *name, struct nb_err *
 int store_function_get(struct nb_store *st, const char *name, char **doc, struct nb_err *err)
 {
     ASSERT(name && doc);
-    _cleanup_store_unlock_ struct nb_store *locked = store_lock(st);
+    STORE_LOCKED(st);
     _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_FN_GET, err);
     if (!s)
         return err_prefix(err, "cannot read function '%s'", name);
@@ -369,7 +374,7 @@ static void rows_free(struct row *rows, size_t n)
 static int collect_functions(struct nb_store *st, struct row **out, size_t *nout,
                              struct nb_err *err)
 {
-    _cleanup_store_unlock_ struct nb_store *locked = store_lock(st);
+    STORE_LOCKED(st);
     _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_FN_EACH, err);
     if (!s)
         return err_prefix(err, "cannot list functions");

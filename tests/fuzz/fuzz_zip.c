@@ -27,9 +27,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static char *root;      /* private temporary directory */
-static char *data_dir;  /* root/data */
-static char *code_dir;  /* root/data/code */
+static char *root;     /* private temporary directory */
+static char *data_dir; /* root/data */
+static char *code_dir; /* root/data/code */
 
 static void die(const char *what, const char *detail)
 {

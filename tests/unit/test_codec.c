@@ -90,16 +90,12 @@ static void test_b64_round_trip(void **state)
 static void test_b64_invalid(void **state)
 {
     static const char *const bad[] = {
-        "Zg=",       /* length not a multiple of 4 */
-        "Z",         "Zm9vY",
-        "Zm9*",      /* character outside the alphabet */
-        "Zm9v\n",    /* whitespace is not allowed */
-        "Zm 9",      "Zm9-",     /* base64url is a different alphabet */
-        "Zm9_",      "Z===",     /* too much padding */
-        "=Zm9",      /* padding at the start */
-        "Zg=a",      /* data after padding */
-        "Zm=vYmFy",  /* padding in the middle */
-        "Zg==Zm9v",  /* two concatenated encodings */
+        "Zg=",      "Z",        "Zm9vY", /* length not a multiple of 4 */
+        "Zm9*",     "Zm9v\n",            /* outside the alphabet; whitespace is not allowed */
+        "Zm 9",     "Zm9-",              /* ...and base64url is a different alphabet */
+        "Zm9_",     "Z===",              /* too much padding */
+        "=Zm9",     "Zg=a",              /* padding at the start; data after padding */
+        "Zm=vYmFy", "Zg==Zm9v",          /* padding in the middle; two concatenated encodings */
     };
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         unsigned char *d = NULL;

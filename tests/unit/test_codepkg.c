@@ -36,7 +36,7 @@ struct zent {
     size_t len;       /* 0 = strlen(data) */
     uint32_t mode;    /* st_mode with type bits for ZIP_OPSYS_UNIX; 0 = leave libzip's default */
     bool deflate;
-    bool dos;         /* mode is an MS-DOS attribute byte, "made by" MS-DOS */
+    bool dos; /* mode is an MS-DOS attribute byte, "made by" MS-DOS */
 };
 
 static int setup(void **state)
@@ -197,7 +197,7 @@ static void test_normal_tree(void **state)
         {"lib/", NULL, 0, S_IFDIR | 0700, false, false},
         {"lib/util.sh", util_sh, 0, S_IFREG | 0600, true, false},
         {"data/deep/x.txt", "x", 0, S_IFREG | 04775, false, false}, /* setuid dropped, x kept */
-        {"plain.txt", "plain", 0, 0, false, false},                /* libzip's default attributes */
+        {"plain.txt", "plain", 0, 0, false, false}, /* libzip's default attributes */
     };
     size_t len;
     _cleanup_free_ unsigned char *zip = make_zip(e, ARRAY_SIZE(e), &len);
@@ -278,7 +278,8 @@ static void test_idempotent(void **state)
 static void test_zip_slip(void **state)
 {
     struct fixture *f = *state;
-    const struct zent e1[] = {{"ok.txt", "ok", 0, 0, false, false}, {"../evil", "evil", 0, 0, false, false}};
+    const struct zent e1[] = {{"ok.txt", "ok", 0, 0, false, false},
+                              {"../evil", "evil", 0, 0, false, false}};
     assert_refused(f, e1, ARRAY_SIZE(e1), NULL, "'..'");
     const struct zent e2[] = {{"a/../../evil", "evil", 0, 0, false, false}};
     assert_refused(f, e2, ARRAY_SIZE(e2), NULL, "'..'");
@@ -365,7 +366,8 @@ static void test_write_through_symlink_refused(void **state)
     const struct zent e2[] = {{"a", "x", 0, 0, false, false}, {"a/b", "y", 0, 0, false, false}};
     assert_refused(f, e2, ARRAY_SIZE(e2), NULL, "clashes");
     /* Same path, spelled differently. */
-    const struct zent e3[] = {{"a/b", "x", 0, 0, false, false}, {"a//./b", "y", 0, 0, false, false}};
+    const struct zent e3[] = {{"a/b", "x", 0, 0, false, false},
+                              {"a//./b", "y", 0, 0, false, false}};
     assert_refused(f, e3, ARRAY_SIZE(e3), NULL, "clashes");
 }
 
@@ -394,10 +396,10 @@ static void test_size_limit(void **state)
     const struct zent e[] = {{"big", big, 1001, 0, true, false}};
     assert_refused(f, e, ARRAY_SIZE(e), &lim, "Unzipped size must be smaller than 1000 bytes");
     /* The limit counts across entries, symlink targets included. */
-    const struct zent e2[] = {{"a", big, 600, 0, false, false},
-                              {"l", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, S_IFLNK | 0777,
-                               false, false},
-                              {"b", big, 358, 0, false, false}};
+    const struct zent e2[] = {
+        {"a", big, 600, 0, false, false},
+        {"l", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0, S_IFLNK | 0777, false, false},
+        {"b", big, 358, 0, false, false}};
     assert_refused(f, e2, ARRAY_SIZE(e2), &lim, "Unzipped size must be smaller");
     const struct zent e3[] = {{"exact", big, 1000, 0, true, false}};
     size_t len;
@@ -490,7 +492,8 @@ static void test_special_files_refused(void **state)
 static void test_duplicate_names(void **state)
 {
     struct fixture *f = *state;
-    const struct zent e[] = {{"dupA", "first", 0, 0, false, false}, {"dupB", "second", 0, 0, false, false}};
+    const struct zent e[] = {{"dupA", "first", 0, 0, false, false},
+                             {"dupB", "second", 0, 0, false, false}};
     size_t len;
     _cleanup_free_ unsigned char *zip = make_zip(e, ARRAY_SIZE(e), &len);
     patch(zip, len, "dupB", "dupA", 4);
@@ -564,9 +567,8 @@ static void test_known_sha256(void **state)
     assert_int_equal(pkg.zip_size, 129);
     assert_int_equal(pkg.unzipped_size, 13);
     _cleanup_free_ char *dir = codepkg_dir(f->data, pkg.sha256_hex);
-    _cleanup_free_ char *want =
-        xasprintf("%s/code/e89df3a4498cd78f6c1889f3fb8afbf574cb5a32ddc100c1f2f58bd01d710a40",
-                  f->data);
+    _cleanup_free_ char *want = xasprintf(
+        "%s/code/e89df3a4498cd78f6c1889f3fb8afbf574cb5a32ddc100c1f2f58bd01d710a40", f->data);
     assert_string_equal(dir, want);
     assert_int_equal(lmode(dir, "hello.txt"), S_IFREG | 0644);
 }

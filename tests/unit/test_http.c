@@ -35,6 +35,9 @@ struct hstate {
     bool held_will_close;
 };
 static struct hstate H;
+/* bigger than loopback socket buffers and the 1 MiB write backlog, so uv_write and the
+ * pipelining pause on a full write queue both run */
+#define BIG_REPLY (8 * 1024 * 1024)
 static uv_loop_t loop;
 static struct nb_http_server *srv;
 
@@ -119,13 +122,18 @@ static void handler(struct nb_http_req *req, void *data)
             http_server_drop_connections(req->server);
         return;
     }
-    if (!strcmp(req->path, "/big")) {
-        size_t n = 4 * 1024 * 1024;
+    if (!strcmp(req->path, "/big") || !strcmp(req->path, "/bigcopy")) {
+        size_t n = BIG_REPLY;
         char *b = xmalloc(n);
         for (size_t i = 0; i < n; i++)
             b[i] = (char)('a' + i % 26);
         answered();
-        http_reply_owned(req, 200, NULL, 0, b, n);
+        if (req->path[4]) { /* /bigcopy: the server copies what it cannot write at once */
+            http_reply(req, 200, NULL, 0, b, n);
+            free(b);
+        } else {
+            http_reply_owned(req, 200, NULL, 0, b, n);
+        }
         return;
     }
     if (!strcmp(req->path, "/inject")) {
@@ -920,11 +928,13 @@ static void test_backpressure(void **state)
     client_free(c);
 }
 
-static void test_big_reply_slow_reader(void **state)
+static void big_reply_slow_reader(const char *path)
 {
     start_server(NULL);
     struct client *c = client_new_port(http_server_port(srv), 65536);
-    client_sends(c, "GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /echo?a=after HTTP/1.1\r\n\r\n");
+    client_sends(c, "GET ");
+    client_sends(c, path);
+    client_sends(c, " HTTP/1.1\r\nHost: t\r\n\r\nGET /echo?a=after HTTP/1.1\r\n\r\n");
     /* let the server fill the socket before reading anything */
     for (int i = 0; i < 50; i++) {
         uv_run(&loop, UV_RUN_NOWAIT);
@@ -935,10 +945,38 @@ static void test_big_reply_slow_reader(void **state)
     if (!ok)
         fail_msg("got %zu bytes, %zu resps, out %zu/%zu", c->in.len, c->n_resps, c->out_off, c->out.len);
     struct resp *r = &c->resps[0];
-    assert_int_equal(r->body_len, 4 * 1024 * 1024);
+    assert_int_equal(r->body_len, BIG_REPLY);
     for (size_t i = 0; i < r->body_len; i += 4099)
         assert_int_equal(r->body[i], 'a' + i % 26);
+    assert_int_equal(r->body[BIG_REPLY - 1], 'a' + (BIG_REPLY - 1) % 26);
     assert_string_equal(resp_header(&c->resps[1], "x-query-a"), "after");
+    client_free(c);
+}
+
+static void test_big_reply_slow_reader(void **state)
+{
+    big_reply_slow_reader("/big");
+}
+
+static void test_big_copied_reply_slow_reader(void **state)
+{
+    big_reply_slow_reader("/bigcopy");
+}
+
+static void test_client_reset_during_reply(void **state)
+{
+    start_server(NULL);
+    struct client *c = client_new_port(http_server_port(srv), 65536);
+    client_sends(c, "GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /echo HTTP/1.1\r\n\r\n");
+    assert_true(pump(c, have_calls, 1));
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    client_free(c); /* RST with the reply half written */
+    assert_true(pump(NULL, conns_are, 0));
+    assert_int_equal(H.calls, 1);
+    c = client_new();
+    client_sends(c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(pump(c, have_resps, 1));
     client_free(c);
 }
 
@@ -1082,6 +1120,8 @@ int main(void)
         cmocka_unit_test_teardown(test_head_and_no_content, teardown),
         cmocka_unit_test_teardown(test_backpressure, teardown),
         cmocka_unit_test_teardown(test_big_reply_slow_reader, teardown),
+        cmocka_unit_test_teardown(test_big_copied_reply_slow_reader, teardown),
+        cmocka_unit_test_teardown(test_client_reset_during_reply, teardown),
         cmocka_unit_test_teardown(test_reply_headers_sanitized, teardown),
         cmocka_unit_test_teardown(test_open_fd_and_serve_fd, teardown),
         cmocka_unit_test_teardown(test_listen_errors, teardown),

@@ -72,7 +72,7 @@ static int run_filtered(int (*fn)(void))
     do {                                                                                           \
         errno = 0;                                                                                 \
         if ((call) != -1 || errno != (e))                                                          \
-            return __LINE__ % 200;                                                                 \
+            return __LINE__; /* < 256: the exit code names the failed check */                     \
     } while (0)
 
 static int denied_calls(void)
@@ -112,12 +112,10 @@ static int allowed_calls(void)
     int st;
     if (waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st) != 42)
         return 3;
-    char buf[16];
     FILE *f = fopen("/proc/self/status", "r");
     if (!f)
         return 4;
     fclose(f);
-    snprintf(buf, sizeof(buf), "%d", 1);
     return 0;
 }
 
@@ -133,7 +131,7 @@ static void test_denied(void **state)
     (void)state;
     int st = run_filtered(denied_calls);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fail_msg("denied_calls failed: status %#x (exit code = line %% 200)", st);
+        fail_msg("denied_calls failed: status %#x (exit code = line of the check)", st);
 }
 
 static void test_allowed(void **state)

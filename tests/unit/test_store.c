@@ -164,7 +164,8 @@ static void test_reopen_keeps_data(void **state)
 {
     struct fixture *f = *state;
     struct nb_err err = {0};
-    static const char big[] = "{\"Environment\":{\"Variables\":{\"K\":\"v\\u00e9 \\\"quoted\\\"\"}}}";
+    static const char big[] =
+        "{\"Environment\":{\"Variables\":{\"K\":\"v\\u00e9 \\\"quoted\\\"\"}}}";
     assert_int_equal(store_function_insert(f->st, "one", big, &err), 0);
     assert_int_equal(store_function_insert(f->st, "two", "{}", &err), 0);
     assert_int_equal(store_function_update(f->st, "two", "{\"x\":2}", &err), 0);

@@ -1,0 +1,69 @@
+"""warm.py - the warm invoke path of a trivial C function against Debian's nginx, same run.
+
+1. Latency: one keep-alive connection, sequential requests: Invoke of the C function vs nginx
+   `return 200`; platform-added latency = invoke p50 - nginx p50 (the function's own work is a few
+   microseconds; its REPORT Duration is printed too).
+2. Throughput: wrk -t2 -c16 -d10s against the Invoke API (POST, Lua script) and against nginx.
+
+usage: /usr/bin/python3 bench/warm.py [N] [SECONDS]   (needs bench/deps.sh: wrk, nginx)
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+from common import Conn, Nginx, c_sleep_zip, deploy, pct, report, start_daemon, stop_daemon
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+SECS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+
+
+def wrk(url, script=None):
+    args = ["wrk", "-t2", "-c16", "-d%ds" % SECS, "--latency"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run(args + [url], capture_output=True, text=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"50%\s+([\d.]+\w+)", out).group(1)
+    p99 = re.search(r"99%\s+([\d.]+\w+)", out).group(1)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, p50, p99, int(non2xx.group(1)) if non2xx else 0
+
+
+def main():
+    dm = start_daemon()
+    ng = Nginx()
+    try:
+        deploy(dm, "warm-c", c_sleep_zip(), "provided.al2023", memory=1769)
+        c = Conn(dm.port)
+        for _ in range(50):
+            c.invoke("warm-c", b'{"ms":0}')
+        inv = [c.invoke("warm-c", b'{"ms":0}')[0] for _ in range(N)]
+        cn = Conn(ng.port)
+        base = [cn.request("GET", "/")[0] for _ in range(N)]
+        report("warm latency, 1 connection, n=%d" % N, [
+            ("invoke p50 / p99", "%.1f / %.1f us" % (pct(inv, 50) * 1e6, pct(inv, 99) * 1e6)),
+            ("nginx static 200 p50 / p99", "%.1f / %.1f us" % (pct(base, 50) * 1e6, pct(base, 99) * 1e6)),
+            ("platform-added p50 (invoke - nginx)", "%.1f us" % ((pct(inv, 50) - pct(base, 50)) * 1e6)),
+        ])
+        script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        script.write('wrk.method = "POST"\nwrk.body = "{\\"ms\\":0}"\n'
+                     'wrk.headers["Content-Type"] = "application/json"\n')
+        script.close()
+        r_inv = wrk("http://127.0.0.1:%d/2015-03-31/functions/warm-c/invocations" % dm.port,
+                    script.name)
+        r_ng = wrk("http://127.0.0.1:%d/" % ng.port)
+        os.unlink(script.name)
+        report("throughput, wrk -t2 -c16 -d%ds" % SECS, [
+            ("invoke req/s (p50, p99, non-2xx)", "%.0f (%s, %s, %d)" % r_inv),
+            ("nginx req/s (p50, p99)", "%.0f (%s, %s)" % r_ng[:3]),
+            ("invoke / nginx", "%.1f%%" % (100.0 * r_inv[0] / r_ng[0])),
+        ])
+    finally:
+        ng.stop()
+        stop_daemon(dm)
+
+
+if __name__ == "__main__":
+    main()

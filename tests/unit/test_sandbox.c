@@ -1,0 +1,674 @@
+/*
+ * test_sandbox.c - the real spawner (spawner.c) building real sandboxes (sandbox.c), driven from
+ * a libuv loop as the daemon does. Runs as root. Each test starts its own spawner (this process
+ * has no threads, as spawner_start requires) and stops it at the end.
+ *
+ * Checked from inside a sandbox (sh scripts): unprivileged uid, read-only /var/task and /, no
+ * host files, writable /tmp, no capabilities, no_new_privs, seccomp mode 2, hostname, pid 1 is
+ * our init, only lo, cgroup namespace; from outside: exit statuses through exit_cb, spawn errors
+ * (never hangs), kills through the pidfd, and no sandbox survives spawner_stop, the daemon's
+ * death or the spawner's death. Host paths used: a temp dir under /tmp and the cgroup parent
+ * "test-nimbus-sbx-<pid>", both removed at the end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+
+#include <cmocka.h>
+
+#include "cgroup.h"
+#include "sandbox.h"
+#include "spawner.h"
+#include "util.h"
+
+#define UID 61051
+#define GID 61052
+#define PORT 9001
+
+static char base[64];     /* /tmp/nimbus-sbx-XXXXXX (host only) */
+static char code_dir[96]; /* base/code -> /var/task */
+static char rt_dir[96];   /* base/runtime -> /var/runtime */
+static char secret[128];  /* base/data/secret: must stay invisible */
+static char cg_parent[64];
+
+/* ---- fixture ---------------------------------------------------------------------------- */
+
+struct fx {
+    struct nb_spawner *sp;
+    uv_loop_t loop;
+};
+
+struct run {
+    bool spawned, exited, done;
+    int rc;
+    struct nb_err err;
+    struct nb_spawned res;
+    int wstatus;
+    int exit_calls;
+};
+
+struct netns {
+    bool done;
+    int rc, ns, listen;
+    struct nb_err err;
+};
+
+static void write_text(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    assert_true(fd >= 0);
+    assert_int_equal(write_all(fd, text, strlen(text)), 0);
+    close(fd);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(base, sizeof(base), "/tmp/nimbus-sbx-XXXXXX");
+    if (!mkdtemp(base))
+        return -1;
+    chmod(base, 0755);
+    snprintf(code_dir, sizeof(code_dir), "%s/code", base);
+    snprintf(rt_dir, sizeof(rt_dir), "%s/runtime", base);
+    snprintf(secret, sizeof(secret), "%s/data/secret", base);
+    char data[128];
+    snprintf(data, sizeof(data), "%s/data", base);
+    if (mkdir(code_dir, 0755) || mkdir(rt_dir, 0755) || mkdir(data, 0700))
+        return -1;
+    char p[160];
+    snprintf(p, sizeof(p), "%s/hello.txt", code_dir);
+    write_text(p, "hello from task\n", 0644);
+    snprintf(p, sizeof(p), "%s/rt.txt", rt_dir);
+    write_text(p, "hello from runtime\n", 0644);
+    write_text(secret, "secret\n", 0600);
+    snprintf(cg_parent, sizeof(cg_parent), "test-nimbus-sbx-%d", (int)getpid());
+    struct nb_err err = {0};
+    if (cgroup_setup_at(cg_parent, &err) < 0) {
+        fprintf(stderr, "cgroup_setup_at: %s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    rm_rf(base);
+    static const char *const ctrls[] = {"memory", "pids", "cpu"};
+    for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+        char d[128];
+        snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/%s", ctrls[i], cg_parent);
+        rmdir(d);
+    }
+    return 0;
+}
+
+static int fx_setup(void **state)
+{
+    struct fx *f = xcalloc(1, sizeof(*f));
+    struct nb_err err = {0};
+    f->sp = spawner_start(&err);
+    if (!f->sp) {
+        fprintf(stderr, "spawner_start: %s\n", err.msg);
+        free(f);
+        return -1;
+    }
+    uv_loop_init(&f->loop);
+    if (spawner_attach(f->sp, &f->loop, &err) < 0)
+        return -1;
+    *state = f;
+    return 0;
+}
+
+static int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    if (f->sp)
+        spawner_stop(f->sp);
+    uv_run(&f->loop, UV_RUN_NOWAIT); /* close callbacks */
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
+}
+
+static void tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+/* Runs the loop until *flag or ms pass; returns *flag. */
+static bool run_until(uv_loop_t *loop, const bool *flag, int ms)
+{
+    uv_timer_t t;
+    uv_timer_init(loop, &t);
+    uv_timer_start(&t, tick, 5, 5);
+    uint64_t end = mono_ns() + (uint64_t)ms * 1000000;
+    while (!*flag && mono_ns() < end)
+        uv_run(loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    return *flag;
+}
+
+static void on_spawn(void *data, int rc, const struct nb_spawned *res, const struct nb_err *err)
+{
+    struct run *r = data;
+    r->rc = rc;
+    if (rc == 0) {
+        r->spawned = true;
+        r->res = *res;
+    } else {
+        r->err = *err;
+        r->done = true;
+    }
+}
+
+static void on_exit_cb(void *data, int wstatus)
+{
+    struct run *r = data;
+    ASSERT(r->spawned); /* exit_cb never before spawn_cb */
+    r->exited = r->done = true;
+    r->wstatus = wstatus;
+    r->exit_calls++;
+}
+
+static void on_netns(void *data, int rc, int ns, int listen, const struct nb_err *err)
+{
+    struct netns *n = data;
+    n->done = true;
+    n->rc = rc;
+    n->ns = ns;
+    n->listen = listen;
+    if (err)
+        n->err = *err;
+}
+
+static struct nb_sandbox_spec spec_for(const char *const *argv, int netns_fd,
+                                       const char *const *cgroups)
+{
+    static const char *const env[] = {"PATH=/usr/bin:/bin", "FOO=bar baz", NULL};
+    return (struct nb_sandbox_spec){
+        .code_dir = code_dir,
+        .runtime_dir = rt_dir,
+        .argv = argv,
+        .envp = env,
+        .netns_fd = netns_fd,
+        .cgroup_dirs = cgroups,
+        .uid = UID,
+        .gid = GID,
+        .tmp_bytes = 8u << 20,
+        .hostname = "fn-test",
+    };
+}
+
+static void make_netns(struct fx *f, struct netns *n)
+{
+    struct nb_err err = {0};
+    memset(n, 0, sizeof(*n));
+    assert_int_equal(spawner_make_netns(f->sp, PORT, on_netns, n, &err), 0);
+    assert_true(run_until(&f->loop, &n->done, 5000));
+    if (n->rc)
+        fail_msg("make_netns: %s", n->err.msg);
+    assert_true(n->ns >= 0 && n->listen >= 0);
+}
+
+/* Reads everything left in a non-blocking pipe whose writers are gone. */
+static char *drain(int fd)
+{
+    struct nb_buf b = NB_BUF_INIT;
+    char chunk[4096];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n > 0) {
+            buf_append(&b, chunk, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        break;
+    }
+    return buf_detach(&b, NULL);
+}
+
+static void close_run(struct run *r)
+{
+    if (r->spawned) {
+        close(r->res.pidfd);
+        close(r->res.stdout_fd);
+        close(r->res.stderr_fd);
+    }
+}
+
+static void spawn_ok(struct fx *f, const struct nb_sandbox_spec *spec, struct run *r)
+{
+    struct nb_err err = {0};
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(spawner_spawn(f->sp, spec, on_spawn, on_exit_cb, r, &err), 0);
+    assert_true(run_until(&f->loop, &r->spawned, 5000) || r->done);
+    if (r->rc)
+        fail_msg("spawn failed: %s", r->err.msg);
+}
+
+/* out must contain line as a whole line. */
+static void expect_line(const char *out, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = out; (p = strstr(p, line)); p++)
+        if ((p == out || p[-1] == '\n') && p[n] == '\n')
+            return;
+    fail_msg("missing line '%s' in output:\n%s", line, out);
+}
+
+static bool pidfd_gone(int pidfd, int ms)
+{
+    struct pollfd p = {.fd = pidfd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1;
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static const char view_script[] =
+    "echo uid=$(id -u) gid=$(id -g) user=$(id -un) groups=$(id -G)\n"
+    "echo pid=$$ init=$(cat /proc/1/comm) ppid=$PPID\n"
+    "if touch /var/task/x 2>/dev/null; then echo task=rw; else echo task=ro; fi\n"
+    "if touch /x 2>/dev/null; then echo root=rw; else echo root=ro; fi\n"
+    "if touch /etc/x 2>/dev/null; then echo etc=rw; else echo etc=ro; fi\n"
+    "if touch /usr/x 2>/dev/null; then echo usr=rw; else echo usr=ro; fi\n"
+    "cat /var/task/hello.txt /var/runtime/rt.txt\n"
+    "for p in /root /work /home /sys /run /var/lib \"$SECRET\" \"$(dirname \"$SECRET\")\"; do\n"
+    "  test -e \"$p\" && echo visible=$p\n"
+    "done\n"
+    "echo hi > /tmp/f && echo tmp=$(cat /tmp/f) tmpmode=$(stat -c %a /tmp)\n"
+    "echo x > /dev/null && echo devnull=ok\n"
+    "grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status "
+    "| tr -d ' \\t'\n"
+    "echo host=$(uname -n) etchost=$(cat /etc/hostname)\n"
+    "echo ifaces=$(sed -n '3,$p' /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ,)\n"
+    "echo cg_not_root=$(grep -vc ':/$' /proc/self/cgroup)\n"
+    "echo nprocs=$(ls /proc | grep -c '^[0-9]')\n"
+    "echo env=\"$FOO\" cwd=$(pwd)\n"
+    "echo err-line >&2\n"
+    "exit 7\n";
+
+static void test_view_from_inside(void **state)
+{
+    struct fx *f = *state;
+    struct netns n;
+    make_netns(f, &n);
+    struct nb_cgroup cg;
+    struct nb_err err = {0};
+    struct nb_cgroup_limits lim = {.memory_bytes = 128u << 20, .pids_max = 64};
+    assert_int_equal(cgroup_create(&cg, "test-view", &lim, &err), 0);
+
+    char *script = xasprintf("SECRET=%s\n%s", secret, view_script);
+    const char *argv[] = {"/usr/bin/sh", "-c", script, NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, n.ns, (const char *const *)cg.dirs);
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    assert_true(r.res.pid > 0);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    assert_true(WIFEXITED(r.wstatus));
+    assert_int_equal(WEXITSTATUS(r.wstatus), 7);
+    char *out = drain(r.res.stdout_fd), *errout = drain(r.res.stderr_fd);
+
+    expect_line(out, "uid=61051 gid=61052 user=sbx_user1051 groups=61052");
+    expect_line(out, "pid=2 init=nimbus-init ppid=1");
+    expect_line(out, "task=ro");
+    expect_line(out, "root=ro");
+    expect_line(out, "etc=ro");
+    expect_line(out, "usr=ro");
+    expect_line(out, "hello from task");
+    expect_line(out, "hello from runtime");
+    if (strstr(out, "visible="))
+        fail_msg("host paths visible inside the sandbox:\n%s", out);
+    expect_line(out, "tmp=hi tmpmode=1777");
+    expect_line(out, "devnull=ok");
+    expect_line(out, "CapInh:0000000000000000");
+    expect_line(out, "CapPrm:0000000000000000");
+    expect_line(out, "CapEff:0000000000000000");
+    expect_line(out, "CapBnd:0000000000000000");
+    expect_line(out, "CapAmb:0000000000000000");
+    expect_line(out, "NoNewPrivs:1");
+    expect_line(out, "Seccomp:2");
+    expect_line(out, "host=fn-test etchost=fn-test");
+    expect_line(out, "ifaces=lo,");
+    expect_line(out, "cg_not_root=0"); /* cgroup namespace rooted at its own group */
+    expect_line(out, "env=bar baz cwd=/var/task");
+    assert_string_equal(errout, "err-line\n");
+    int np = atoi(strstr(out, "nprocs=") + 7);
+    assert_true(np >= 2 && np < 10);
+
+    uint64_t peak = 0;
+    assert_int_equal(cgroup_max_usage(&cg, &peak, &err), 0);
+    assert_true(peak > 0); /* the sandbox was charged to its group */
+    free(out);
+    free(errout);
+    free(script);
+    close_run(&r);
+    cgroup_destroy(&cg);
+    close(n.ns);
+    close(n.listen);
+}
+
+static void test_runtime_api_socket(void **state)
+{
+    struct fx *f = *state;
+    struct netns n;
+    make_netns(f, &n);
+    /* A listener in the host netns the sandbox must NOT reach. */
+    int host = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(host, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(host, 4), 0);
+    socklen_t sl = sizeof(sin);
+    getsockname(host, (struct sockaddr *)&sin, &sl);
+    char *py = xasprintf(
+        "import socket\n"
+        "s = socket.create_connection(('127.0.0.1', %d)); s.sendall(b'ping'); s.close()\n"
+        "try:\n"
+        "    socket.create_connection(('127.0.0.1', %d), timeout=1); print('host=reached')\n"
+        "except OSError as e:\n"
+        "    print('host=' + type(e).__name__)\n",
+        PORT, ntohs(sin.sin_port));
+    const char *argv[] = {"/usr/bin/python3", "-I", "-S", "-c", py, NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, n.ns, NULL);
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    assert_true(run_until(&f->loop, &r.exited, 10000));
+    char *out = drain(r.res.stdout_fd), *errout = drain(r.res.stderr_fd);
+    if (!WIFEXITED(r.wstatus) || WEXITSTATUS(r.wstatus) != 0)
+        fail_msg("python failed (status %#x): %s%s", r.wstatus, out, errout);
+    assert_string_equal(out, "host=ConnectionRefusedError\n");
+    /* The connection waits in the listener's backlog, served from the host netns. */
+    int c = accept4(n.listen, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(c >= 0);
+    char buf[8] = {0};
+    assert_int_equal(read(c, buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "ping");
+    close(c);
+    close(host);
+    free(py);
+    free(out);
+    free(errout);
+    close_run(&r);
+    close(n.ns);
+    close(n.listen);
+}
+
+static void expect_spawn_error(struct fx *f, const struct nb_sandbox_spec *spec, int code,
+                               const char *text)
+{
+    struct nb_err err = {0};
+    struct run r = {0};
+    assert_int_equal(spawner_spawn(f->sp, spec, on_spawn, on_exit_cb, &r, &err), 0);
+    assert_true(run_until(&f->loop, &r.done, 5000));
+    assert_false(r.spawned);
+    if (r.rc != -code || !strstr(r.err.msg, text))
+        fail_msg("want error %d containing '%s', got %d '%s'", code, text, r.rc, r.err.msg);
+    /* exit_cb never follows a failed spawn */
+    bool never = false;
+    run_until(&f->loop, &never, 50);
+    assert_int_equal(r.exit_calls, 0);
+}
+
+static void test_spawn_errors(void **state)
+{
+    struct fx *f = *state;
+    const char *missing[] = {"/var/task/missing", NULL};
+    struct nb_sandbox_spec spec = spec_for(missing, -1, NULL);
+    expect_spawn_error(f, &spec, ENOENT, "cannot execute '/var/task/missing'");
+
+    const char *notexec[] = {"/var/task/hello.txt", NULL};
+    spec = spec_for(notexec, -1, NULL);
+    expect_spawn_error(f, &spec, EACCES, "cannot execute");
+
+    const char *sh[] = {"/usr/bin/true", NULL};
+    spec = spec_for(sh, -1, NULL);
+    spec.code_dir = "/nonexistent/code";
+    expect_spawn_error(f, &spec, ENOENT, "cannot bind '/nonexistent/code'");
+
+    const char *bad_cg[] = {"/sys/fs/cgroup/memory/no-such-group", NULL};
+    spec = spec_for(sh, -1, bad_cg);
+    expect_spawn_error(f, &spec, ENOENT, "cannot attach to cgroup");
+
+    /* Not a network namespace: setns fails in the child; the spawner survives. */
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    spec = spec_for(sh, p[0], NULL);
+    expect_spawn_error(f, &spec, EINVAL, "cannot join the network namespace");
+    close(p[0]);
+    close(p[1]);
+
+    /* Refused before sending: bad spec. */
+    struct nb_err err = {0};
+    struct run r = {0};
+    spec = spec_for(sh, -1, NULL);
+    spec.uid = 0;
+    assert_int_equal(spawner_spawn(f->sp, &spec, on_spawn, on_exit_cb, &r, &err), -EINVAL);
+    const char *rel[] = {"true", NULL};
+    spec = spec_for(rel, -1, NULL);
+    assert_int_equal(spawner_spawn(f->sp, &spec, on_spawn, on_exit_cb, &r, &err), -EINVAL);
+    spec = spec_for(sh, -1, NULL);
+    spec.tmp_bytes = 0;
+    assert_int_equal(spawner_spawn(f->sp, &spec, on_spawn, on_exit_cb, &r, &err), -EINVAL);
+    assert_int_equal(spawner_make_netns(f->sp, 0, on_netns, NULL, &err), -EINVAL);
+
+    /* After all that, the spawner still works. */
+    spec = spec_for(sh, -1, NULL);
+    spawn_ok(f, &spec, &r);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    assert_true(WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0);
+    close_run(&r);
+}
+
+static void test_kill(void **state)
+{
+    struct fx *f = *state;
+    const char *argv[] = {"/usr/bin/sleep", "100", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    assert_int_equal(spawner_kill(r.res.pidfd, SIGKILL), 0);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    assert_true(WIFSIGNALED(r.wstatus));
+    assert_int_equal(WTERMSIG(r.wstatus), SIGKILL);
+    assert_int_equal(r.exit_calls, 1);
+    assert_int_equal(spawner_kill(r.res.pidfd, SIGKILL), -ESRCH);
+    close_run(&r);
+
+    /* SIGTERM is forwarded by the init to the runtime, which dies of it: 128 + 15. */
+    spawn_ok(f, &spec, &r);
+    bool never = false;
+    run_until(&f->loop, &never, 30); /* let sleep start */
+    assert_int_equal(spawner_kill(r.res.pidfd, SIGTERM), 0);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    assert_true(WIFEXITED(r.wstatus));
+    assert_int_equal(WEXITSTATUS(r.wstatus), 128 + SIGTERM);
+    close_run(&r);
+}
+
+static void test_many_concurrent(void **state)
+{
+    struct fx *f = *state;
+    enum { N = 24 };
+    struct run r[N];
+    const char *argv[] = {"/usr/bin/sh", "-c", "echo $$; exit 3", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+    struct nb_err err = {0};
+    memset(r, 0, sizeof(r));
+    for (int i = 0; i < N; i++)
+        assert_int_equal(spawner_spawn(f->sp, &spec, on_spawn, on_exit_cb, &r[i], &err), 0);
+    uint64_t end = mono_ns() + 10000000000ull;
+    for (int i = 0; i < N; i++) {
+        while (!r[i].done && mono_ns() < end) {
+            bool never = false;
+            run_until(&f->loop, &never, 5);
+        }
+        if (r[i].rc)
+            fail_msg("spawn %d: %s", i, r[i].err.msg);
+        assert_true(r[i].exited);
+        assert_true(WIFEXITED(r[i].wstatus) && WEXITSTATUS(r[i].wstatus) == 3);
+        char *out = drain(r[i].res.stdout_fd);
+        assert_string_equal(out, "2\n");
+        free(out);
+        close_run(&r[i]);
+    }
+}
+
+static void test_stop_kills_all(void **state)
+{
+    struct fx *f = *state;
+    const char *argv[] = {"/usr/bin/sleep", "100", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+    struct run a, b;
+    spawn_ok(f, &spec, &a);
+    spawn_ok(f, &spec, &b);
+    spawner_stop(f->sp);
+    f->sp = NULL;
+    assert_true(pidfd_gone(a.res.pidfd, 2000));
+    assert_true(pidfd_gone(b.res.pidfd, 2000));
+    assert_false(a.exited); /* pending callbacks are not called after spawner_stop */
+    close_run(&a);
+    close_run(&b);
+}
+
+static int read_ppid(pid_t pid)
+{
+    char path[64], *text = NULL;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (read_file(path, &text, NULL) < 0)
+        return -1;
+    int ppid = -1;
+    char *p = strrchr(text, ')');
+    if (p)
+        sscanf(p + 2, "%*c %d", &ppid);
+    free(text);
+    return ppid;
+}
+
+static void test_spawner_killed(void **state)
+{
+    struct fx *f = *state;
+    const char *argv[] = {"/usr/bin/sleep", "100", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    int spawner_pid = read_ppid(r.res.pid);
+    assert_true(spawner_pid > 1);
+    /* Even a SIGKILLed spawner leaves no sandbox behind (their parent-death signal). */
+    assert_int_equal(kill(spawner_pid, SIGKILL), 0);
+    assert_true(pidfd_gone(r.res.pidfd, 2000));
+    /* The daemon side notices: the running sandbox gets its exit_cb, new requests fail. */
+    assert_true(run_until(&f->loop, &r.exited, 2000));
+    assert_true(WIFSIGNALED(r.wstatus) && WTERMSIG(r.wstatus) == SIGKILL);
+    struct nb_err err = {0};
+    struct run r2 = {0};
+    assert_int_equal(spawner_spawn(f->sp, &spec, on_spawn, on_exit_cb, &r2, &err), -EPIPE);
+    close_run(&r);
+}
+
+/* A "daemon" in a child process dies abruptly; its spawner must take every sandbox with it. */
+static void test_daemon_death(void **state)
+{
+    (void)state;
+    int up[2], go[2];
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(go), 0);
+    pid_t daemon = fork();
+    assert_true(daemon >= 0);
+    if (daemon == 0) {
+        struct nb_err err = {0};
+        struct nb_spawner *sp = spawner_start(&err);
+        uv_loop_t loop;
+        uv_loop_init(&loop);
+        if (!sp || spawner_attach(sp, &loop, &err) < 0)
+            _exit(1);
+        const char *argv[] = {"/usr/bin/sleep", "100", NULL};
+        struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+        struct run r = {0};
+        if (spawner_spawn(sp, &spec, on_spawn, on_exit_cb, &r, &err) < 0 ||
+            !run_until(&loop, &r.spawned, 5000))
+            _exit(2);
+        pid_t pid = r.res.pid;
+        if (write(up[1], &pid, sizeof(pid)) != sizeof(pid))
+            _exit(3);
+        char c;
+        if (read(go[0], &c, 1) < 0)
+            _exit(4);
+        raise(SIGKILL);
+    }
+    close(up[1]);
+    close(go[0]);
+    pid_t sbx = 0;
+    assert_int_equal(read(up[0], &sbx, sizeof(sbx)), sizeof(sbx));
+    int pidfd = (int)syscall(SYS_pidfd_open, sbx, 0);
+    assert_true(pidfd >= 0);
+    assert_int_equal(write(go[1], "x", 1), 1);
+    int st;
+    assert_int_equal(waitpid(daemon, &st, 0), daemon);
+    assert_true(WIFSIGNALED(st));
+    assert_true(pidfd_gone(pidfd, 3000));
+    close(pidfd);
+    close(up[0]);
+    close(go[1]);
+}
+
+static void test_decode_garbage(void **state)
+{
+    (void)state;
+    const char *argv[] = {"/usr/bin/true", "x", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+    struct nb_buf b = NB_BUF_INIT;
+    struct nb_err err = {0};
+    assert_int_equal(sandbox_spec_encode(&spec, &b, &err), 0);
+    struct nb_sandbox_req req;
+    assert_int_equal(sandbox_req_decode(b.data, b.len, &req, &err), 0);
+    assert_string_equal(req.argv[1], "x");
+    assert_null(req.argv[2]);
+    assert_string_equal(req.envp[1], "FOO=bar baz");
+    assert_int_equal(req.uid, UID);
+    sandbox_req_release(&req);
+    /* Every truncation and every single-byte corruption is either rejected or still valid. */
+    for (size_t len = 0; len < b.len; len++)
+        assert_int_equal(sandbox_req_decode(b.data, len, &req, &err), -EINVAL);
+    unsigned seed = 1;
+    for (int round = 0; round < 5000; round++) {
+        char *copy = xmalloc(b.len);
+        memcpy(copy, b.data, b.len);
+        int flips = 1 + round % 4;
+        for (int i = 0; i < flips; i++) {
+            seed = seed * 1103515245u + 12345u;
+            copy[(seed >> 8) % b.len] = (char)(seed >> 20);
+        }
+        if (sandbox_req_decode(copy, b.len, &req, &err) == 0)
+            sandbox_req_release(&req);
+        free(copy);
+    }
+    buf_release(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_view_from_inside, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_api_socket, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_kill, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_many_concurrent, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_kills_all, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_spawner_killed, fx_setup, fx_teardown),
+        cmocka_unit_test(test_daemon_death),
+        cmocka_unit_test(test_decode_garbage),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
