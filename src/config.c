@@ -32,6 +32,7 @@ static int check_listen(const char *v, struct nb_err *err);
 static int check_account(const char *v, struct nb_err *err);
 static int check_level(const char *v, struct nb_err *err);
 static int check_abs_path(const char *v, struct nb_err *err);
+static int check_runtime_dir(const char *v, struct nb_err *err);
 
 #define OFF(f) offsetof(struct nb_config, f)
 static const struct row table[] = {
@@ -50,8 +51,9 @@ static const struct row table[] = {
      "on SIGTERM, seconds to wait for in-flight invocations before stopping instances"},
     {"log_level", K_STR, OFF(log_level), "info", 0, 0, check_level, F_RELOAD,
      "daemon log level: error, warn, info, debug"},
-    {"runtime_dir", K_STR, OFF(runtime_dir), NIMBUS_SOURCE_ROOT "/runtimes", 0, 0,
-     check_abs_path, 0, "host directory mounted read-only at /var/runtime in every sandbox"},
+    {"runtime_dir", K_STR, OFF(runtime_dir), "auto", 0, 0, check_runtime_dir, 0,
+     "host directory mounted read-only at /var/runtime in every sandbox; auto = the runtimes/ of "
+     "the source tree the binary was built in, else PREFIX/share/nimbus/runtimes"},
     {"python", K_STR, OFF(python), "/usr/bin/python3", 0, 0, check_abs_path, 0,
      "interpreter for python3.x runtimes (must live under /usr)"},
     {"node", K_STR, OFF(node), "/usr/bin/node", 0, 0, check_abs_path, 0,
@@ -129,6 +131,11 @@ static int check_abs_path(const char *v, struct nb_err *err)
     if (v[0] != '/')
         return err_set(err, EINVAL, "'%s' is not an absolute path", v);
     return 0;
+}
+
+static int check_runtime_dir(const char *v, struct nb_err *err)
+{
+    return strcmp(v, "auto") ? check_abs_path(v, err) : 0;
 }
 
 /* Sets one key from text; the only place values are parsed. */

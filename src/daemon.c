@@ -124,6 +124,28 @@ static void on_reap(uv_timer_t *t)
     pool_reap(&rt->d, false);
 }
 
+/* runtimes/ beside the binary: <src>/build*/src/nimbus -> <src>/runtimes; installed:
+ * PREFIX/bin/nimbus -> PREFIX/share/nimbus/runtimes. */
+static char *find_runtime_dir(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        const char *rel[] = {"../../runtimes", "../share/nimbus/runtimes"};
+        for (size_t i = 0; i < ARRAY_SIZE(rel); i++) {
+            _cleanup_free_ char *dir = xasprintf("%s/%s", exe, rel[i]);
+            _cleanup_free_ char *probe = xasprintf("%s/python/bootstrap.py", dir);
+            if (access(probe, R_OK) == 0)
+                return steal_ptr(dir);
+        }
+    }
+    return xstrdup(NIMBUS_SOURCE_ROOT "/runtimes");
+}
+
 static int setup(struct runtime *rt, struct nb_err *err)
 {
     struct nb_daemon *d = &rt->d;
@@ -137,6 +159,10 @@ static int setup(struct runtime *rt, struct nb_err *err)
                        strerror(errno));
     free(d->cfg.data_dir);
     d->cfg.data_dir = xstrdup(abs);
+    if (!strcmp(d->cfg.runtime_dir, "auto")) {
+        free(d->cfg.runtime_dir);
+        d->cfg.runtime_dir = find_runtime_dir();
+    }
     if (!realpath(d->cfg.runtime_dir, d->runtime_dir_abs))
         return err_set(err, errno, "cannot resolve runtime dir '%s': %s", d->cfg.runtime_dir,
                        strerror(errno));
