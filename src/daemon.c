@@ -124,7 +124,7 @@ static void on_reap(uv_timer_t *t)
     pool_reap(&rt->d, false);
 }
 
-/* runtimes/ beside the binary: <src>/build*/src/nimbus -> <src>/runtimes; installed:
+/* runtimes/ beside the binary: <src>/<build dir>/src/nimbus -> <src>/runtimes; installed:
  * PREFIX/bin/nimbus -> PREFIX/share/nimbus/runtimes. */
 static char *find_runtime_dir(void)
 {
