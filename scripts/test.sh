@@ -64,7 +64,8 @@ if [ "${NIMBUS_QUICK:-0}" != 1 ]; then
         echo '<testsuite tests="1" failures="1"/>' >"$OUT/asan-build.xml"; status=1
     fi
     step "fuzz targets (${FUZZ_SECONDS}s each)"
-    if CC=clang build build-fuzz -Dfuzz=true -Db_lundef=false; then
+    if CC=clang build build-fuzz -Dfuzz=true -Db_lundef=false -Db_sanitize=address,undefined \
+        -Dc_args=-fsanitize=fuzzer-no-link; then
         for f in build-fuzz/tests/fuzz/fuzz_*; do
             [ -x "$f" ] || continue
             t=$(basename "$f" | sed 's/^fuzz_//')

@@ -24,14 +24,15 @@
 #include "log.h"
 #include "store.h"
 
-#define ZIPPED_MAX 52428800ll      /* direct upload limit, Lambda's CodeSizeZipped */
-#define UNZIPPED_MAX 262144000ll   /* Lambda's CodeSizeUnzipped */
+#define ZIPPED_MAX 52428800ll    /* direct upload limit, Lambda's CodeSizeZipped */
+#define UNZIPPED_MAX 262144000ll /* Lambda's CodeSizeUnzipped */
 #define TOTAL_CODE_MAX 80530636800ll
 #define MIN_UNRESERVED 100
 #define LIST_DEFAULT_ITEMS 50
 #define LIST_MAX_ITEMS 10000
 
-#define BAD_ZIP_MSG "Could not unzip uploaded file. Please check your file, then try to upload again."
+#define BAD_ZIP_MSG                                                                                \
+    "Could not unzip uploaded file. Please check your file, then try to upload again."
 
 enum op {
     OP_CREATE,
@@ -59,10 +60,10 @@ struct job {
     struct nb_function *next; /* ref: the snapshot to commit */
     int reserved;             /* PutFunctionConcurrency's value */
     bool dry_run;
-    bool pending_create;      /* holds a pending-create entry for name */
-    bool holds_reserved;      /* counted in pending_reserved */
+    bool pending_create; /* holds a pending-create entry for name */
+    bool holds_reserved; /* counted in pending_reserved */
     bool failed;
-    int status;               /* explicit error reply; 0 = map err.code */
+    int status; /* explicit error reply; 0 = map err.code */
     const char *type;
     struct nb_err err;
 };
@@ -80,8 +81,8 @@ static int64_t pending_reserved;
 
 static void fn_arn(struct nb_daemon *d, const char *name, const char *qual, char *out, size_t n)
 {
-    snprintf(out, n, "arn:aws:lambda:%s:%s:function:%s%s%s", d->cfg.region, d->cfg.account_id,
-             name, qual ? ":" : "", qual ? qual : "");
+    snprintf(out, n, "arn:aws:lambda:%s:%s:function:%s%s%s", d->cfg.region, d->cfg.account_id, name,
+             qual ? ":" : "", qual ? qual : "");
 }
 
 static void not_found(struct nb_http_req *req, struct nb_daemon *d, const char *name,
@@ -311,8 +312,7 @@ static int check_architectures(struct job *j)
     json_t *a = json_object_get(j->doc, "Architectures");
     if (!a || json_is_null(a))
         return 0;
-    if (json_is_array(a) && json_array_size(a) == 1 &&
-        json_is_string(json_array_get(a, 0)) &&
+    if (json_is_array(a) && json_array_size(a) == 1 && json_is_string(json_array_get(a, 0)) &&
         !strcmp(json_string_value(json_array_get(a, 0)), "x86_64"))
         return 0;
     return job_fail(j, 400, "InvalidParameterValueException",
@@ -421,10 +421,8 @@ build:
     }
     case OP_UNTAG: {
         json_t *tags = json_deep_copy(j->cur->tags);
-        size_t i;
-        json_t *k;
-        json_array_foreach(j->tag_keys, i, k)
-            json_object_del(tags, json_string_value(k));
+        for (size_t i = 0; i < json_array_size(j->tag_keys); i++)
+            json_object_del(tags, json_string_value(json_array_get(j->tag_keys, i)));
         j->next = function_with_tags(j->cur, tags);
         json_decref(tags);
         return 0;
@@ -466,8 +464,7 @@ static int import_zip(struct job *j, json_t *zipfile, struct nb_codepkg *pkg)
 static int store_fail(struct job *j, const struct nb_err *err)
 {
     if (err->code == EEXIST)
-        return job_fail(j, 409, "ResourceConflictException", "Function already exist: %s",
-                        j->name);
+        return job_fail(j, 409, "ResourceConflictException", "Function already exist: %s", j->name);
     if (err->code == ENOENT)
         return job_fail(j, 404, "ResourceNotFoundException", "Function not found: %s",
                         j->cur ? j->cur->arn : j->name);
@@ -649,8 +646,8 @@ static struct job *job_new(struct nb_http_req *req, struct nb_daemon *d, enum op
 }
 
 /* Starts a write to an existing function: 409 if another write is in flight. */
-static void start_update(struct nb_http_req *req, struct nb_daemon *d, struct nb_fn *fn,
-                         enum op op, json_t *tag_keys)
+static void start_update(struct nb_http_req *req, struct nb_daemon *d, struct nb_fn *fn, enum op op,
+                         json_t *tag_keys)
 {
     if (fn->updating) {
         json_decref(tag_keys);
@@ -717,8 +714,8 @@ static void h_delete_concurrency(struct nb_http_req *req, const struct nb_route_
     h_write(req, m, data, OP_DELETE_CONCURRENCY);
 }
 
-static void code_location(struct nb_http_req *req, struct nb_daemon *d, const char *name,
-                          char *out, size_t n)
+static void code_location(struct nb_http_req *req, struct nb_daemon *d, const char *name, char *out,
+                          size_t n)
 {
     /* The address the client used reaches us; fall back to the listen address. */
     const char *host = http_req_header(req, "Host");
@@ -740,13 +737,13 @@ static void h_get(struct nb_http_req *req, const struct nb_route_match *m, void 
     code_location(req, d, fn->name, loc, sizeof(loc));
     json_t *o = json_object();
     json_object_set_new(o, "Configuration", function_config_json_qualified(fn->cfg, qual));
-    json_object_set_new(o, "Code",
-                        json_pack("{s:s,s:s}", "RepositoryType", "S3", "Location", loc));
+    json_object_set_new(o, "Code", json_pack("{s:s,s:s}", "RepositoryType", "S3", "Location", loc));
     if (json_object_size(fn->cfg->tags))
         json_object_set_new(o, "Tags", json_deep_copy(fn->cfg->tags));
     if (fn->cfg->reserved_concurrency >= 0)
-        json_object_set_new(o, "Concurrency", json_pack("{s:i}", "ReservedConcurrentExecutions",
-                                                        fn->cfg->reserved_concurrency));
+        json_object_set_new(
+            o, "Concurrency",
+            json_pack("{s:i}", "ReservedConcurrentExecutions", fn->cfg->reserved_concurrency));
     api_json(req, 200, o);
 }
 
@@ -771,8 +768,8 @@ static void h_get_concurrency(struct nb_http_req *req, const struct nb_route_mat
     api_json(req, 200, o);
 }
 
-static int list_query_int(struct nb_http_req *req, const char *key, const char *wire,
-                          int64_t min, int64_t max, int64_t *out)
+static int list_query_int(struct nb_http_req *req, const char *key, const char *wire, int64_t min,
+                          int64_t max, int64_t *out)
 {
     const char *s = http_req_query(req, key);
     if (!s)
@@ -1012,16 +1009,14 @@ void api_lambda_routes(struct nb_router *r, struct nb_daemon *d)
     router_add(r, "GET", "/2015-03-31/functions/{FunctionName}", h_get, d);
     router_add(r, "DELETE", "/2015-03-31/functions/{FunctionName}", h_delete, d);
     router_add(r, "GET", "/2015-03-31/functions/{FunctionName}/configuration", h_get_config, d);
-    router_add(r, "PUT", "/2015-03-31/functions/{FunctionName}/configuration", h_update_config,
-               d);
+    router_add(r, "PUT", "/2015-03-31/functions/{FunctionName}/configuration", h_update_config, d);
     router_add(r, "PUT", "/2015-03-31/functions/{FunctionName}/code", h_update_code, d);
     router_add(r, "GET", "/2016-08-19/account-settings/", h_account, d);
     router_add(r, "GET", "/2016-08-19/account-settings", h_account, d);
     router_add(r, "PUT", "/2017-10-31/functions/{FunctionName}/concurrency", h_put_concurrency, d);
     router_add(r, "DELETE", "/2017-10-31/functions/{FunctionName}/concurrency",
                h_delete_concurrency, d);
-    router_add(r, "GET", "/2019-09-30/functions/{FunctionName}/concurrency", h_get_concurrency,
-               d);
+    router_add(r, "GET", "/2019-09-30/functions/{FunctionName}/concurrency", h_get_concurrency, d);
     router_add(r, "GET", "/2017-03-31/tags/{ARN}", h_list_tags, d);
     router_add(r, "POST", "/2017-03-31/tags/{ARN}", h_tag, d);
     router_add(r, "DELETE", "/2017-03-31/tags/{ARN}", h_untag, d);

@@ -5,8 +5,9 @@
  *
  * Structure: small synchronous file reads and writes. cgroup_setup_at creates the parent in each
  * hierarchy and sweeps what a previous daemon left under it (SIGKILL to every process still in a
- * group, then rmdir, depth first). cgroup_create makes the three directories and writes the
- * limits; cgroup_destroy kills leftovers and removes them with a short retry.
+ * group, then rmdir, depth first) - except groups with a process that descends from a running
+ * nimbus-spawner, which belong to another live daemon. cgroup_create makes the three directories
+ * and writes the limits; cgroup_destroy kills leftovers and removes them with a short retry.
  *
  * Invariants: cgroup_create leaves nothing behind on failure; every write is checked except the
  * optional knobs (memsw when swap accounting is off, swappiness). This module never attaches a
@@ -19,10 +20,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/magic.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <linux/magic.h>
 
 #include "log.h"
 
@@ -88,6 +89,46 @@ static int kill_procs(const char *dir)
     return n;
 }
 
+/* True when pid descends from a running spawner (comm "nimbus-spawner", set by spawner.c): its
+ * group belongs to a live daemon, not to a dead one. */
+static bool owned_by_live_spawner(pid_t pid)
+{
+    for (int depth = 0; depth < 64 && pid > 1; depth++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        _cleanup_free_ char *stat = NULL;
+        if (read_file(path, &stat, NULL) < 0)
+            return false;
+        char *open = strchr(stat, '('), *close = strrchr(stat, ')');
+        if (!open || !close || close < open)
+            return false;
+        if ((size_t)(close - open - 1) == strlen("nimbus-spawner") &&
+            !strncmp(open + 1, "nimbus-spawner", strlen("nimbus-spawner")))
+            return true;
+        int ppid;
+        if (sscanf(close + 1, " %*c %d", &ppid) != 1)
+            return false;
+        pid = ppid;
+    }
+    return false;
+}
+
+/* True when any process in dir belongs to a live daemon's spawner. */
+static bool group_is_live(const char *dir)
+{
+    _cleanup_free_ char *path = xasprintf("%s/cgroup.procs", dir);
+    _cleanup_free_ char *text = NULL;
+    if (read_file(path, &text, NULL) < 0)
+        return false;
+    char *save = NULL;
+    for (char *tok = strtok_r(text, "\n", &save); tok; tok = strtok_r(NULL, "\n", &save)) {
+        int64_t pid;
+        if (parse_i64(tok, 1, INT32_MAX, &pid) == 0 && owned_by_live_spawner((pid_t)pid))
+            return true;
+    }
+    return false;
+}
+
 /* rmdir with a short retry: killed processes take a moment to leave the group. */
 static int rmdir_retry(const char *dir)
 {
@@ -114,6 +155,11 @@ static void sweep(const char *dir, int depth)
         if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
         _cleanup_free_ char *sub = xasprintf("%s/%s", dir, de->d_name);
+        if (group_is_live(sub)) {
+            /* Another daemon on this host (e2e runs): never kill its functions. */
+            log_info("msg=\"kept cgroup of a running spawner\" dir=%s", sub);
+            continue;
+        }
         sweep(sub, depth + 1);
         int killed = kill_procs(sub);
         int r = rmdir_retry(sub);
@@ -144,6 +190,16 @@ int cgroup_setup_at(const char *parent, struct nb_err *err)
     }
     snprintf(parent_name, sizeof(parent_name), "%s", parent);
     return 0;
+}
+
+void cgroup_remove_parent(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(controllers); i++) {
+        _cleanup_free_ char *dir = xasprintf(CGROUP_ROOT "/%s/%s", controllers[i], parent_name);
+        if (rmdir(dir) < 0 && errno != ENOENT && errno != EBUSY)
+            log_warn("msg=\"cannot remove cgroup parent\" dir=%s error=\"%s\"", dir,
+                     strerror(errno));
+    }
 }
 
 int cgroup_setup(struct nb_err *err)
@@ -286,8 +342,7 @@ void cgroup_destroy(struct nb_cgroup *cg)
         kill_procs(cg->dirs[i]);
         int r = rmdir_retry(cg->dirs[i]);
         if (r < 0)
-            log_warn("msg=\"cannot remove cgroup\" dir=%s error=\"%s\"", cg->dirs[i],
-                     strerror(-r));
+            log_warn("msg=\"cannot remove cgroup\" dir=%s error=\"%s\"", cg->dirs[i], strerror(-r));
         free(cg->dirs[i]);
         cg->dirs[i] = NULL;
     }

@@ -12,7 +12,7 @@
 #include "err.h"
 
 struct nb_cgroup {
-    char *dirs[4];  /* memory, pids, cpu dirs + NULL terminator (spec.cgroup_dirs) */
+    char *dirs[4]; /* memory, pids, cpu dirs + NULL terminator (spec.cgroup_dirs) */
 };
 
 struct nb_cgroup_limits {
@@ -24,12 +24,16 @@ struct nb_cgroup_limits {
 /* memory_bytes and pids_max must be > 0 (cgroup_create refuses "no limit" with EINVAL). */
 
 /* Checks the hierarchies exist and creates the nimbus parent groups; removes stale children left by
- * a previous daemon (killing their processes). */
+ * a previous daemon (killing their processes). A child with a process descending from a running
+ * nimbus-spawner is kept (another live daemon's); empty children are removed whoever made them. */
 int cgroup_setup(struct nb_err *err);
 /* cgroup_setup under /sys/fs/cgroup/<controller>/<parent> instead of .../nimbus; later
  * cgroup_create calls use that parent. For daemons sharing a host (e2e runs) and for tests: the
- * sweep of one parent kills the live groups of any other daemon using the same parent. */
+ * sweep of a shared parent removes other daemons' empty (just created or pooled) groups. */
 int cgroup_setup_at(const char *parent, struct nb_err *err);
+/* Removes the (empty) parent groups made by cgroup_setup_at; for daemons with a private parent
+ * at shutdown. Groups still in use stay. */
+void cgroup_remove_parent(void);
 /* Creates the groups named name with limits. On failure nothing is left behind. */
 int cgroup_create(struct nb_cgroup *cg, const char *name, const struct nb_cgroup_limits *lim,
                   struct nb_err *err);
@@ -41,7 +45,8 @@ int cgroup_reset_max_usage(const struct nb_cgroup *cg, struct nb_err *err);
 int cgroup_set_cpu_quota(const struct nb_cgroup *cg, uint64_t quota_us, struct nb_err *err);
 /* oom_kill count from memory.oom_control. */
 int cgroup_oom_kills(const struct nb_cgroup *cg, uint64_t *out, struct nb_err *err);
-/* Kills any process left in the groups and removes them; frees cg's strings. Safe on a zeroed cg. */
+/* Kills any process left in the groups and removes them; frees cg's strings. Safe on a zeroed cg.
+ */
 void cgroup_destroy(struct nb_cgroup *cg);
 
 #endif

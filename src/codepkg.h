@@ -30,14 +30,19 @@ struct nb_codepkg {
     uint64_t unzipped_size;
 };
 
-/* Imports zip bytes; fills out. */
+/* Imports zip bytes; fills out (only on success). lim NULL means NB_CODEPKG_LIMITS_DEFAULT.
+ * Refusals are -EINVAL with the message the API returns (see docs/design/storage.md for the
+ * list); other negative codes are platform failures (disk full, I/O error). Safe to call from
+ * several threads at once, also for the same bytes. */
 int codepkg_import(const char *data_dir, const void *zip, size_t len,
                    const struct nb_codepkg_limits *lim, struct nb_codepkg *out, struct nb_err *err);
 /* Path of the unpacked tree for hex (malloc'd). */
 char *codepkg_dir(const char *data_dir, const char *sha256_hex);
 /* Path of the stored zip for hex (malloc'd). */
 char *codepkg_zip_path(const char *data_dir, const char *sha256_hex);
-/* Removes every package whose hex is not in live (n entries). */
+/* Removes every package whose hex is not in live (n entries), and leftover temporaries of
+ * interrupted imports. Must not run while an import is in progress (it would remove that
+ * import's temporaries); failures are logged, not returned. */
 void codepkg_gc(const char *data_dir, const char *const *live, size_t n);
 
 #endif

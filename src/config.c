@@ -33,6 +33,7 @@ static int check_account(const char *v, struct nb_err *err);
 static int check_level(const char *v, struct nb_err *err);
 static int check_abs_path(const char *v, struct nb_err *err);
 static int check_runtime_dir(const char *v, struct nb_err *err);
+static int check_cgroup_name(const char *v, struct nb_err *err);
 
 #define OFF(f) offsetof(struct nb_config, f)
 static const struct row table[] = {
@@ -66,6 +67,9 @@ static const struct row table[] = {
      "processes and threads allowed per instance"},
     {"netns_pool", K_INT, OFF(netns_pool), "4", 0, 1000, NULL, F_RELOAD,
      "network namespaces kept ready for new instances"},
+    {"cgroup_parent", K_STR, OFF(cgroup_parent), "nimbus", 0, 0, check_cgroup_name, 0,
+     "cgroup (v1) under which instances' groups are made; stale groups there are removed at "
+     "start; give each daemon on a host its own"},
     {"reap_interval_ms", K_INT, OFF(reap_interval_ms), "1000", 10, 600000, NULL, 0,
      "how often idle instances are checked against keep_warm_s"},
 };
@@ -136,6 +140,15 @@ static int check_abs_path(const char *v, struct nb_err *err)
 static int check_runtime_dir(const char *v, struct nb_err *err)
 {
     return strcmp(v, "auto") ? check_abs_path(v, err) : 0;
+}
+
+static int check_cgroup_name(const char *v, struct nb_err *err)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                      "0123456789-_.") != n || v[0] == '.')
+        return err_set(err, EINVAL, "'%s' is not a cgroup name ([A-Za-z0-9._-], 1-64)", v);
+    return 0;
 }
 
 /* Sets one key from text; the only place values are parsed. */

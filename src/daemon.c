@@ -16,6 +16,7 @@
 
 #include "api.h"
 #include "cgroup.h"
+#include "codepkg.h"
 #include "http.h"
 #include "instance.h"
 #include "log.h"
@@ -27,13 +28,14 @@
 
 #define API_MAX_BODY (75u * 1024 * 1024)
 #define KILL_WAIT_MS 5000
+#define FINAL_GRACE_MS 2000
 
 struct runtime {
     struct nb_daemon d;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t reaper, drain;
     uint64_t drain_deadline_ns, kill_deadline_ns;
-    bool killed, closing;
+    bool killed, closing, grace_expired;
 };
 
 static int load_function(void *data, const char *name, const char *doc)
@@ -49,6 +51,26 @@ static int load_function(void *data, const char *name, const char *doc)
     return 0;
 }
 
+static void on_final_grace(uv_timer_t *t)
+{
+    struct runtime *rt = t->data;
+    log_warn("handles still open after stopping: leaving the loop");
+    rt->grace_expired = true;
+    uv_stop(rt->d.loop);
+}
+
+static void collect_code(struct nb_daemon *d)
+{
+    struct nb_fn **fns;
+    size_t n = registry_list(d, &fns);
+    const char **live = xmalloc((n ? n : 1) * sizeof(*live));
+    for (size_t i = 0; i < n; i++)
+        live[i] = fns[i]->cfg->code_hex;
+    codepkg_gc(d->cfg.data_dir, live, n);
+    free(live);
+    free(fns);
+}
+
 static void close_all(struct runtime *rt)
 {
     struct nb_daemon *d = &rt->d;
@@ -57,7 +79,6 @@ static void close_all(struct runtime *rt)
     rt->closing = true;
     log_info("stopping instances=%lld", (long long)d->instances);
     uv_timer_stop(&rt->drain);
-    uv_close((uv_handle_t *)&rt->drain, NULL);
     uv_close((uv_handle_t *)&rt->reaper, NULL);
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
@@ -67,6 +88,17 @@ static void close_all(struct runtime *rt)
     netns_pool_release(d);
     logs_free(d->logs);
     d->logs = NULL;
+    /* The spawner's socket would keep the loop running for ever: closing it also makes the
+     * spawner kill whatever sandbox is left, and exit. */
+    spawner_stop(d->spawner);
+    d->spawner = NULL;
+    if (strcmp(d->cfg.cgroup_parent, "nimbus"))
+        cgroup_remove_parent(); /* a private parent (e2e daemons): leave no empty groups */
+    /* Past the kill deadline an instance may still hold handles (or an invocation its timer):
+     * they must not keep the daemon alive, so the loop is stopped after a grace period. The
+     * timer is unreferenced: when everything closed in time, the loop simply ends. */
+    uv_timer_start(&rt->drain, on_final_grace, FINAL_GRACE_MS, 0);
+    uv_unref((uv_handle_t *)&rt->drain);
 }
 
 static void on_drain_tick(uv_timer_t *t)
@@ -166,7 +198,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     if (!realpath(d->cfg.runtime_dir, d->runtime_dir_abs))
         return err_set(err, errno, "cannot resolve runtime dir '%s': %s", d->cfg.runtime_dir,
                        strerror(errno));
-    if ((rc = cgroup_setup(err)) < 0)
+    if ((rc = cgroup_setup_at(d->cfg.cgroup_parent, err)) < 0)
         return rc;
     d->store = store_open(d->cfg.data_dir, err);
     if (!d->store)
@@ -174,6 +206,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     registry_init(d);
     if ((rc = store_function_each(d->store, load_function, d, err)) < 0)
         return rc;
+    collect_code(d); /* packages no function uses any more (updates, deletes) */
     d->loop = uv_default_loop();
     d->logs = logs_new(d->loop, d->cfg.data_dir, err);
     if (!d->logs)
@@ -233,6 +266,10 @@ int daemon_run(struct nb_config *cfg, struct nb_err *err)
     log_info("listening addr=%s:%d data_dir=%s functions=%zu pid=%d", d->cfg.listen_host,
              http_server_port(d->api), d->cfg.data_dir, d->fn_count, (int)getpid());
     uv_run(d->loop, UV_RUN_DEFAULT);
+    if (rt->closing && !rt->grace_expired) {
+        uv_close((uv_handle_t *)&rt->drain, NULL);
+        uv_run(d->loop, UV_RUN_NOWAIT);
+    }
     log_info("stopped");
 out:
     if (d->loop && !rt->closing && d->api) {
@@ -241,8 +278,11 @@ out:
     }
     if (d->spawner)
         spawner_stop(d->spawner);
-    if (d->loop)
-        uv_loop_close(d->loop);
+    if (d->loop) {
+        uv_run(d->loop, UV_RUN_NOWAIT); /* close callbacks free the spawner and servers */
+        if (uv_loop_close(d->loop) == UV_EBUSY)
+            log_warn("event loop closed with handles still open");
+    }
     if (d->fn_table)
         registry_release(d);
     if (d->router)

@@ -23,7 +23,7 @@
 
 struct nb_err {
     int code;       /* positive errno-style code; 0 = no error recorded */
-    char msg[512];
+    char msg[6144]; /* fits Lambda messages that quote a whole 4 KB environment */
 };
 
 /* Records code and message; returns -code. code may be given positive or negative. */

@@ -31,7 +31,7 @@
 
 #define ROLE_PATTERN "arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+"
 #define REF_PATTERN                                                                                \
-    "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?"     \
+    "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?"      \
     "([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
 #define ENV_KEY_PATTERN "[a-zA-Z]([a-zA-Z0-9_])+"
 
@@ -39,10 +39,12 @@ static const struct {
     const char *name;
     enum nb_runtime_kind kind;
 } runtimes[] = {
-    {"nodejs18.x", NB_RT_NODE},   {"nodejs20.x", NB_RT_NODE},      {"nodejs22.x", NB_RT_NODE},
-    {"provided", NB_RT_PROVIDED}, {"provided.al2", NB_RT_PROVIDED}, {"provided.al2023", NB_RT_PROVIDED},
-    {"python3.8", NB_RT_PYTHON},  {"python3.9", NB_RT_PYTHON},      {"python3.10", NB_RT_PYTHON},
-    {"python3.11", NB_RT_PYTHON}, {"python3.12", NB_RT_PYTHON},     {"python3.13", NB_RT_PYTHON},
+    {"nodejs18.x", NB_RT_NODE},       {"nodejs20.x", NB_RT_NODE},
+    {"nodejs22.x", NB_RT_NODE},       {"provided", NB_RT_PROVIDED},
+    {"provided.al2", NB_RT_PROVIDED}, {"provided.al2023", NB_RT_PROVIDED},
+    {"python3.8", NB_RT_PYTHON},      {"python3.9", NB_RT_PYTHON},
+    {"python3.10", NB_RT_PYTHON},     {"python3.11", NB_RT_PYTHON},
+    {"python3.12", NB_RT_PYTHON},     {"python3.13", NB_RT_PYTHON},
 };
 
 static const char *const reserved_env_keys[] = {
@@ -428,11 +430,10 @@ static json_t *parse_environment(json_t *env, struct nb_err *err)
         return NULL;
     }
     struct nb_buf reserved = NB_BUF_INIT;
-    const char *k;
-    json_t *v;
     /* Reserved keys first: some (_HANDLER) would fail the key pattern too, and Lambda names them
      * as reserved. */
-    json_object_foreach(vars, k, v) {
+    for (void *it = json_object_iter(vars); it; it = json_object_iter_next(vars, it)) {
+        const char *k = json_object_iter_key(it);
         for (size_t i = 0; i < ARRAY_SIZE(reserved_env_keys); i++)
             if (strcmp(k, reserved_env_keys[i]) == 0)
                 buf_appendf(&reserved, "%s%s", reserved.len ? ", " : "", k);
@@ -446,7 +447,9 @@ static json_t *parse_environment(json_t *env, struct nb_err *err)
         buf_release(&reserved);
         return NULL;
     }
-    json_object_foreach(vars, k, v) {
+    for (void *it = json_object_iter(vars); it; it = json_object_iter_next(vars, it)) {
+        const char *k = json_object_iter_key(it);
+        json_t *v = json_object_iter_value(it);
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
             type_error(err, "environment.variables", "map of strings");
             return NULL;
@@ -485,9 +488,9 @@ static json_t *parse_tags(json_t *tags, struct nb_err *err)
         err_set(err, EINVAL, "Number of tags exceeds resource tag limit.");
         return NULL;
     }
-    const char *k;
-    json_t *v;
-    json_object_foreach(tags, k, v) {
+    for (void *it = json_object_iter(tags); it; it = json_object_iter_next(tags, it)) {
+        const char *k = json_object_iter_key(it);
+        json_t *v = json_object_iter_value(it);
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
             type_error(err, "tags", "map of strings");
             return NULL;
@@ -525,9 +528,8 @@ static int check_architectures(json_t *req, struct nb_err *err)
     if (!json_is_array(a))
         return type_error(err, "architectures", "list");
     struct nb_buf list = NB_BUF_INIT;
-    size_t i;
-    json_t *v;
-    json_array_foreach(a, i, v) {
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *v = json_array_get(a, i);
         if (!json_is_string(v)) {
             buf_release(&list);
             return type_error(err, "architectures", "list of strings");
@@ -563,8 +565,9 @@ static int check_layers(json_t *req, struct nb_err *err)
     if (!json_is_array(l))
         return type_error(err, "layers", "list");
     if (json_array_size(l))
-        return err_set(err, EINVAL, "Layers are not supported by nimbus: include the layer's "
-                                    "files in the function's deployment package");
+        return err_set(err, EINVAL,
+                       "Layers are not supported by nimbus: include the layer's "
+                       "files in the function's deployment package");
     return 0;
 }
 
@@ -575,8 +578,9 @@ static int check_package_type(json_t *req, struct nb_err *err)
     if (rc < 0 || !pt || strcmp(pt, "Zip") == 0)
         return rc;
     if (strcmp(pt, "Image") == 0)
-        return err_set(err, EINVAL, "PackageType Image is not supported by nimbus: deploy the "
-                                    "function as a Zip package");
+        return err_set(err, EINVAL,
+                       "PackageType Image is not supported by nimbus: deploy the "
+                       "function as a Zip package");
     return err_set(err, EINVAL,
                    "1 validation error detected: Value '%s' at 'packageType' failed to satisfy "
                    "constraint: Member must satisfy enum value set: [Image, Zip]",
@@ -602,8 +606,7 @@ static void touch(struct nb_function *fn)
 static void set_arn(struct nb_function *fn, const struct nb_function_ctx *ctx)
 {
     free(fn->arn);
-    fn->arn = xasprintf("arn:aws:lambda:%s:%s:function:%s", ctx->region, ctx->account_id,
-                        fn->name);
+    fn->arn = xasprintf("arn:aws:lambda:%s:%s:function:%s", ctx->region, ctx->account_id, fn->name);
 }
 
 static struct nb_function *fn_alloc(void)
@@ -746,8 +749,9 @@ static int apply_config(struct nb_function *fn, json_t *req, struct nb_err *err)
         return rc;
     /* A zip function's runtime needs a handler, except custom runtimes (bootstrap). */
     if (fn->kind != NB_RT_PROVIDED && !*fn->handler)
-        return err_set(err, EINVAL, "Runtime and Handler are mandatory parameters for functions "
-                                    "created with deployment packages.");
+        return err_set(err, EINVAL,
+                       "Runtime and Handler are mandatory parameters for functions "
+                       "created with deployment packages.");
     return 0;
 }
 
@@ -789,8 +793,9 @@ struct nb_function *function_new(const struct nb_function_ctx *ctx, json_t *req,
     if (get_string(req, "Runtime", "runtime", &s, err) < 0)
         return NULL;
     if (!s) {
-        err_set(err, EINVAL, "Runtime and Handler are mandatory parameters for functions "
-                             "created with deployment packages.");
+        err_set(err, EINVAL,
+                "Runtime and Handler are mandatory parameters for functions "
+                "created with deployment packages.");
         return NULL;
     }
     if (check_architectures(req, err) < 0)
@@ -888,8 +893,9 @@ json_t *function_config_json_qualified(const struct nb_function *fn, const char 
     fmt_lambda_time(fn->last_modified_ms, lm, sizeof(lm));
     json_t *o = json_object();
     json_object_set_new(o, "FunctionName", json_string(fn->name));
-    json_object_set_new(o, "FunctionArn", qualifier ? json_sprintf("%s:%s", fn->arn, qualifier)
-                                                    : json_string(fn->arn));
+    json_object_set_new(o, "FunctionArn",
+                        qualifier ? json_sprintf("%s:%s", fn->arn, qualifier)
+                                  : json_string(fn->arn));
     json_object_set_new(o, "Runtime", json_string(fn->runtime));
     json_object_set_new(o, "Role", json_string(fn->role));
     if (*fn->handler)
@@ -913,9 +919,9 @@ json_t *function_config_json_qualified(const struct nb_function *fn, const char 
     json_object_set_new(o, "EphemeralStorage", json_pack("{s:i}", "Size", fn->ephemeral_mb));
     json_object_set_new(o, "SnapStart",
                         json_pack("{s:s,s:s}", "ApplyOn", "None", "OptimizationStatus", "Off"));
-    json_object_set_new(o, "LoggingConfig",
-                        json_pack("{s:s,s:s+}", "LogFormat", "Text", "LogGroup", "/aws/lambda/",
-                                  fn->name));
+    json_object_set_new(
+        o, "LoggingConfig",
+        json_pack("{s:s,s:s+}", "LogFormat", "Text", "LogGroup", "/aws/lambda/", fn->name));
     return o;
 }
 
@@ -977,10 +983,8 @@ static bool string_map(json_t *o)
 {
     if (!json_is_object(o))
         return false;
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v)
-        if (!json_is_string(v))
+    for (void *it = json_object_iter(o); it; it = json_object_iter_next(o, it))
+        if (!json_is_string(json_object_iter_value(it)))
             return false;
     return true;
 }

@@ -1,24 +1,16 @@
 /*
  * http.c - HTTP/1.1 server connections: accept, read, parse (llhttp), dispatch, reply, close.
  *
- * A struct nb_http_server owns its listening uv_tcp_t and a list of connections. A struct
- * nb_http_conn embeds its uv_tcp_t, one uv_timer_t (idle, request deadline or linger, one at a
- * time), the llhttp parser, a fixed 16 KiB read buffer and the one struct nb_http_req it is
- * parsing or serving.
- *
- * Invariants:
- * - A connection has at most one request at a time: on_message_complete pauses the parser, and
- *   llhttp_execute is not called again until that request was answered. Pipelined bytes wait in
- *   the read buffer; reading stops while it is full, so buffered input is bounded.
- * - Handlers are called only between llhttp_execute calls, never from a parser callback, so they
- *   may reply, drop connections or close the server re-entrantly.
- * - A conn is freed in its last close callback, or, when a handler still holds its aborted request
- *   (REQ_DEAD), by the http_reply*() that ends that request. The server is freed once its listener
- *   and every connection handle are closed.
- * - Closing after a reply is graceful: shutdown after queued writes, discard input until EOF or
- *   the linger deadline, then close (closing with unread input would reset the connection and
- *   could destroy the reply in flight).
- * Not done here: TLS, HTTP/2, upgrades, streamed replies, routing (router.c).
+ * A server owns its listening uv_tcp_t and a list of connections; a connection embeds its
+ * uv_tcp_t, one uv_timer_t (idle, request deadline, linger or resume), the llhttp parser, a fixed
+ * 16 KiB read buffer and the one struct nb_http_req it is parsing or serving.
+ * Invariants: a connection has at most one request at a time (on_message_complete pauses the
+ * parser until the reply; pipelined bytes wait in the read buffer and reading stops while it is
+ * full). Handlers run only between llhttp_execute calls and never from inside http_reply*(). A
+ * conn is freed in its last close callback, or by the reply that ends its aborted request; the
+ * server once its listener and every connection handle are closed. Closing after a reply is
+ * graceful (shutdown, discard input until EOF or the linger deadline) so a reset cannot destroy
+ * the reply in flight. Not done here: TLS, HTTP/2, upgrades, streamed replies, routing.
  */
 #include "http.h"
 #include "http_internal.h"
@@ -42,7 +34,9 @@ enum req_state {
     REQ_DEAD,    /* its connection died; the handler still holds it */
 };
 
-enum timer_mode { TIMER_NONE, TIMER_IDLE, TIMER_REQUEST, TIMER_LINGER };
+/* TIMER_RESUME: a 0 ms timer that parses pipelined input after an asynchronous reply, so the
+ * handler is never called from inside http_reply*(). */
+enum timer_mode { TIMER_NONE, TIMER_IDLE, TIMER_REQUEST, TIMER_LINGER, TIMER_RESUME };
 
 enum listener_state { LISTENER_IDLE, LISTENER_LISTENING, LISTENER_RESETTING, LISTENER_CLOSING };
 
@@ -54,16 +48,17 @@ struct nb_http_conn {
     struct nb_http_conn *prev, *next;
     llhttp_t parser;
     struct nb_http_req req;
-    char *rbuf;            /* READ_BUF_SIZE bytes; unparsed input is rbuf[rpos..rlen) */
+    char *rbuf; /* READ_BUF_SIZE bytes; unparsed input is rbuf[rpos..rlen) */
     size_t rpos, rlen;
     struct nb_buf scratch; /* the target, or "name\0value" of the header being parsed */
     size_t name_len;
     struct nb_http_header *hdrs; /* headers of the message being parsed, copied at its end */
     size_t n_hdrs, hdrs_cap;
     size_t header_bytes;
-    size_t body_cap;
-    struct nb_buf hbuf; /* reply header block being built */
-    int err_status;     /* status to answer a parse error with; -1: close without reply */
+    size_t body_cap, body_max; /* allocated, and the most it may grow to (+1 for the NUL) */
+    const char *expect;        /* the Expect header's value, in the arena */
+    struct nb_buf hbuf;        /* reply header block being built */
+    int err_status;            /* status to answer a parse error with; -1: close without reply */
     int open_handles;
     enum req_state req_state;
     enum timer_mode timer_mode;
@@ -215,6 +210,10 @@ static void on_timer(uv_timer_t *t)
         log_debug("msg=\"http request deadline passed\" status=408");
         send_error(c, 408);
         break;
+    case TIMER_RESUME:
+        c->timer_mode = TIMER_NONE;
+        conn_process(c);
+        break;
     case TIMER_NONE:
         break;
     }
@@ -225,7 +224,9 @@ static void timer_set(struct nb_http_conn *c, enum timer_mode mode, uint64_t ms)
     if (c->closed)
         return;
     c->timer_mode = mode;
-    if (mode == TIMER_NONE || ms == 0)
+    if (mode == TIMER_RESUME)
+        uv_timer_start(&c->timer, on_timer, 0, 0);
+    else if (mode == TIMER_NONE || ms == 0)
         uv_timer_stop(&c->timer);
     else
         uv_timer_start(&c->timer, on_timer, ms, 0);
@@ -622,6 +623,8 @@ static int on_message_begin(llhttp_t *p)
     c->header_bytes = 0;
     c->n_hdrs = 0;
     c->body_cap = 0;
+    c->body_max = 0;
+    c->expect = NULL;
     c->err_status = 0;
     buf_reset(&c->scratch);
     timer_set(c, TIMER_REQUEST, c->srv->lim.header_timeout_ms);
@@ -698,6 +701,8 @@ static int on_header_value_complete(llhttp_t *p)
         c->hdrs = xrealloc(c->hdrs, c->hdrs_cap * sizeof(*c->hdrs));
     }
     c->hdrs[c->n_hdrs++] = (struct nb_http_header){s, s + c->name_len + 1};
+    if (c->name_len == 6 && !c->expect && !strcasecmp(s, "expect"))
+        c->expect = s + 7;
     buf_reset(&c->scratch);
     return 0;
 }
@@ -729,18 +734,15 @@ static int on_headers_complete(llhttp_t *p)
     bool has_body = false;
     if (p->flags & F_CHUNKED) {
         has_body = true;
+        c->body_max = lim->max_body + 1;
     } else if (p->flags & F_CONTENT_LENGTH) {
         if (p->content_length > lim->max_body)
             return parse_fail(c, 413);
-        if (p->content_length) {
-            c->body_cap = (size_t)p->content_length + 1;
-            r->body = xmalloc(c->body_cap);
-            has_body = true;
-        }
+        has_body = p->content_length > 0;
+        c->body_max = (size_t)p->content_length + 1;
     }
-    const char *expect = http_req_header(r, "expect");
-    if (expect && !c->http10) {
-        if (strcasecmp(expect, "100-continue") != 0)
+    if (c->expect && !c->http10) {
+        if (strcasecmp(c->expect, "100-continue") != 0)
             return parse_fail(c, 417);
         if (has_body)
             send_continue(c);
@@ -765,12 +767,13 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     size_t max = c->srv->lim.max_body;
     if (len > max - r->body_len)
         return parse_fail(c, 413);
-    if (r->body_len + len + 1 > c->body_cap) { /* chunked: grow geometrically up to the limit */
-        size_t cap = c->body_cap ? c->body_cap * 2 : 4096;
+    /* grow geometrically as bytes arrive (a Content-Length is a claim, not memory to reserve) */
+    if (r->body_len + len + 1 > c->body_cap) {
+        size_t cap = c->body_cap ? c->body_cap * 2 : 16384;
         if (cap < r->body_len + len + 1)
             cap = r->body_len + len + 1;
-        if (cap > max + 1)
-            cap = max + 1;
+        if (cap > c->body_max)
+            cap = c->body_max;
         r->body = r->body == empty_body ? xmalloc(cap) : xrealloc(r->body, cap);
         c->body_cap = cap;
     }
@@ -1036,8 +1039,8 @@ static void listener_ready(struct nb_http_server *srv)
 int http_server_listen(struct nb_http_server *srv, const char *host, int port, struct nb_err *err)
 {
     if (srv->lstate != LISTENER_IDLE || srv->closing)
-        return err_set(err, EBUSY, "cannot listen on '%s:%d': server already has a listener",
-                       host, port);
+        return err_set(err, EBUSY, "cannot listen on '%s:%d': server already has a listener", host,
+                       port);
     struct sockaddr_storage ss;
     if (port < 0 || port > 65535 ||
         (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
@@ -1241,12 +1244,15 @@ static void reply(struct nb_http_req *req, int status, const struct nb_http_head
     bool close = !c->keep_alive || c->srv->closing;
     int rc = write_response(c, status, hdrs, n_hdrs, body, len, owned, close);
     request_end(c);
-    if (rc < 0)
+    if (rc < 0) {
         conn_close(c);
-    else if (close)
+    } else if (close) {
         start_close(c);
-    else if (!c->in_process)
-        conn_process(c);
+    } else if (!c->in_process) {
+        conn_update_io(c);
+        if (c->rpos < c->rlen)
+            timer_set(c, TIMER_RESUME, 0);
+    }
 }
 
 void http_reply(struct nb_http_req *req, int status, const struct nb_http_header *hdrs,

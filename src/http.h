@@ -5,7 +5,9 @@
  * namespace for the Runtime API). For every complete request the server calls the handler with a
  * struct nb_http_req; the handler answers now or later (long polls) with exactly one http_reply*().
  * Requests on one connection are answered in order (pipelining: later requests are parsed and
- * queued, and handed to the handler only after the earlier one was answered).
+ * queued, and handed to the handler only after the earlier one was answered). The handler is
+ * never called from inside http_reply*(): after an asynchronous reply the next pipelined request
+ * is handed over from a 0 ms timer.
  *
  * Ownership: the server owns every request. Strings in a request (path, query, headers, body)
  * live in the request's arena until the request ends, and a request ends only when the handler
@@ -16,7 +18,8 @@
  * Abort and late replies: when the connection of a request that was handed out and not yet
  * answered dies (client EOF or reset, write error, http_server_drop_connections/close), the
  * request is marked dead: http_req_conn_alive() turns false, req->server becomes NULL, and
- * req->on_abort (if set) is called once, on the loop, never from inside http_reply*(). The
+ * req->on_abort (if set) is called once: from a loop callback, or from inside
+ * http_server_drop_connections/close, never from inside http_reply*(). The
  * request stays valid (arena, body, headers) until the handler replies; a reply to a dead
  * request writes nothing and just frees it. The handler may reply from inside on_abort (to
  * release it early) or later from its normal path; it must not reply twice. A handler that
@@ -55,16 +58,16 @@ typedef void (*nb_http_abort_cb)(struct nb_http_req *req, void *data);
 typedef void (*nb_http_handler_cb)(struct nb_http_req *req, void *data);
 
 struct nb_http_req {
-    struct nb_arena arena;  /* request-lifetime allocations (handlers may use it too) */
-    const char *method;     /* "GET", "POST", ... */
-    const char *target;     /* request-target as sent, e.g. "/a%20b/c?x=1" */
-    const char *path;       /* target before '?', still percent-encoded */
-    const char *query;      /* target after '?', raw; "" when absent */
+    struct nb_arena arena; /* request-lifetime allocations (handlers may use it too) */
+    const char *method;    /* "GET", "POST", ... */
+    const char *target;    /* request-target as sent, e.g. "/a%20b/c?x=1" */
+    const char *path;      /* target before '?', still percent-encoded */
+    const char *query;     /* target after '?', raw; "" when absent */
     struct nb_http_header *headers;
     size_t n_headers;
-    char *body;             /* malloc'd, NUL-terminated (one byte past body_len); never NULL */
+    char *body; /* malloc'd, NUL-terminated (one byte past body_len); never NULL */
     size_t body_len;
-    uint64_t received_ns;   /* mono_ns() when the request was complete */
+    uint64_t received_ns; /* mono_ns() when the request was complete */
     struct nb_http_server *server;
     /* For the handler: */
     void *user;
@@ -75,13 +78,13 @@ struct nb_http_req {
 };
 
 struct nb_http_limits {
-    size_t max_header_bytes;   /* request line + headers, default 64 KiB */
-    size_t max_headers;        /* default 100 */
-    size_t max_body;           /* default 6 MiB + 100 B */
+    size_t max_header_bytes;    /* request line + headers, default 64 KiB */
+    size_t max_headers;         /* default 100 */
+    size_t max_body;            /* default 6 MiB + 100 B */
     uint64_t header_timeout_ms; /* time to receive a full request (headers and body) once its
                                  * first byte came (408 and close); 0 = none; 10 s */
     uint64_t idle_timeout_ms;   /* keep-alive idle; 0 = none (Runtime API long polls); 60 s */
-    size_t max_conns;          /* default 4096; over it a new connection is accepted and closed */
+    size_t max_conns;           /* default 4096; over it a new connection is accepted and closed */
     /* Body of the 413 sent when max_body is exceeded, and its x-amzn-ErrorType header value
      * (NULL: a plain 413). */
     const char *too_large_type;

@@ -416,12 +416,15 @@ void instance_start(struct nb_daemon *d, struct nb_invocation *inv)
     inst->uid = (uint32_t)(d->cfg.uid_base + (d->next_uid++ % (uint64_t)d->cfg.uid_count));
     inst->state = INST_STARTING;
     inst->started_ns = mono_ns();
-    char day[40], hex[33];
-    unsigned char rnd[16];
-    char uuid[37];
+    /* Lambda's stream suffix is 32 random hex digits: a v4 UUID's digits without the dashes
+     * (hex-encoding the UUID's text would give 32 digits with far less randomness) */
+    char day[40], hex[33], uuid[37];
     uuid_v4(uuid);
-    memcpy(rnd, uuid, 16);
-    hex_encode(rnd, 16, hex);
+    size_t nhex = 0;
+    for (const char *u = uuid; *u && nhex < 32; u++)
+        if (*u != '-')
+            hex[nhex++] = *u;
+    hex[nhex] = '\0';
     fmt_iso8601_ms(now_ms(), day, sizeof(day));
     snprintf(inst->log_stream, sizeof(inst->log_stream), "%.4s/%.2s/%.2s/[%s]%s", day, day + 5,
              day + 8, inst->cfg->version, hex);

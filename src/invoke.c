@@ -67,6 +67,11 @@ static void on_timeout(uv_timer_t *t)
     char ts[40], msg[160];
     fmt_iso8601_ms(now_ms(), ts, sizeof(ts));
     double secs = (double)(mono_ns() - inv->admitted_ns) / 1e9;
+    if (!inv->start_ns) {
+        /* timed out before delivery (a slow init): START still opens the invocation's lines */
+        log_linef(inv, "START RequestId: %s Version: %s", inv->request_id, inv->cfg->version);
+        inv->start_ns = mono_ns();
+    }
     log_linef(inv, "%s %s Task timed out after %.2f seconds", ts, inv->request_id, secs);
     snprintf(msg, sizeof(msg), "RequestId: %s Error: Task timed out after %d.00 seconds",
              inv->request_id, inv->cfg->timeout_s);
@@ -158,6 +163,10 @@ void invoke_complete(struct nb_invocation *inv, enum nb_outcome outcome, char *b
     uint64_t billed = (uint64_t)ceil(ms);
     if (billed == 0)
         billed = 1;
+    /* Never delivered (init failed or timed out, no bootstrap): Lambda still prints START, after
+     * whatever the failed init wrote. */
+    if (!inv->start_ns)
+        log_linef(inv, "START RequestId: %s Version: %s", inv->request_id, inv->cfg->version);
     log_linef(inv, "END RequestId: %s", inv->request_id);
     char init[64] = "";
     if (inv->init_ms > 0)

@@ -28,12 +28,18 @@ typedef void (*nb_route_cb)(struct nb_http_req *req, const struct nb_route_match
 
 struct nb_router;
 
-enum nb_route_result { NB_ROUTE_OK = 0, NB_ROUTE_NOT_FOUND, NB_ROUTE_BAD_METHOD, NB_ROUTE_BAD_PATH };
+enum nb_route_result {
+    NB_ROUTE_OK = 0,
+    NB_ROUTE_NOT_FOUND,
+    NB_ROUTE_BAD_METHOD,
+    NB_ROUTE_BAD_PATH
+};
 
 struct nb_router *router_new(void);
 void router_free(struct nb_router *r);
 /* pattern and method are borrowed (must outlive the router; use literals). A bad pattern (not
- * starting with '/', a label not a whole segment, more than NB_ROUTE_MAX_PARAMS labels) is a BUG. */
+ * starting with '/', a label not a whole segment, more than NB_ROUTE_MAX_PARAMS labels) is a BUG.
+ */
 void router_add(struct nb_router *r, const char *method, const char *pattern, nb_route_cb cb,
                 void *data);
 /* Finds the route for req; on NB_ROUTE_OK fills *cb, *data and *m (values in req's arena).

@@ -119,13 +119,14 @@ static void handle_response(struct nb_instance *inst, struct nb_http_req *req, c
         return;
     }
     if (req->body_len > RESPONSE_MAX) {
-        reply_error(req, 413, "RequestEntityTooLarge",
-                    "Exceeded maximum allowed payload size (6291556 bytes).");
+        /* read the size first: the reply ends the request and frees its body */
         char msg[200];
         snprintf(msg, sizeof(msg),
                  "Response payload size (%zu bytes) exceeded maximum allowed payload size "
                  "(6291556 bytes).",
                  req->body_len);
+        reply_error(req, 413, "RequestEntityTooLarge",
+                    "Exceeded maximum allowed payload size (6291556 bytes).");
         size_t len;
         char *body = invoke_error_json("Function.ResponseSizeTooLarge", msg, &len);
         instance_drain_output(inst);

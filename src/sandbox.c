@@ -29,6 +29,7 @@
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -115,8 +116,7 @@ static void put_str(struct nb_buf *b, const char *s)
     buf_append(b, s, strlen(s) + 1);
 }
 
-int sandbox_spec_encode(const struct nb_sandbox_spec *spec, struct nb_buf *out,
-                        struct nb_err *err)
+int sandbox_spec_encode(const struct nb_sandbox_spec *spec, struct nb_buf *out, struct nb_err *err)
 {
     size_t argc = count_strv(spec->argv), envc = count_strv(spec->envp);
     size_t ncg = count_strv(spec->cgroup_dirs);
@@ -183,8 +183,7 @@ static char **take_strv(const char **p, const char *end, uint32_t n)
     return v;
 }
 
-int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
-                       struct nb_err *err)
+int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req, struct nb_err *err)
 {
     memset(req, 0, sizeof(*req));
     struct wire_spec w;
@@ -220,10 +219,9 @@ int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
     req->gid = w.gid;
     req->tmp_bytes = w.tmp_bytes;
     req->has_netns = w.flags & SPEC_HAS_NETNS;
-    int r = validate(req->code_dir, req->runtime_dir, req->hostname,
-                     (const char *const *)req->argv, w.argc, w.envc,
-                     (const char *const *)req->cgroup_dirs, w.ncgroups, req->uid, req->gid,
-                     req->tmp_bytes, err);
+    int r = validate(req->code_dir, req->runtime_dir, req->hostname, (const char *const *)req->argv,
+                     w.argc, w.envc, (const char *const *)req->cgroup_dirs, w.ncgroups, req->uid,
+                     req->gid, req->tmp_bytes, err);
     if (r < 0)
         sandbox_req_release(req);
     return r;
@@ -342,8 +340,8 @@ static void make_symlink(const char *target, const char *path)
 
 /* Host files of /etc a runtime needs, bound read-only when present. */
 static const char *const etc_binds[] = {
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf",
-    "ssl", "alternatives", "mime.types",
+    "ld.so.cache",   "ld.so.conf", "ld.so.conf.d", "localtime",
+    "nsswitch.conf", "ssl",        "alternatives", "mime.types",
 };
 
 static void build_etc(struct child_ctx *c)
@@ -418,7 +416,7 @@ static void build_root(struct child_ctx *c)
         die_errno("cannot make mounts private");
     do_mount("tmpfs", c->env->root_dir, "tmpfs", MS_NOSUID | MS_NODEV,
              "mode=0755,size=64k,nr_inodes=64");
-    static const char *const dirs[] = {"usr", "etc", "var", "var/task", "var/runtime",
+    static const char *const dirs[] = {"usr", "etc", "var",  "var/task", "var/runtime",
                                        "tmp", "dev", "proc", "opt"};
     for (size_t i = 0; i < ARRAY_SIZE(dirs); i++)
         make_dir(at(c, dirs[i]), 0755);
@@ -504,8 +502,8 @@ static void drop_privileges(const struct nb_sandbox_req *req)
     gid_t rg, eg, sg;
     if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
         die_errno("cannot read ids");
-    if (ru != req->uid || eu != req->uid || su != req->uid || rg != req->gid ||
-        eg != req->gid || sg != req->gid)
+    if (ru != req->uid || eu != req->uid || su != req->uid || rg != req->gid || eg != req->gid ||
+        sg != req->gid)
         die_code(EPERM, "uid/gid switch did not take effect");
     if (getgroups(0, NULL) != 0)
         die_code(EPERM, "supplementary groups were not cleared");
@@ -552,6 +550,10 @@ static _Noreturn void run_runtime(struct child_ctx *c)
         die_errno("cannot set up stdio");
     if (nul > 2)
         close(nul);
+    /* No core dumps: a pipe core_pattern would run a host helper for every crash. */
+    struct rlimit nocore = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &nocore) < 0)
+        die_errno("cannot disable core dumps");
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->env->prog, 0, 0) < 0)
         die_errno("cannot load the seccomp filter");
     execve(c->req->argv[0], c->req->argv, c->req->envp);

@@ -64,11 +64,9 @@ struct nb_sandbox_child {
 /* Validates spec and appends its wire form to out. EINVAL names the bad field; E2BIG when the
  * encoding exceeds SANDBOX_SPEC_MAX. spec->netns_fd is not encoded (it travels as SCM_RIGHTS);
  * only its presence is. */
-int sandbox_spec_encode(const struct nb_sandbox_spec *spec, struct nb_buf *out,
-                        struct nb_err *err);
+int sandbox_spec_encode(const struct nb_sandbox_spec *spec, struct nb_buf *out, struct nb_err *err);
 /* Decodes and validates buf[0..len); req borrows buf. On failure nothing needs releasing. */
-int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
-                       struct nb_err *err);
+int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req, struct nb_err *err);
 void sandbox_req_release(struct nb_sandbox_req *req);
 
 /* Creates env->root_dir if needed. */

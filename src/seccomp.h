@@ -3,10 +3,10 @@
  * sandbox child loads with prctl(PR_SET_SECCOMP) right before execve.
  *
  * Policy (deny-list, EPERM): mount family and pivot_root/chroot, ptrace and process_vm_*, bpf,
- * keyctl family, unshare/setns, clone with any CLONE_NEW* flag, kexec, module calls, perf_event_open,
- * userfaultfd, io_uring_*, open_by_handle_at, settimeofday/clock_settime, mknod, swapon/off, reboot,
- * the new mount API, acct, quotactl; clone3 returns ENOSYS so libc falls back to clone. Non-native
- * architectures are killed.
+ * keyctl family, unshare/setns, clone with any CLONE_NEW* flag, kexec, module calls,
+ * perf_event_open, userfaultfd, io_uring_*, open_by_handle_at, settimeofday/clock_settime, mknod,
+ * swapon/off, reboot, the new mount API, acct, quotactl; clone3 returns ENOSYS so libc falls back
+ * to clone. Non-native architectures are killed.
  */
 #ifndef NIMBUS_SECCOMP_H
 #define NIMBUS_SECCOMP_H

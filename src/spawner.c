@@ -20,6 +20,7 @@
  */
 #include "spawner.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -29,12 +30,11 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <arpa/inet.h>
 
 #include "log.h"
 #include "sandbox.h"
@@ -103,8 +103,8 @@ static ssize_t recv_msg(int fd, void *buf, size_t cap, int *fds, size_t *nfds, i
         char buf[CMSG_SPACE(sizeof(int) * MSG_FDS_MAX)];
         struct cmsghdr align;
     } cm;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-                        .msg_controllen = sizeof(cm.buf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
     ssize_t n;
     do
         n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
@@ -211,8 +211,8 @@ static void kid_close(struct kid *k)
     k->pidfd = k->status_fd = k->stdout_fd = k->stderr_fd = -1;
 }
 
-/* Decides a starting kid: exec'd (SPAWNED), failed (ERROR + SIGKILL) or still pending. gone: the
- * kid has been reaped or timed out, so "pending" is a failure too. */
+/* Decides a starting kid: exec'd (SPAWNED), failed (ERROR + SIGKILL) or still pending. When the
+ * kid has been reaped or timed out, "pending" is a failure too. */
 static void kid_resolve(struct spawner_proc *s, struct kid *k, bool reaped, bool timed_out)
 {
     struct nb_err e = {0};
@@ -276,6 +276,17 @@ static void handle_spawn(struct spawner_proc *s, uint64_t id, const void *payloa
     }
     if (nfds != (req.has_netns ? 1u : 0u)) {
         err_set(&e, EINVAL, "spawn request carries %zu fds", nfds);
+        proc_send_error(s, id, &e);
+        sandbox_req_release(&req);
+        return;
+    }
+    struct stat a, b;
+    if (nfds && (fstat(fds[0], &a) < 0 || fstat(s->orig_netns, &b) < 0))
+        err_set(&e, errno, "cannot inspect the network namespace fd: %s", strerror(errno));
+    else if (nfds && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        /* A daemon bug must not put a function on the host's network. */
+        err_set(&e, EINVAL, "refusing to run a sandbox in the host network namespace");
+    if (e.code) {
         proc_send_error(s, id, &e);
         sandbox_req_release(&req);
         return;
@@ -452,11 +463,6 @@ static void proc_init(struct spawner_proc *s)
         log_err("msg=\"spawner cannot create signalfd\" error=\"%s\"", strerror(errno));
         _exit(1);
     }
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
     s->orig_netns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     s->env.root_dir = SANDBOX_ROOT_DIR;
     s->env.prog = &s->prog;
@@ -501,14 +507,12 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
         uint64_t now = mono_ns(), next = UINT64_MAX;
         for (size_t i = 0; i < s.nkids; i++) {
             /* Not-starting kids keep fd -1: poll ignores the entry, indexes stay aligned. */
-            pfds[np++] = (struct pollfd){
-                .fd = s.kids[i].starting ? s.kids[i].status_fd : -1, .events = POLLIN};
+            pfds[np++] = (struct pollfd){.fd = s.kids[i].starting ? s.kids[i].status_fd : -1,
+                                         .events = POLLIN};
             if (s.kids[i].starting && s.kids[i].deadline_ns < next)
                 next = s.kids[i].deadline_ns;
         }
-        int timeout = next == UINT64_MAX ? -1
-                      : next <= now      ? 0
-                                         : (int)((next - now) / 1000000 + 1);
+        int timeout = next == UINT64_MAX ? -1 : next <= now ? 0 : (int)((next - now) / 1000000 + 1);
         if (poll(pfds, np, timeout) < 0) {
             if (errno == EINTR)
                 continue;
@@ -766,8 +770,8 @@ static void spawner_died(struct nb_spawner *sp, const char *why)
     }
 }
 
-static void dispatch(struct nb_spawner *sp, const struct msg_hdr *h, const char *text,
-                     size_t tlen, int *fds, size_t nfds, int mflags)
+static void dispatch(struct nb_spawner *sp, const struct msg_hdr *h, const char *text, size_t tlen,
+                     int *fds, size_t nfds, int mflags)
 {
     struct nb_err e = {0};
     struct sp_req *rq = req_find(sp, h->id);
@@ -776,6 +780,8 @@ static void dispatch(struct nb_spawner *sp, const struct msg_hdr *h, const char 
         if (!rq || rq->kind != REQ_SPAWN || rq->spawned) {
             log_warn("msg=\"spawner reply for unknown request\" id=%llu",
                      (unsigned long long)h->id);
+            if (nfds >= 1)
+                (void)spawner_kill(fds[0], SIGKILL); /* nobody would supervise it */
             break;
         }
         if (nfds != 3 || (mflags & MSG_CTRUNC)) {
@@ -983,8 +989,7 @@ struct nb_spawner *spawner_start(struct nb_err *err)
     int r = wait_ready(sp, err);
     int fl = fcntl(sp->fd, F_GETFL);
     if (r == 0 && (fl < 0 || fcntl(sp->fd, F_SETFL, fl | O_NONBLOCK) < 0))
-        r = err_set(err, errno, "cannot make the spawner socket non-blocking: %s",
-                    strerror(errno));
+        r = err_set(err, errno, "cannot make the spawner socket non-blocking: %s", strerror(errno));
     if (r < 0) {
         close(sp->fd);
         wait_spawner(sp);

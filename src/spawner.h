@@ -32,51 +32,73 @@
 struct nb_spawner;
 
 struct nb_sandbox_spec {
-    const char *code_dir;    /* host dir bound read-only at /var/task */
-    const char *runtime_dir; /* host dir bound read-only at /var/runtime (may be NULL) */
-    const char *const *argv; /* NULL-terminated; argv[0] is a path inside the sandbox */
-    const char *const *envp; /* NULL-terminated; the complete environment */
-    int netns_fd;            /* network namespace to join (borrowed; passed to the spawner) */
+    const char *code_dir;           /* host dir bound read-only at /var/task */
+    const char *runtime_dir;        /* host dir bound read-only at /var/runtime (may be NULL) */
+    const char *const *argv;        /* NULL-terminated; argv[0] is a path inside the sandbox */
+    const char *const *envp;        /* NULL-terminated; the complete environment */
+    int netns_fd;                   /* network namespace to join (borrowed; passed to the spawner);
+                                       -1: a fresh empty one (lo down, ~0.6 ms); the host's: EINVAL */
     const char *const *cgroup_dirs; /* NULL-terminated host cgroup dirs; the child writes its pid
                                        to each cgroup.procs before anything else */
-    uid_t uid;               /* unprivileged, != 0 */
-    gid_t gid;               /* != 0 */
-    uint64_t tmp_bytes;      /* size of /tmp */
-    const char *hostname;    /* may be NULL */
+    uid_t uid;                      /* unprivileged, != 0 */
+    gid_t gid;                      /* != 0 */
+    uint64_t tmp_bytes;             /* size of /tmp, and of /dev/shm; must be > 0 */
+    const char *hostname;           /* may be NULL ("sandbox"); [A-Za-z0-9.-], at most 64 chars */
 };
 
 struct nb_spawned {
-    pid_t pid;      /* host pid of the sandbox init */
-    int pidfd;      /* owned by the callback */
-    int stdout_fd;  /* read end of the runtime's stdout pipe, non-blocking; owned by the callback */
-    int stderr_fd;  /* read end of the runtime's stderr pipe, non-blocking; owned by the callback */
+    pid_t pid;     /* host pid of the sandbox init */
+    int pidfd;     /* owned by the callback */
+    int stdout_fd; /* read end of the runtime's stdout pipe, non-blocking; owned by the callback */
+    int stderr_fd; /* read end of the runtime's stderr pipe, non-blocking; owned by the callback */
 };
 
-/* rc is 0 with res filled, or negative with err filled. */
+/* rc is 0 with res filled, or negative with err filled. Called exactly once per accepted
+ * spawner_spawn, after the runtime was exec'd (rc 0) or when anything failed (setup step, execve,
+ * 10 s setup timeout, spawner gone: -EPIPE). On failure nothing is left running and no exit_cb
+ * follows. err->msg says which step failed ("cannot execute '/var/task/x': No such file or
+ * directory"); its code is the errno of that step, so do not map it to API errors blindly (an
+ * ENOENT here is a broken function, not a missing resource). */
 typedef void (*nb_spawn_cb)(void *data, int rc, const struct nb_spawned *res,
                             const struct nb_err *err);
-/* Sandbox init exited; wstatus as from waitpid. Called exactly once per successful spawn. */
+/* Sandbox init exited; wstatus as from waitpid. Called exactly once per successful spawn, always
+ * after its spawn_cb (possibly in the same loop iteration). The init exits with the runtime's
+ * status: WIFEXITED with the runtime's code, or WIFEXITED with 128+signal when the runtime was
+ * killed (an OOM kill of the runtime reads 137: check cgroup_oom_kills). WIFSIGNALED means the init
+ * itself was killed (spawner_kill(SIGKILL), or SIGKILL when the spawner died). When it runs, the
+ * sandbox's processes are all gone; stdout/stderr may still hold unread data: read to EOF. */
 typedef void (*nb_exit_cb)(void *data, int wstatus);
 /* rc 0: netns_fd is an fd of a new network namespace with lo up, listen_fd a TCP socket bound and
  * listening on 127.0.0.1:port inside it. Both owned by the callback. */
 typedef void (*nb_netns_cb)(void *data, int rc, int netns_fd, int listen_fd,
                             const struct nb_err *err);
 
-/* Forks the spawner. Must run before any thread is created (before uv_queue_work etc.).
- * seccomp_deny_extra: reserved, pass NULL. */
+/* Forks the spawner. Must run before any thread is created (before uv_queue_work etc.); refused
+ * with EBUSY otherwise. Waits (up to 10 s) until the spawner has compiled the seccomp filter and
+ * prepared its root dir, and fails with its reason if it cannot (fail closed at start-up). */
 struct nb_spawner *spawner_start(struct nb_err *err);
 /* Attaches the spawner's socket to loop; call once the loop exists. */
 int spawner_attach(struct nb_spawner *sp, uv_loop_t *loop, struct nb_err *err);
-/* Asks for a sandbox. Callbacks get data. Returns 0 when the request was sent. */
+/* Asks for a sandbox. Callbacks get data. Returns 0 when the request was sent (or queued);
+ * a negative value (bad spec: EINVAL/E2BIG; spawner gone: EPIPE) means no callback will run.
+ * Callbacks never run from inside this call. on_exit may be NULL. */
 int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_spawn_cb on_spawn,
                   nb_exit_cb on_exit, void *data, struct nb_err *err);
-/* Asks for a new network namespace with the Runtime API listener on 127.0.0.1:port. */
+/* Asks for a new network namespace with the Runtime API listener on 127.0.0.1:port (the
+ * listener is non-blocking and CLOEXEC). cb runs exactly once if this returns 0. */
 int spawner_make_netns(struct nb_spawner *sp, int port, nb_netns_cb cb, void *data,
                        struct nb_err *err);
-/* Sends sig to the sandbox init through its pidfd. Returns 0 or -errno. */
+/* Sends sig to the sandbox init through its pidfd. Returns 0 or -errno (-ESRCH once it exited).
+ * SIGKILL kills the whole sandbox at once; SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1/2 are
+ * forwarded by the init to the runtime process. */
 int spawner_kill(int pidfd, int sig);
 /* Closes the socket, which makes the spawner kill every sandbox it started and exit; waits for it
- * (bounded) and frees sp. Pending callbacks are not called. */
+ * (bounded) and frees sp. Pending callbacks are not called. May be called from a callback (the
+ * stop then completes when the callback returns). Once attached, sp's memory is released in a
+ * close callback: run the loop once more before uv_loop_close.
+ * If the spawner dies on its own, the daemon side notices: pending spawn/netns callbacks get
+ * -EPIPE, every running sandbox gets exit_cb(SIGKILL) (they are killed), later calls fail with
+ * EPIPE. The daemon still calls spawner_stop to free it. */
 void spawner_stop(struct nb_spawner *sp);
 
 #endif

@@ -4,8 +4,9 @@
  * PATH is a folder (zipped in memory by cli_zip_dir) or a .zip file (sent as is). The package goes
  * up as CreateFunction's Code.ZipFile; when nimbus answers 409 ResourceConflictException "...
  * already exist...", the function is updated instead: UpdateFunctionCode, then
- * UpdateFunctionConfiguration with runtime and handler plus only the options given on the command
- * line (memory, timeout, env, description, role). After each step the function is polled until it
+ * UpdateFunctionConfiguration with only the options given on the command line (runtime, handler,
+ * memory, timeout, env, description, role; a new runtime without --handler brings that runtime's
+ * default handler), so a redeploy keeps what it does not mention. After each step the function is polled until it
  * is no longer Pending / InProgress, like the aws CLI waiters. Prints arn, code_sha256 and state.
  */
 #include <errno.h>
@@ -26,8 +27,8 @@ static const char usage[] =
     "usage: nimbus deploy NAME PATH [options]\n"
     "\n"
     "Creates function NAME from PATH, a folder (zipped on the fly, keeping file modes and\n"
-    "symlinks) or a .zip file. If NAME exists, updates its code, then its configuration:\n"
-    "runtime and handler, and the other options only when given.\n"
+    "symlinks) or a .zip file. If NAME exists, updates its code, then the settings given\n"
+    "here (the others keep their current values).\n"
     "\n"
     "options:\n"
     "  --runtime R          provided.al2023 (default), provided.al2, provided, python3.x,\n"
@@ -46,6 +47,7 @@ struct deploy_opts {
     const char *path;
     const char *endpoint;
     const char *runtime;
+    bool runtime_given, handler_given;
     const char *handler;
     const char *description;
     const char *role;
@@ -165,9 +167,11 @@ static json_t *create_body(const struct deploy_opts *o, const char *zip_b64)
 
 static json_t *config_body(const struct deploy_opts *o)
 {
-    json_t *b = json_pack("{s:s, s:s}", "Runtime", o->runtime, "Handler", o->handler);
-    if (!b)
-        BUG("json_pack failed");
+    json_t *b = json_object();
+    if (o->runtime_given)
+        json_object_set_new(b, "Runtime", json_string(o->runtime));
+    if (o->runtime_given || o->handler_given)
+        json_object_set_new(b, "Handler", json_string(o->handler));
     if (o->memory)
         json_object_set_new(b, "MemorySize", json_integer(o->memory));
     if (o->timeout)
@@ -278,9 +282,11 @@ int cmd_deploy(int argc, char **argv)
         switch (c) {
         case 'r':
             o.runtime = optarg;
+            o.runtime_given = true;
             break;
         case 'H':
             o.handler = optarg;
+            o.handler_given = true;
             break;
         case 'm':
             rc = parse_int_opt("--memory", optarg, &o.memory);

@@ -47,7 +47,8 @@ class Daemon:
         os.makedirs(self.data_dir, exist_ok=True)
         self.log = open(self.log_path, "ab")
         args = [NIMBUS, "serve", "--listen", "127.0.0.1:%d" % self.port,
-                "--data-dir", self.data_dir, "--log-level", "debug"] + self.extra_args
+                "--data-dir", self.data_dir, "--log-level", "debug",
+                "--cgroup-parent", "nimbus-e2e-%d" % self.port] + self.extra_args
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         deadline = time.time() + 20
         while time.time() < deadline:

@@ -199,11 +199,24 @@ def test_redeploy_updates_code_and_given_settings(daemon, lam, tmp_path):
     assert cfg["MemorySize"] == 192  # not given the second time: unchanged
     assert cfg["Environment"]["Variables"] == {"GREETING": "hi", "OTHER": "x"}
 
-    # runtime and handler are always sent; a bad one is nimbus' refusal: exit 3, code kept
+    # a runtime given on redeploy is sent; a bad one is nimbus' refusal: exit 3, code kept
     p = daemon.cli("deploy", "cli-redeploy", str(fn), "--runtime", "cobol85")
     assert p.returncode == 3, p.stdout + p.stderr
     assert "error: InvalidParameterValueException: " in p.stderr
     assert p.stderr.count("error:") == 1
+
+
+def test_redeploy_without_runtime_keeps_runtime_and_handler(daemon, lam, tmp_path):
+    fn = tmp_path / "py"
+    fn.mkdir()
+    (fn / "app.py").write_text("def main(event, context):\n    return 'one'\n")
+    deploy(daemon, "cli-keep-rt", str(fn), "--runtime", "python3.11", "--handler", "app.main")
+    (fn / "app.py").write_text("def main(event, context):\n    return 'two'\n")
+    deploy(daemon, "cli-keep-rt", str(fn), "--memory", "256")
+    cfg = lam.get_function_configuration(FunctionName="cli-keep-rt")
+    assert (cfg["Runtime"], cfg["Handler"], cfg["MemorySize"]) == ("python3.11", "app.main", 256)
+    p = invoke(daemon, "cli-keep-rt", "{}")
+    assert p.returncode == 0 and json.loads(p.stdout) == "two", p.stdout + p.stderr
 
 
 def test_deploy_keeps_modes_and_symlinks(daemon, tmp_path):

@@ -1,13 +1,13 @@
 /*
  * fuzz_http.c - libFuzzer driver for the HTTP connection path (http.c) and the router.
  *
- * Input: byte 0 picks the server (with or without 1 ms deadlines), how the client ends (EOF or
- * http_server_drop_connections) and the handler's mix; byte 1 seeds the write splits; the rest is
- * the byte stream a client sends. Each input gets a socketpair served through http__serve_fd, so
- * bytes go through the real read, parse, dispatch, reply and close code, split at chosen points.
- * Handlers reply at once, from a timer, from on_abort, or late to a dead request. The oracle is
- * ASan/UBSan/LSan plus: the connection and every request end within 2 s, and whatever the server
- * writes starts with a status line.
+ * Input: byte 0 picks the server (with or without 1 ms deadlines), how the client ends (EOF,
+ * http_server_drop_connections or http_server_close) and the handler's mix; byte 1 seeds the
+ * write splits; the rest is the byte stream a client sends. Each input gets a socketpair served
+ * through http__serve_fd, so bytes go through the real read, parse, dispatch, reply and close
+ * code, split at chosen points. Handlers reply at once, from a timer, from on_abort, or late to a
+ * dead request. The oracle is ASan/UBSan/LSan plus: the connection and every request end within
+ * 2 s, and whatever the server writes starts with a status line.
  */
 #include <errno.h>
 #include <sys/socket.h>
@@ -109,26 +109,34 @@ static void handler(struct nb_http_req *req, void *data)
     }
 }
 
+static struct nb_http_server *server_new(int i)
+{
+    struct nb_http_limits lim;
+    http_limits_default(&lim);
+    lim.max_body = 2048;
+    lim.max_header_bytes = 1024;
+    lim.max_headers = 16;
+    lim.header_timeout_ms = i ? 1 : 0;
+    lim.idle_timeout_ms = i ? 1 : 0;
+    lim.too_large_type = "RequestTooLargeException";
+    lim.too_large_body = "{\"message\":\"too large\"}";
+    return http_server_new(&loop, &lim, handler, NULL);
+}
+
+static void on_server_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
 static void init(void)
 {
     uv_loop_init(&loop);
     router = router_new();
     router_add(router, "GET", "/2015-03-31/functions/{FunctionName}", route_cb, NULL);
-    router_add(router, "POST", "/2015-03-31/functions/{FunctionName}/invocations", route_cb,
-               NULL);
+    router_add(router, "POST", "/2015-03-31/functions/{FunctionName}/invocations", route_cb, NULL);
     router_add(router, "*", "/b/{Bucket}/{Key+}", route_cb, NULL);
-    for (int i = 0; i < 2; i++) {
-        struct nb_http_limits lim;
-        http_limits_default(&lim);
-        lim.max_body = 2048;
-        lim.max_header_bytes = 1024;
-        lim.max_headers = 16;
-        lim.header_timeout_ms = i ? 1 : 0;
-        lim.idle_timeout_ms = i ? 1 : 0;
-        lim.too_large_type = "RequestTooLargeException";
-        lim.too_large_body = "{\"message\":\"too large\"}";
-        servers[i] = http_server_new(&loop, &lim, handler, NULL);
-    }
+    for (int i = 0; i < 2; i++)
+        servers[i] = server_new(i);
 }
 
 static void drain(int fd, struct nb_buf *out)
@@ -178,11 +186,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (uv_hrtime() > deadline)
             __builtin_trap(); /* the server stopped reading for good */
     }
-    if (mode & 0x80)
+    bool closing = (mode & 0xc0) == 0xc0, closed = false;
+    if (closing)
+        http_server_close(srv, on_server_closed, &closed); /* dead requests outlive it */
+    else if (mode & 0x80)
         http_server_drop_connections(srv);
     else
         shutdown(sv[1], SHUT_WR);
-    while (http_server_conn_count(srv) || pending) {
+    while (closing ? !closed || pending : http_server_conn_count(srv) || pending) {
         uv_run(&loop, UV_RUN_NOWAIT);
         drain(sv[1], &out);
         if (uv_hrtime() > deadline)
@@ -190,6 +201,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     drain(sv[1], &out);
     close(sv[1]);
+    if (closing)
+        servers[mode & 1] = server_new(mode & 1);
     if (out.len && (out.len < 9 || memcmp(out.data, "HTTP/1.1 ", 9) != 0))
         __builtin_trap();
     buf_release(&out);

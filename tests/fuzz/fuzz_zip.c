@@ -37,6 +37,11 @@ static void die(const char *what, const char *detail)
     abort();
 }
 
+static void cleanup(void)
+{
+    rm_rf(root);
+}
+
 static void init(void)
 {
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
@@ -45,6 +50,7 @@ static void init(void)
         die("mkdtemp", strerror(errno));
     data_dir = xasprintf("%s/data", root);
     code_dir = xasprintf("%s/code", data_dir);
+    atexit(cleanup);
 }
 
 /* Checks that dir holds only names in want (NULL-terminated), and all of them when exact. */
@@ -302,4 +308,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
  *       with z.open(info('big64', 0o100644), 'w', force_zip64=True) as f:
  *           f.write(b'zip64 entry\n' * 10)
  *   open(os.path.join(out, 'zip64.zip'), 'wb').write(b.getvalue())
+ *   # structured seeds (see build_structured)
+ *   def rec(kind, flags, name, data=b''):
+ *       nlen = len(name) // 8 if flags & 0x20 else len(name)
+ *       return bytes([kind, flags, nlen]) + name + bytes([len(data)]) + data
+ *   def sseed(fname, *recs): open(os.path.join(out, fname), 'wb').write(b'S' + b''.join(recs))
+ *   sseed('s_tree', rec(0, 3, b'bootstrap', b'#!/bin/sh\n'), rec(1, 0, b'lib/'),
+ *         rec(0, 2, b'lib/x', b'x' * 40), rec(2, 0, b'link', b'lib/x'),
+ *         rec(2, 0, b'lib/up', b'../bootstrap'))
+ *   sseed('s_escape', rec(2, 0, b'self', b'.'), rec(2, 0, b'esc', b'self/..'),
+ *         rec(0, 0, b'../evil', b'e'), rec(0, 0, b'/abs', b'a'), rec(0, 0, b'a\\b', b'b'))
+ *   sseed('s_bomb', rec(0, 0x42, b'zeros', b'\0' * 255), rec(0, 0x42, b'more', b'\1' * 255))
+ *   sseed('s_clash', rec(1, 0, b'lib/'), rec(2, 0, b'd', b'lib'), rec(0, 0, b'd/x', b'x'),
+ *         rec(0, 0, b'a', b'a'), rec(0, 0, b'a/b', b'b'), rec(0, 0, b'./a//b', b'b'))
+ *   sseed('s_special', rec(3, 0, b'fifo', b''), rec(4, 0, b'dev', b''),
+ *         rec(0, 4, b'dos.exe', b'MZ'), rec(1, 4, b'dosdir'), rec(0, 8, b'noattr', b'n'))
+ *   sseed('s_many', *[rec(0, 0, b'f%02d' % i, b'') for i in range(36)])
+ *   sseed('s_longname', rec(0, 0x20, (b'abcdefg/' * 129)[:8 * 129], b'x'),
+ *         rec(0, 0x20, b'n' * 8 * 40, b'y'))
  */

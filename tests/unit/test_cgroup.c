@@ -53,7 +53,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
+    /* What a failed test may have left, then the parent itself. */
+    static const char *const kids[] = {"test-a", "test-oom", "test-left", "stale"};
     for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
+        for (size_t k = 0; k < ARRAY_SIZE(kids); k++) {
+            char *kid = xasprintf("/sys/fs/cgroup/%s/%s/%s", ctrls[i], parent, kids[k]);
+            rmdir(kid);
+            free(kid);
+        }
         char *dir = xasprintf("/sys/fs/cgroup/%s/%s", ctrls[i], parent);
         rmdir(dir);
         free(dir);
@@ -66,10 +73,8 @@ static void test_create_limits_destroy(void **state)
     (void)state;
     struct nb_cgroup cg;
     struct nb_err err = {0};
-    struct nb_cgroup_limits lim = {.memory_bytes = 32u << 20,
-                                   .pids_max = 17,
-                                   .cpu_period_us = 10000,
-                                   .cpu_quota_us = 5000};
+    struct nb_cgroup_limits lim = {
+        .memory_bytes = 32u << 20, .pids_max = 17, .cpu_period_us = 10000, .cpu_quota_us = 5000};
     assert_int_equal(cgroup_create(&cg, "test-a", &lim, &err), 0);
     for (int i = 0; i < 3; i++)
         assert_true(exists(cg.dirs[i]));

@@ -115,9 +115,9 @@ static void test_create_all_members(void **state)
 
 static void test_runtimes(void **state)
 {
-    const char *ok[] = {"provided", "provided.al2", "provided.al2023", "python3.8",
-                        "python3.9", "python3.10", "python3.11", "python3.12",
-                        "python3.13", "nodejs18.x", "nodejs20.x", "nodejs22.x"};
+    const char *ok[] = {"provided",   "provided.al2", "provided.al2023", "python3.8",
+                        "python3.9",  "python3.10",   "python3.11",      "python3.12",
+                        "python3.13", "nodejs18.x",   "nodejs20.x",      "nodejs22.x"};
     for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
         char *body = xasprintf("{" BASE ",\"Runtime\":\"%s\",\"Handler\":\"h\"}", ok[i]);
         function_unref(assert_accepted(body));
@@ -166,18 +166,19 @@ static void test_refuse_name(void **state)
 static void test_refuse_role(void **state)
 {
     assert_refused("{\"FunctionName\":\"fn\",\"Runtime\":\"provided\"}", "Value null at 'role'");
-    const char *bad[] = {"role", "arn:aws:iam::12345678901:role/x", "arn:aws:iam::123456789012:user/x",
-                         "arn:aws:iam::123456789012:role", "arn:aws:iam::123456789012:role/a b"};
+    const char *bad[] = {"role", "arn:aws:iam::12345678901:role/x",
+                         "arn:aws:iam::123456789012:user/x", "arn:aws:iam::123456789012:role",
+                         "arn:aws:iam::123456789012:role/a b"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-        char *body = xasprintf("{\"FunctionName\":\"fn\",\"Role\":\"%s\",\"Runtime\":\"provided\"}",
-                               bad[i]);
+        char *body =
+            xasprintf("{\"FunctionName\":\"fn\",\"Role\":\"%s\",\"Runtime\":\"provided\"}", bad[i]);
         assert_refused(body, "at 'role' failed to satisfy constraint: Member must satisfy regular "
                              "expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?");
         free(body);
     }
-    function_unref(assert_accepted(
-        "{\"FunctionName\":\"fn\",\"Role\":\"arn:aws-cn:iam::000000000000:role/\","
-        "\"Runtime\":\"provided\"}"));
+    function_unref(
+        assert_accepted("{\"FunctionName\":\"fn\",\"Role\":\"arn:aws-cn:iam::000000000000:role/\","
+                        "\"Runtime\":\"provided\"}"));
 }
 
 static void test_refuse_handler(void **state)
@@ -263,12 +264,21 @@ static void test_environment(void **state)
                    "environment variables you have provided contains reserved keys that are "
                    "currently not supported for modification. Reserved keys used in this "
                    "request: AWS_REGION, _HANDLER");
-    const char *reserved[] = {"_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_EXECUTION_ENV",
-                              "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                              "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_INITIALIZATION_TYPE",
-                              "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-                              "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                              "AWS_SESSION_TOKEN", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT",
+    const char *reserved[] = {"_X_AMZN_TRACE_ID",
+                              "AWS_DEFAULT_REGION",
+                              "AWS_EXECUTION_ENV",
+                              "AWS_LAMBDA_FUNCTION_NAME",
+                              "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                              "AWS_LAMBDA_FUNCTION_VERSION",
+                              "AWS_LAMBDA_INITIALIZATION_TYPE",
+                              "AWS_LAMBDA_LOG_GROUP_NAME",
+                              "AWS_LAMBDA_LOG_STREAM_NAME",
+                              "AWS_ACCESS_KEY",
+                              "AWS_ACCESS_KEY_ID",
+                              "AWS_SECRET_ACCESS_KEY",
+                              "AWS_SESSION_TOKEN",
+                              "AWS_LAMBDA_RUNTIME_API",
+                              "LAMBDA_TASK_ROOT",
                               "LAMBDA_RUNTIME_DIR"};
     for (size_t i = 0; i < ARRAY_SIZE(reserved); i++) {
         char *b = xasprintf("{" BASE ",\"Runtime\":\"provided\",\"Environment\":{\"Variables\":"
@@ -384,11 +394,12 @@ static void test_config_json(void **state)
         "{" BASE ",\"Runtime\":\"python3.11\",\"Handler\":\"app.h\",\"Description\":\"x\","
         "\"Environment\":{\"Variables\":{\"AB\":\"1\"}}}");
     json_t *o = function_config_json(fn);
-    const char *keys[] = {"FunctionName", "FunctionArn", "Runtime", "Role", "Handler", "CodeSize",
-                          "Description", "Timeout", "MemorySize", "LastModified", "CodeSha256",
-                          "Version", "Environment", "TracingConfig", "RevisionId", "State",
-                          "LastUpdateStatus", "PackageType", "Architectures", "EphemeralStorage",
-                          "SnapStart", "LoggingConfig"};
+    const char *keys[] = {"FunctionName",     "FunctionArn",   "Runtime",       "Role",
+                          "Handler",          "CodeSize",      "Description",   "Timeout",
+                          "MemorySize",       "LastModified",  "CodeSha256",    "Version",
+                          "Environment",      "TracingConfig", "RevisionId",    "State",
+                          "LastUpdateStatus", "PackageType",   "Architectures", "EphemeralStorage",
+                          "SnapStart",        "LoggingConfig"};
     for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
         if (!json_object_get(o, keys[i]))
             fail_msg("missing %s", keys[i]);
@@ -578,8 +589,8 @@ static void test_parse_ref(void **state)
     s[64] = 0;
     assert_int_equal(function_parse_ref(s, &n, &q, &err), 0);
     free(n), free(q);
-    char *longref = xasprintf("arn:aws:lambda:us-east-1:123456789012:function:%.*s:%.*s", 64, s,
-                              60, s);
+    char *longref =
+        xasprintf("arn:aws:lambda:us-east-1:123456789012:function:%.*s:%.*s", 64, s, 60, s);
     assert_true(strlen(longref) > 140);
     assert_int_equal(function_parse_ref(longref, &n, &q, &err), -EINVAL);
     assert_true(strstr(err.msg, "less than or equal to 140") != NULL);

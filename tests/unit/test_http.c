@@ -33,6 +33,8 @@ struct hstate {
     struct nb_http_req *held;
     int held_count;
     bool held_will_close;
+    bool in_reply; /* set around asynchronous replies */
+    int reentered; /* handler calls from inside http_reply: must stay 0 */
 };
 static struct hstate H;
 /* bigger than loopback socket buffers and the 1 MiB write backlog, so uv_write and the
@@ -82,7 +84,9 @@ static void on_deferred(uv_timer_t *t)
     struct deferred *d = (struct deferred *)t;
     struct nb_http_header hdrs[] = {{"X-Path", d->req->path}};
     answered();
+    H.in_reply = true;
     http_reply(d->req, 200, hdrs, 1, "deferred", 8);
+    H.in_reply = false;
     uv_close((uv_handle_t *)t, on_deferred_close);
 }
 
@@ -101,6 +105,7 @@ static void on_abort(struct nb_http_req *req, void *data)
 static void handler(struct nb_http_req *req, void *data)
 {
     H.calls++;
+    H.reentered += H.in_reply;
     if (++H.outstanding > H.max_outstanding)
         H.max_outstanding = H.outstanding;
     if (!strncmp(req->path, "/defer/", 7)) {
@@ -161,7 +166,9 @@ static void reply_held(void)
     struct nb_http_req *r = H.held;
     H.held = NULL;
     answered();
+    H.in_reply = true;
     http_reply(r, 200, NULL, 0, "late", 4);
+    H.in_reply = false;
 }
 
 /* ---- server and loop ---- */
@@ -461,7 +468,8 @@ static void test_post_body(void **state)
     for (size_t i = 0; i < n; i++)
         body[i] = (char)(i * 7 % 251);
     char head[128];
-    snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", n);
+    snprintf(head, sizeof(head), "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+             n);
     client_sends(c, head);
     client_send(c, body, n);
     assert_true(pump(c, have_resps, 1));
@@ -502,6 +510,7 @@ static void test_pipelined_in_order(void **state)
     assert_string_equal(resp_header(&c->resps[2], "x-query-a"), "third");
     assert_true(body_is(&c->resps[2], "abc"));
     assert_int_equal(H.max_outstanding, 1); /* never two requests of one connection at once */
+    assert_int_equal(H.reentered, 0);
     client_free(c);
 }
 
@@ -925,6 +934,7 @@ static void test_backpressure(void **state)
         assert_string_equal(resp_header(&c->resps[i + 1], "x-query-a"), want);
     }
     assert_int_equal(H.max_outstanding, 1);
+    assert_int_equal(H.reentered, 0);
     client_free(c);
 }
 
@@ -943,7 +953,8 @@ static void big_reply_slow_reader(const char *path)
     }
     bool ok = pump(c, have_resps, 2);
     if (!ok)
-        fail_msg("got %zu bytes, %zu resps, out %zu/%zu", c->in.len, c->n_resps, c->out_off, c->out.len);
+        fail_msg("got %zu bytes, %zu resps, out %zu/%zu", c->in.len, c->n_resps, c->out_off,
+                 c->out.len);
     struct resp *r = &c->resps[0];
     assert_int_equal(r->body_len, BIG_REPLY);
     for (size_t i = 0; i < r->body_len; i += 4099)

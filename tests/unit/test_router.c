@@ -35,8 +35,7 @@ static struct nb_router *make_router(void)
     router_add(r, "DELETE", "/2015-03-31/functions/{FunctionName}", cb_b, &tags[3]);
     router_add(r, "POST", "/2015-03-31/functions/{FunctionName}/invocations", cb_b, &tags[4]);
     router_add(r, "GET", "/2018-06-01/runtime/invocation/next", cb_a, &tags[5]);
-    router_add(r, "POST", "/2018-06-01/runtime/invocation/{AwsRequestId}/response", cb_b,
-               &tags[6]);
+    router_add(r, "POST", "/2018-06-01/runtime/invocation/{AwsRequestId}/response", cb_b, &tags[6]);
     router_add(r, "*", "/healthz", cb_a, &tags[7]);
     router_add(r, "GET", "/a/{X}/b/{Y}", cb_a, &tags[8]);
     router_add(r, "GET", "/buckets/{Bucket}/{Key+}", cb_b, &tags[9]);
@@ -134,8 +133,7 @@ static void test_labels_decoded(void **state)
     assert_int_equal(match(f, "GET", "/2015-03-31/%66unctions/x"), NB_ROUTE_OK);
     assert_ptr_equal(f->data, &tags[2]);
     /* an encoded slash does not split a literal either */
-    assert_int_equal(match(f, "GET", "/2018-06-01%2Fruntime/invocation/next"),
-                     NB_ROUTE_NOT_FOUND);
+    assert_int_equal(match(f, "GET", "/2018-06-01%2Fruntime/invocation/next"), NB_ROUTE_NOT_FOUND);
 }
 
 static void test_trailing_slash(void **state)
@@ -150,8 +148,7 @@ static void test_trailing_slash(void **state)
     assert_int_equal(match(f, "POST", "/2015-03-31/functions/"), NB_ROUTE_BAD_METHOD);
     /* a label never matches an empty segment */
     assert_int_equal(match(f, "GET", "/2015-03-31/functions/my-fn/"), NB_ROUTE_NOT_FOUND);
-    assert_int_equal(match(f, "POST", "/2015-03-31/functions//invocations"),
-                     NB_ROUTE_NOT_FOUND);
+    assert_int_equal(match(f, "POST", "/2015-03-31/functions//invocations"), NB_ROUTE_NOT_FOUND);
     assert_int_equal(match(f, "GET", "/healthz/"), NB_ROUTE_NOT_FOUND);
     assert_int_equal(match(f, "GET", "//healthz"), NB_ROUTE_NOT_FOUND);
 }

@@ -10,6 +10,7 @@
  * death or the spawner's death. Host paths used: a temp dir under /tmp and the cgroup parent
  * "test-nimbus-sbx-<pid>", both removed at the end.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,7 +23,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <arpa/inet.h>
 
 #include <cmocka.h>
 
@@ -106,7 +106,12 @@ static int group_teardown(void **state)
     rm_rf(base);
     static const char *const ctrls[] = {"memory", "pids", "cpu"};
     for (size_t i = 0; i < ARRAY_SIZE(ctrls); i++) {
-        char d[128];
+        char d[160];
+        /* the group a failed test_view_from_inside may have left, then the parent */
+        snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/%s/test-view", ctrls[i], cg_parent);
+        rmdir(d);
+        snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/%s/test-live", ctrls[i], cg_parent);
+        rmdir(d);
         snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/%s", ctrls[i], cg_parent);
         rmdir(d);
     }
@@ -296,7 +301,7 @@ static const char view_script[] =
     "echo ifaces=$(sed -n '3,$p' /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ,)\n"
     "echo cg_not_root=$(grep -vc ':/$' /proc/self/cgroup)\n"
     "echo nprocs=$(ls /proc | grep -c '^[0-9]')\n"
-    "echo env=\"$FOO\" cwd=$(pwd)\n"
+    "echo env=\"$FOO\" cwd=$(pwd) core=$(ulimit -c)\n"
     "echo err-line >&2\n"
     "exit 7\n";
 
@@ -343,7 +348,7 @@ static void test_view_from_inside(void **state)
     expect_line(out, "host=fn-test etchost=fn-test");
     expect_line(out, "ifaces=lo,");
     expect_line(out, "cg_not_root=0"); /* cgroup namespace rooted at its own group */
-    expect_line(out, "env=bar baz cwd=/var/task");
+    expect_line(out, "env=bar baz cwd=/var/task core=0");
     assert_string_equal(errout, "err-line\n");
     int np = atoi(strstr(out, "nprocs=") + 7);
     assert_true(np >= 2 && np < 10);
@@ -449,6 +454,13 @@ static void test_spawn_errors(void **state)
     close(p[0]);
     close(p[1]);
 
+    /* The host's own network namespace is refused (fail closed). */
+    int hostns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    assert_true(hostns >= 0);
+    spec = spec_for(sh, hostns, NULL);
+    expect_spawn_error(f, &spec, EINVAL, "host network namespace");
+    close(hostns);
+
     /* Refused before sending: bad spec. */
     struct nb_err err = {0};
     struct run r = {0};
@@ -542,6 +554,28 @@ static void test_stop_kills_all(void **state)
     close_run(&b);
 }
 
+/* A restarting daemon's cgroup sweep must not touch groups of a running spawner's sandboxes. */
+static void test_sweep_spares_live(void **state)
+{
+    struct fx *f = *state;
+    struct nb_cgroup cg;
+    struct nb_err err = {0};
+    struct nb_cgroup_limits lim = {.memory_bytes = 64u << 20, .pids_max = 16};
+    assert_int_equal(cgroup_create(&cg, "test-live", &lim, &err), 0);
+    const char *argv[] = {"/usr/bin/sleep", "100", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, (const char *const *)cg.dirs);
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    assert_int_equal(cgroup_setup_at(cg_parent, &err), 0);
+    assert_false(pidfd_gone(r.res.pidfd, 100));
+    struct stat st;
+    assert_int_equal(stat(cg.dirs[0], &st), 0);
+    assert_int_equal(spawner_kill(r.res.pidfd, SIGKILL), 0);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    close_run(&r);
+    cgroup_destroy(&cg);
+}
+
 static int read_ppid(pid_t pid)
 {
     char path[64], *text = NULL;
@@ -623,6 +657,106 @@ static void test_daemon_death(void **state)
     close(go[1]);
 }
 
+/* The daemon end of the spawner socket: this process's only unix SEQPACKET socket. */
+static int find_spawner_socket(void)
+{
+    for (int fd = 3; fd < 1024; fd++) {
+        int type = 0, domain = 0;
+        socklen_t l = sizeof(type);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) == 0 && type == SOCK_SEQPACKET &&
+            getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l) == 0 && domain == AF_UNIX)
+            return fd;
+    }
+    return -1;
+}
+
+static void send_raw(int sock, const void *buf, size_t len, int fd)
+{
+    struct iovec iov = {(void *)buf, len};
+    union {
+        char b[CMSG_SPACE(sizeof(int) * 2)];
+        struct cmsghdr align;
+    } cm;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (fd >= 0) {
+        memset(&cm, 0, sizeof(cm));
+        mh.msg_control = cm.b;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * 2);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * 2);
+        int two[2] = {fd, fd};
+        memcpy(CMSG_DATA(c), two, sizeof(two));
+    }
+    assert_true(sendmsg(sock, &mh, MSG_NOSIGNAL) == (ssize_t)len);
+}
+
+/* Garbage straight onto the wire: each is answered (logged by the daemon side as an error for an
+ * unknown request) and the spawner keeps serving. */
+static void test_garbage_requests(void **state)
+{
+    struct fx *f = *state;
+    int sock = find_spawner_socket();
+    assert_true(sock >= 0);
+    struct {
+        uint32_t type;
+        int32_t arg;
+        uint64_t id;
+        char payload[64];
+    } m;
+    memset(&m, 0xa5, sizeof(m));
+    send_raw(sock, &m, 3, -1);      /* shorter than a header */
+    m.type = 77, m.id = 1ull << 60; /* unknown type */
+    send_raw(sock, &m, 16, -1);
+    m.type = 1; /* SPAWN with a garbage spec */
+    send_raw(sock, &m, sizeof(m), -1);
+    send_raw(sock, &m, 16, -1); /* SPAWN with no spec at all */
+    m.type = 2, m.arg = 9001;   /* MAKE_NETNS carrying fds */
+    send_raw(sock, &m, 16, STDERR_FILENO);
+    m.type = 2, m.arg = -5; /* MAKE_NETNS with a bad port */
+    send_raw(sock, &m, 16, -1);
+    m.type = 3, m.arg = 9; /* KILL for an unknown id: ignored */
+    send_raw(sock, &m, 16, -1);
+    bool never = false;
+    run_until(&f->loop, &never, 100);
+    const char *argv[] = {"/usr/bin/true", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    assert_true(WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0);
+    close_run(&r);
+}
+
+struct stop_in_cb {
+    struct fx *f;
+    struct run r;
+};
+
+static void on_spawn_then_stop(void *data, int rc, const struct nb_spawned *res,
+                               const struct nb_err *err)
+{
+    struct stop_in_cb *s = data;
+    on_spawn(&s->r, rc, res, err);
+    spawner_stop(s->f->sp);
+    s->f->sp = NULL;
+}
+
+static void test_stop_inside_callback(void **state)
+{
+    struct fx *f = *state;
+    const char *argv[] = {"/usr/bin/sleep", "100", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+    struct stop_in_cb s = {.f = f};
+    struct nb_err err = {0};
+    assert_int_equal(spawner_spawn(f->sp, &spec, on_spawn_then_stop, on_exit_cb, &s, &err), 0);
+    assert_true(run_until(&f->loop, &s.r.spawned, 5000));
+    assert_null(f->sp);
+    assert_true(pidfd_gone(s.r.res.pidfd, 2000));
+    close_run(&s.r);
+}
+
 static void test_decode_garbage(void **state)
 {
     (void)state;
@@ -666,7 +800,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_many_concurrent, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_stop_kills_all, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_spares_live, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_spawner_killed, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_garbage_requests, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_inside_callback, fx_setup, fx_teardown),
         cmocka_unit_test(test_daemon_death),
         cmocka_unit_test(test_decode_garbage),
     };

@@ -1,11 +1,12 @@
 /*
  * test_seccomp.c - the compiled sandbox filter (seccomp.c): it builds, and a forked child that
  * loads it gets EPERM from the denied calls, ENOSYS from clone3, is killed for a foreign-ABI
- * (x32) syscall, and can still do ordinary things (getpid, fork without namespace flags).
+ * (x32, i386) syscall, and can still do ordinary things (getpid, fork without namespace flags).
  * Runs as root, so an EPERM here comes from the filter, not from missing privileges.
  */
 #include <errno.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -16,7 +17,6 @@
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <linux/seccomp.h>
 
 #include <cmocka.h>
 
@@ -126,6 +126,17 @@ static int foreign_abi(void)
     return 1;
 }
 
+static int foreign_abi_i386(void)
+{
+#if defined(__x86_64__)
+    /* i386 getpid through int 0x80: audit arch I386, also foreign. */
+    long ret;
+    __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
+    (void)ret;
+#endif
+    return 1;
+}
+
 static void test_denied(void **state)
 {
     (void)state;
@@ -147,6 +158,9 @@ static void test_foreign_abi_killed(void **state)
     (void)state;
 #if defined(__x86_64__)
     int st = run_filtered(foreign_abi);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGSYS);
+    st = run_filtered(foreign_abi_i386);
     assert_true(WIFSIGNALED(st));
     assert_int_equal(WTERMSIG(st), SIGSYS);
 #else

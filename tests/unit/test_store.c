@@ -194,6 +194,8 @@ static void test_journal_mode_is_wal(void **state)
     struct stat st;
     assert_int_equal(stat(db, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(stat(wal, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600); /* SQLite copies the database file's mode */
 
     store_close(f->st);
     f->st = NULL;
