@@ -304,11 +304,28 @@ static const char *const *build_env(struct nb_instance *inst, struct nb_arena *a
     const char *k;
     json_t *v;
     json_object_foreach(f->env, k, v) env[n++] = arena_printf(a, "%s=%s", k, json_string_value(v));
-    env[n++] = "PATH=/usr/local/bin:/usr/bin:/bin:/opt/bin";
-    env[n++] = "LANG=en_US.UTF-8";
-    env[n++] = "TZ=:UTC";
-    env[n++] = "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
-               "/var/task:/var/task/lib:/opt/lib";
+    /* Unreserved platform variables are defaults the function's own may replace (Lambda lets
+     * users set PATH, LANG, TZ, LD_LIBRARY_PATH, NODE_PATH...). Each key appears once: with a
+     * duplicate, libc's getenv, Python and sh would each pick a different one. Reserved keys
+     * never come from the user (function.c refuses them). */
+    static const char *const unreserved[] = {
+        "PATH=/usr/local/bin:/usr/bin:/bin:/opt/bin",
+        "LANG=en_US.UTF-8",
+        "TZ=:UTC",
+        "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
+        "/var/task:/var/task/lib:/opt/lib",
+        "NODE_PATH=/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:"
+        "/var/runtime/node_modules",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(unreserved); i++) {
+        const char *eq = strchr(unreserved[i], '=');
+        char key[32];
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - unreserved[i]), unreserved[i]);
+        if (!strcmp(key, "NODE_PATH") && f->kind != NB_RT_NODE)
+            continue;
+        if (!json_object_get(f->env, key))
+            env[n++] = unreserved[i];
+    }
     env[n++] = "LAMBDA_TASK_ROOT=/var/task";
     env[n++] = "LAMBDA_RUNTIME_DIR=/var/runtime";
     env[n++] = arena_printf(a, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", NB_RUNTIME_API_PORT);
@@ -323,9 +340,6 @@ static const char *const *build_env(struct nb_instance *inst, struct nb_arena *a
     env[n++] = "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand";
     if (f->kind != NB_RT_PROVIDED)
         env[n++] = arena_printf(a, "AWS_EXECUTION_ENV=AWS_Lambda_%s", f->runtime);
-    if (f->kind == NB_RT_NODE)
-        env[n++] = "NODE_PATH=/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:"
-                   "/var/runtime/node_modules";
     env[n] = NULL;
     return env;
 }

@@ -19,12 +19,14 @@ import json
 import os
 import re
 import time
+import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
 
 from conftest import BUILD, FUNCS, ROLE, ROOT, zip_dir, zip_files
-from helpers import (UUID, c_probe_zip, call, deploy_probe, op, py_probe_zip, report_re, uniq)
+from helpers import (UUID, c_probe_zip, call, deploy_probe, py_probe_zip, report_re, uniq,
+                     wait_for)
 
 REGION, ACCOUNT = "us-east-1", "000000000000"
 LIMIT = 6291456  # Invoke's request limit, bytes
@@ -282,10 +284,31 @@ def test_environment_variables(lam, py):
         assert env.get(k) == v, (k, env.get(k))
     assert STREAM_RE.match(env["AWS_LAMBDA_LOG_STREAM_NAME"])
     assert "/usr/bin" in env["PATH"].split(":")
+    raw_keys = [e.split("=", 1)[0] for e in env.pop("__raw__")]
+    assert len(raw_keys) == len(set(raw_keys)), sorted(raw_keys)  # each variable once
     # nothing of the daemon's own environment leaks into a function
     leaked = {k for k, v in os.environ.items() if env.get(k) == v and not k.startswith("AWS_")
               and k not in ("LANG", "PATH", "TZ", "LD_LIBRARY_PATH")}
     assert not leaked, leaked
+
+
+def test_user_env_overrides_unreserved_defaults(lam):
+    mine = {"PATH": "/opt/custom/bin:/usr/bin:/bin", "TZ": "Europe/Paris", "LANG": "C.UTF-8",
+            "LD_LIBRARY_PATH": "/var/task/lib", "GREETING": "gr\u00fc\u00dfe"}
+    name = deploy_probe(lam, uniq("inv-envov"), Environment={"Variables": mine})["FunctionName"]
+    _, body, _ = call(lam, name, {"op": "env"})
+    env = body["result"]
+    raw = env.pop("__raw__")
+    for k, v in mine.items():
+        assert env[k] == v, (k, env[k])
+        assert [e for e in raw if e.startswith(k + "=")] == ["%s=%s" % (k, v)], (k, raw)
+
+
+def test_reserved_env_keys_are_refused(lam):
+    for key in ("AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT"):
+        status, code, msg = client_error(lambda: deploy_probe(
+            lam, uniq("inv-resv"), Environment={"Variables": {key: "x"}}))
+        assert (status, code) == (400, "InvalidParameterValueException") and key in msg
 
 
 def test_custom_runtime_has_no_execution_env(lam, cfn):
@@ -328,6 +351,40 @@ def test_log_tail_is_last_4kb(lam, py):
     assert report_re(128).match(lines[-1]), lines[-1]
     assert lines[-3] == "probe log line 00099 " + "y" * 100
     assert "probe log line 00000" not in log and "START RequestId" not in log
+
+
+def test_stdout_and_stderr_both_reach_the_log(lam, py):
+    r, _, log = call(lam, py, {"op": "log", "lines": 2, "stderr": 2}, tail=True)
+    own = assert_invocation_log(log, r["ResponseMetadata"]["RequestId"])
+    assert sorted(own) == sorted(["probe log line 00000 " + "y" * 50,
+                                  "probe log line 00001 " + "y" * 50,
+                                  "probe stderr line 00000", "probe stderr line 00001"]), own
+
+
+def test_function_log_file(daemon, lam):
+    """Item 8: the per-function log (what `nimbus logs` reads) has the invocation's lines
+    between START and END/REPORT, on the instance's log stream."""
+    name = deploy_probe(lam, uniq("inv-logfile"))["FunctionName"]
+    r, body, _ = call(lam, name, {"op": "log", "lines": 3})
+    rid = r["ResponseMetadata"]["RequestId"]
+
+    def events():
+        with urllib.request.urlopen("%s/nimbus/v1/functions/%s/logs" % (daemon.endpoint, name),
+                                    timeout=10) as resp:
+            evs = json.loads(resp.read())["events"]
+        return evs if any(e["message"].startswith("REPORT RequestId: " + rid) for e in evs) \
+            else None
+
+    evs = wait_for(events, 5)
+    assert evs, "no REPORT line in the function's log"
+    msgs = [e["message"] for e in evs]
+    i = msgs.index("START RequestId: %s Version: $LATEST" % rid)
+    assert msgs[i + 1:i + 4] == ["probe log line %05d %s" % (n, "y" * 50) for n in range(3)]
+    assert msgs[i + 4] == "END RequestId: " + rid
+    assert report_re(128, init=True).match(msgs[i + 5]), msgs[i + 5]
+    assert {e["logStreamName"] for e in evs[i:i + 6]} == {body["log_stream"]}
+    ts = [e["timestamp"] for e in evs[i:i + 6]]
+    assert ts == sorted(ts) and abs(ts[0] / 1000 - time.time()) < 60
 
 
 def test_no_log_result_without_tail(lam, py):

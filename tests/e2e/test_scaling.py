@@ -13,10 +13,9 @@ keeps functions; SIGTERM drains an in-flight call, exits 0 and leaves no sandbox
 is bounded by --drain-timeout-s.
 """
 import concurrent.futures
-import os
+import json
 import signal
-import subprocess
-import threading
+import socket
 import time
 
 import pytest
@@ -262,6 +261,25 @@ def test_delete_while_busy(lam):
     deploy_probe(lam, name)
     _, again, _ = call(lam, name, {"op": "whoami"})
     assert again["instance"] != body["instance"] and again["calls"] == 1
+
+
+def test_caller_hanging_up_mid_invocation(daemon, lam):
+    name = deploy_probe(lam, uniq("sc-hangup"))["FunctionName"]
+    _, first, _ = call(lam, name, {"op": "whoami"})
+    settle()
+    s = socket.create_connection(("127.0.0.1", daemon.port))
+    body = json.dumps({"op": "sleep", "seconds": 1.0}).encode()
+    s.sendall(b"POST /2015-03-31/functions/%s/invocations HTTP/1.1\r\nHost: x\r\n"
+              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+                  name.encode(), len(body), body))
+    wait_inflight(daemon, 1)
+    s.close()  # the caller is gone; the invocation runs to its end and its reply is dropped
+    assert wait_for(lambda: metrics(daemon)["nimbus_concurrent_executions"] == 0, 5), \
+        metrics(daemon)
+    settle()
+    r, again, _ = call(lam, name, {"op": "whoami"})
+    assert "FunctionError" not in r
+    assert again["instance"] == first["instance"] and again["calls"] == 3
 
 
 # ---- daemon restart and stop ---------------------------------------------------------------

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import time
 import uuid
 
@@ -51,7 +52,11 @@ def op_context(event, context):
 
 
 def op_env(event, context):
-    return dict(os.environ)
+    env = dict(os.environ)
+    # the exact envp the runtime was started with, duplicates included
+    with open("/proc/self/environ", "rb") as f:
+        env["__raw__"] = [e.decode("utf-8", "replace") for e in f.read().split(b"\0") if e]
+    return env
 
 
 def op_raise(event, context):
@@ -86,6 +91,8 @@ def op_big(event, context):
 def op_log(event, context):
     for i in range(event.get("lines", 10)):
         print("probe log line %05d %s" % (i, "y" * event.get("width", 50)))
+    for i in range(event.get("stderr", 0)):
+        print("probe stderr line %05d" % i, file=sys.stderr)
     return {"logged": event.get("lines", 10)}
 
 
