@@ -219,12 +219,6 @@ static void job_free(struct job *j)
     free(j);
 }
 
-static void job_abort(struct nb_http_req *req, void *data)
-{
-    struct job *j = data;
-    j->req = NULL;
-}
-
 /* Records a failure to reply with later; returns -1. */
 static int job_fail(struct job *j, int status, const char *type, const char *fmt, ...)
     PRINTF_LIKE(4, 5);
@@ -640,8 +634,8 @@ static struct job *job_new(struct nb_http_req *req, struct nb_daemon *d, enum op
     j->req = req;
     j->op = op;
     j->body = http_req_steal_body(req, &j->body_len);
-    req->on_abort = job_abort;
-    req->abort_data = j;
+    /* No abort callback: a request whose client went away stays valid (http.h) until the job
+     * replies, which then only frees it; the write itself always completes. */
     return j;
 }
 
@@ -945,12 +939,6 @@ struct code_read {
     int rc;
 };
 
-static void code_abort(struct nb_http_req *req, void *data)
-{
-    struct code_read *c = data;
-    c->req = NULL;
-}
-
 static void code_read_work(uv_work_t *w)
 {
     struct code_read *c = w->data;
@@ -989,11 +977,8 @@ static void h_code(struct nb_http_req *req, const struct nb_route_match *m, void
     c->req = req;
     c->path = codepkg_zip_path(d->cfg.data_dir, fn->cfg->code_hex);
     c->work.data = c;
-    req->on_abort = code_abort;
-    req->abort_data = c;
     int rc = uv_queue_work(d->loop, &c->work, code_read_work, code_read_done);
     if (rc < 0) {
-        req->on_abort = NULL;
         api_error(req, 500, "ServiceException", "cannot queue work: %s", uv_strerror(rc));
         free(c->path);
         free(c);
