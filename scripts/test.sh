@@ -67,7 +67,7 @@ if [ "${NIMBUS_QUICK:-0}" != 1 ]; then
     if CC=clang build build-fuzz -Dfuzz=true -Db_lundef=false -Db_sanitize=address,undefined \
         -Dc_args=-fsanitize=fuzzer-no-link; then
         for f in build-fuzz/tests/fuzz/fuzz_*; do
-            [ -x "$f" ] || continue
+            [ -f "$f" ] && [ -x "$f" ] || continue
             t=$(basename "$f" | sed 's/^fuzz_//')
             corpus="tests/fuzz/corpus/$t"
             work=$(mktemp -d)
