@@ -36,6 +36,7 @@ struct nb_daemon {
     size_t fn_table_size, fn_count;
     /* admission */
     int64_t inflight;       /* admitted invocations, all functions */
+    int64_t reserved_total; /* sum of reserved concurrency (registry.c) */
     int64_t inflight_unreserved; /* admitted invocations of functions without reservation */
     int64_t instances;      /* live instances, all functions */
     struct nb_instance *inst_head; /* every live instance (instance.c) */

@@ -8,6 +8,11 @@
 #include "daemon.h"
 #include "instance.h"
 
+static int64_t reserved_of(const struct nb_function *cfg)
+{
+    return cfg->reserved_concurrency > 0 ? cfg->reserved_concurrency : 0;
+}
+
 static uint64_t hash_name(const char *s)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
@@ -92,6 +97,7 @@ struct nb_fn *registry_add(struct nb_daemon *d, struct nb_function *cfg)
     fn->refs = 1;
     fn->name = xstrdup(cfg->name);
     fn->cfg = cfg;
+    d->reserved_total += reserved_of(cfg);
     size_t b = hash_name(fn->name) & (d->fn_table_size - 1);
     fn->hnext = d->fn_table[b];
     d->fn_table[b] = fn;
@@ -112,6 +118,7 @@ void registry_set_config(struct nb_daemon *d, struct nb_fn *fn, struct nb_functi
 {
     struct nb_function *old = fn->cfg;
     fn->cfg = cfg;
+    d->reserved_total += reserved_of(cfg) - reserved_of(old);
     if (needs_new_instances(old, cfg))
         pool_retire_all(d, fn);
     else
@@ -129,6 +136,7 @@ void registry_remove(struct nb_daemon *d, struct nb_fn *fn)
         }
     }
     d->fn_count--;
+    d->reserved_total -= reserved_of(fn->cfg);
     fn->removed = true;
     fn->hnext = NULL;
     pool_retire_all(d, fn);
@@ -154,10 +162,5 @@ size_t registry_list(struct nb_daemon *d, struct nb_fn ***out)
 
 int64_t registry_reserved_total(struct nb_daemon *d)
 {
-    int64_t total = 0;
-    for (size_t i = 0; i < d->fn_table_size; i++)
-        for (struct nb_fn *fn = d->fn_table[i]; fn; fn = fn->hnext)
-            if (fn->cfg->reserved_concurrency > 0)
-                total += fn->cfg->reserved_concurrency;
-    return total;
+    return d->reserved_total; /* kept by add/set_config/remove: read on every Invoke */
 }

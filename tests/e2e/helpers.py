@@ -12,7 +12,7 @@ import time
 import urllib.request
 import uuid
 
-from conftest import BUILD, FUNCS, ROOT, zip_dir, zip_files
+from conftest import BUILD, FUNCS, zip_dir, zip_files
 
 UUID_RE = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 UUID = re.compile("^%s$" % UUID_RE)

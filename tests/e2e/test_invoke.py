@@ -114,8 +114,8 @@ def test_python_non_object_events_and_results(lam, py):
     for event in ([1, 2, 3], "just a string", 42, None):
         _, body, _ = call(lam, py, json.dumps(event))
         assert body["event"] == event
-    r, body, _ = call(lam, py, {"op": "echo", "data": None})
-    assert r["Payload"] is not None and body is None
+    r = lam.invoke(FunctionName=py, Payload=json.dumps({"op": "echo", "data": None}))
+    assert r["Payload"].read() == b"null"  # a handler returning None answers JSON null
 
 
 def test_node_returns_handler_result_and_context(lam, node):
@@ -404,6 +404,8 @@ def test_error_record_in_tail(lam, py):
 
 
 def test_handler_exception(lam, py):
+    _, before, _ = call(lam, py, {"op": "whoami"})
+    settle()
     r, body, _ = call(lam, py, {"op": "raise"})
     assert r["StatusCode"] == 200
     assert r["FunctionError"] == "Unhandled"
@@ -414,9 +416,10 @@ def test_handler_exception(lam, py):
     assert isinstance(body["stackTrace"], list) and body["stackTrace"]
     assert all(isinstance(s, str) for s in body["stackTrace"])
     assert any("op_raise" in s for s in body["stackTrace"])
-    # the instance survives a handled error
+    # the instance survives an error its handler raised
+    settle()
     _, after, _ = call(lam, py, {"op": "whoami"})
-    assert after["instance"]
+    assert after["instance"] == before["instance"] and after["calls"] == before["calls"] + 2
 
 
 def test_node_and_c_handler_errors(lam, node, cfn):
@@ -459,6 +462,39 @@ def test_node_handler_not_found(lam):
     r, body, _ = call(lam, name, {})
     assert r["FunctionError"] == "Unhandled"
     assert body["errorType"] == "Runtime.HandlerNotFound", body
+
+
+@pytest.mark.parametrize("src,fname,error_type,message", [
+    ("require('nimbus-no-such');\nexports.handler = async () => 1;\n", "index.js",
+     "Runtime.ImportModuleError", "Error: Cannot find module 'nimbus-no-such'"),
+    ("exports.handler = async () => {;\n", "index.js", "Runtime.UserCodeSyntaxError",
+     "SyntaxError: Unexpected end of input"),
+    ("exports.handler = (e, c, cb) => { cb(new RangeError('bad')); };\n", "index.js",
+     "RangeError", "bad"),
+    ("exports.handler = async () => { process.exit(3); };\n", "index.js", "Runtime.ExitError",
+     "Runtime exited with error: exit status 3"),
+], ids=["import", "syntax", "callback-error", "exit"])
+def test_node_failures(lam, src, fname, error_type, message):
+    name = create(lam, uniq("inv-nodefail"), zip_files({fname: (src, 0o644)}), "nodejs20.x",
+                  "index.handler")
+    r, body, log = call(lam, name, {}, tail=True)
+    assert r["FunctionError"] == "Unhandled"
+    assert body["errorType"] == error_type, body
+    assert message in body["errorMessage"], body
+    assert_invocation_log(log, r["ResponseMetadata"]["RequestId"])
+
+
+def test_node_callback_and_esm_handlers(lam):
+    cb = create(lam, uniq("inv-nodecb"), zip_files({"index.js": (
+        "exports.handler = (e, c, cb) => { cb(null, {ok: e}); };\n", 0o644)}), "nodejs20.x",
+        "index.handler")
+    _, body, _ = call(lam, cb, {"x": 1})
+    assert body == {"ok": {"x": 1}}
+    esm = create(lam, uniq("inv-nodeesm"), zip_files({"app/index.mjs": (
+        "export const handler = async (e) => ({esm: e});\n", 0o644)}), "nodejs18.x",
+        "app/index.handler")
+    _, body, _ = call(lam, esm, [1, 2])
+    assert body == {"esm": [1, 2]}
 
 
 @pytest.mark.parametrize("files", [

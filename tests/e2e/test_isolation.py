@@ -112,6 +112,21 @@ def test_no_network_but_the_runtime_api(daemon, lam, probe):
         assert not res[key]["ok"] and res[key]["errno"] in (
             "ECONNREFUSED", "ENETUNREACH", "EHOSTUNREACH", "timeout"), (key, res[key])
     assert res["127.0.0.1:9001"] == {"ok": True}  # the Runtime API itself
+    body, _ = op(lam, probe, "ifaces")
+    assert body["result"]["ifaces"] == ["lo"]
+
+
+def test_runtime_api_connection_flood(daemon, lam, probe):
+    fds_before = len(os.listdir("/proc/%d/fd" % daemon.proc.pid))
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(op, lam, probe, "rapi_flood", n=400, hold=1.5)
+        time.sleep(1.0)
+        fds_during = len(os.listdir("/proc/%d/fd" % daemon.proc.pid))
+        body, _ = fut.result()
+    res = body["result"]
+    # the daemon holds a bounded number of the function's connections, not all of them
+    assert res["still_open"] <= 100, res
+    assert fds_during - fds_before <= 100, (fds_before, fds_during)
 
 
 def test_unprivileged_and_filtered(lam, probe):

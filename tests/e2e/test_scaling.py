@@ -2,15 +2,16 @@
 test_scaling.py - end-to-end tests of instance scaling and lifecycle (src/api_invoke.c admission,
 src/pool.c, src/instance.c, src/daemon.c) against a real `nimbus serve`.
 
-Covers: warm reuse of an idle instance (same instance, no Init Duration); N concurrent invocations
-starting N instances, later reused; reserved concurrency (1 -> the second concurrent call gets
-429 TooManyRequestsException, Reason ReservedFunctionConcurrentInvocationLimitExceeded; 0 ->
-every call refused) and the account limit (ConcurrentInvocationLimitExceeded) across functions;
-idle reap (keep-warm window: the instance stops, the next
-call is a cold start, /metrics drops to 0); update of code or configuration while warm or busy
-(new behaviour next, old instance stopped, in-flight call unharmed); delete while warm; restart
-keeps functions; SIGTERM drains an in-flight call, exits 0 and leaves no sandbox process; a drain
-is bounded by --drain-timeout-s.
+Covers: warm reuse of an idle instance (same instance, no Init Duration) and most-recently-used
+choice; N concurrent invocations starting N instances, later reused; reserved concurrency (1 ->
+the second concurrent call gets 429 TooManyRequestsException with Reason
+ReservedFunctionConcurrentInvocationLimitExceeded; 0 -> every call refused) and the account limit
+across functions (ConcurrentInvocationLimitExceeded); idle reap (after the keep-warm window the
+instance stops, /metrics drops to 0, the next call is a cold start); update of code or
+configuration while warm or busy (new behaviour next, old instance stopped, in-flight call
+unharmed); delete while warm or busy; a caller hanging up mid-invocation; restart keeps functions;
+SIGTERM drains an in-flight call, exits 0 and leaves no sandbox, runtime or spawner process; the
+drain is bounded by --drain-timeout-s.
 """
 import concurrent.futures
 import json
@@ -330,12 +331,11 @@ def test_sigterm_drains_in_flight_invocation(fresh_daemon):
         dm.proc.send_signal(signal.SIGTERM)
         time.sleep(0.3)
         # no new work is admitted while draining
-        late = invoke_or_error(dm.boto3(), idle, {"op": "whoami"}) if dm.alive() else None
+        late = invoke_or_error(no_retry(dm), idle, {"op": "whoami"})
         r, body = fut.result()
     assert isinstance(r, dict) and "FunctionError" not in r, body
     assert body["result"] == {"slept": 2}
-    if late is not None:
-        assert late[0] == 503 or not isinstance(late[0], dict), late
+    assert late[0] == 503 and late[1]["Error"]["Code"] == "ServiceException", late
     rc = dm.proc.wait(timeout=15)
     assert rc == 0, dm.daemon_log()[-3000:]
     assert time.monotonic() - t0 < 10
@@ -364,7 +364,9 @@ def test_drain_is_bounded(fresh_daemon):
             r, body = None, repr(e)
     assert rc == 0, dm.daemon_log()[-3000:]
     assert 0.9 <= elapsed < 8, elapsed
-    # the caller never gets a success for a call that was cut short
-    assert not (isinstance(r, dict) and "FunctionError" not in r), body
+    # the call cut short ends as a runtime killed under it (or, at worst, a closed connection)
+    if isinstance(r, dict):
+        assert r.get("FunctionError") == "Unhandled", body
+        assert body["errorType"] == "Runtime.ExitError", body
     assert wait_for(lambda: fn_pids(name) == [], 5), fn_pids(name)
     assert wait_for(lambda: not any(alive(p) for p in helpers_before), 5)

@@ -5,10 +5,10 @@
 #
 # Invocation ops: echo, context, env, raise, exit, kill9, sleep, alloc, big, log.
 # Isolation ops (each reports what the kernel answered, as errno names, instead of failing):
-# read, write, connect, status, syscalls, signal, forkbomb, filltmp, procs, tmp_put, tmp_list.
+# read, write, connect, ifaces, rapi_flood, status, syscalls, signal, forkbomb, filltmp, procs,
+# tmp_put, tmp_list.
 import ctypes
 import errno
-import json
 import os
 import signal
 import socket
@@ -135,6 +135,34 @@ def op_connect(event, context):
         finally:
             s.close()
     return out
+
+
+def op_ifaces(event, context):
+    return {"ifaces": sorted(name for _, name in socket.if_nameindex())}
+
+
+def op_rapi_flood(event, context):
+    """Opens many connections to the Runtime API and holds them; reports how many the daemon
+    kept open."""
+    socks, refused = [], 0
+    for _ in range(event.get("n", 300)):
+        try:
+            socks.append(socket.create_connection(("127.0.0.1", 9001), timeout=2))
+        except OSError:
+            refused += 1
+    time.sleep(event.get("hold", 1))
+    still_open = 0
+    for s in socks:
+        s.setblocking(False)
+        try:
+            if s.recv(1) != b"":
+                still_open += 1
+        except BlockingIOError:
+            still_open += 1
+        except OSError:
+            pass
+        s.close()
+    return {"connected": len(socks), "refused": refused, "still_open": still_open}
 
 
 def op_status(event, context):
