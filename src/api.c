@@ -14,8 +14,8 @@
 
 #define MAX_HDRS 8
 
-static void reply_json_text(struct nb_http_req *req, int status, const char *err_type,
-                            char *body, size_t len)
+static void reply_json_text(struct nb_http_req *req, int status, const char *err_type, char *body,
+                            size_t len)
 {
     char rid[37];
     uuid_v4(rid);
@@ -51,8 +51,8 @@ static void api_verror(struct nb_http_req *req, int status, const char *type, co
                        va_list ap)
 {
     _cleanup_free_ char *msg = xvasprintf(fmt, ap);
-    json_t *o = json_pack("{s:s, s:s, s:s}", "Type", status >= 500 ? "Service" : "User",
-                          "message", msg, "Message", msg);
+    json_t *o = json_pack("{s:s, s:s, s:s}", "Type", status >= 500 ? "Service" : "User", "message",
+                          msg, "Message", msg);
     if (!o)
         BUG("json_pack failed");
     char *body = json_dumps(o, JSON_COMPACT);

@@ -3,8 +3,9 @@
  * api_lambda.c, Invoke in api_invoke.c, nimbus' own endpoints) and owns the AWS error shape.
  *
  * Every reply carries x-amzn-RequestId. Errors are JSON in Lambda's rest-json shape:
- * status, header x-amzn-ErrorType: <Type>, body {"Type":"User"|"Service","message":..,"Message":..}.
- * Request bodies and replies are owned as in http.h; helpers here end the request.
+ * status, header x-amzn-ErrorType: <Type>, body
+ * {"Type":"User"|"Service","message":..,"Message":..}. Request bodies and replies are owned as in
+ * http.h; helpers here end the request.
  */
 #ifndef NIMBUS_API_H
 #define NIMBUS_API_H

@@ -45,7 +45,8 @@ static void make_trace_id(struct nb_invocation *inv, const char *given)
     uuid_v4(u1);
     uuid_v4(u2);
     /* Root=1-<8 hex epoch secs>-<24 hex>;Parent=<16 hex>;Sampled=0 */
-    snprintf(inv->trace_id, sizeof(inv->trace_id), "Root=1-%08llx-%.8s%.4s%.4s%.4s%.4s;Parent=%.8s%.8s;Sampled=0",
+    snprintf(inv->trace_id, sizeof(inv->trace_id),
+             "Root=1-%08llx-%.8s%.4s%.4s%.4s%.4s;Parent=%.8s%.8s;Sampled=0",
              (unsigned long long)(now_ms() / 1000), u1, u1 + 9, u1 + 14, u1 + 19, u1 + 24, u2,
              u2 + 24);
 }

@@ -40,8 +40,7 @@ static void handle_metrics(struct nb_http_req *req, const struct nb_route_match 
          d->stats.function_errors},
         {"nimbus_timeouts_total", "Invocations that timed out.", d->stats.timeouts},
         {"nimbus_throttles_total", "Invocations refused with 429.", d->stats.throttles},
-        {"nimbus_cold_starts_total", "Invocations that started an instance.",
-         d->stats.cold_starts},
+        {"nimbus_cold_starts_total", "Invocations that started an instance.", d->stats.cold_starts},
     };
     for (size_t i = 0; i < ARRAY_SIZE(counters); i++)
         buf_appendf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[i].name,
@@ -70,8 +69,8 @@ static void handle_logs(struct nb_http_req *req, const struct nb_route_match *m,
     }
     json_t *events;
     char *token;
-    if (logs_read(d->logs, name, (uint64_t)since, http_req_query(req, "nextToken"), &events,
-                  &token, &err) < 0) {
+    if (logs_read(d->logs, name, (uint64_t)since, http_req_query(req, "nextToken"), &events, &token,
+                  &err) < 0) {
         if (err.code == ENOENT && registry_find(d, name)) {
             api_json(req, 200, json_pack("{s:[], s:s}", "events", "nextToken", ""));
             return;
@@ -79,8 +78,8 @@ static void handle_logs(struct nb_http_req *req, const struct nb_route_match *m,
         api_error_from(req, &err);
         return;
     }
-    api_json(req, 200, json_pack("{s:o, s:s%}", "events", events, "nextToken", token,
-                                 strlen(token)));
+    api_json(req, 200,
+             json_pack("{s:o, s:s%}", "events", events, "nextToken", token, strlen(token)));
     free(token);
 }
 

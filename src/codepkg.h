@@ -21,7 +21,10 @@ struct nb_codepkg_limits {
     uint64_t max_unzipped; /* default 250 MB (262144000) */
     uint64_t max_entries;  /* default 10000 */
 };
-#define NB_CODEPKG_LIMITS_DEFAULT {262144000ull, 10000}
+#define NB_CODEPKG_LIMITS_DEFAULT                                                                  \
+    {                                                                                              \
+        262144000ull, 10000                                                                        \
+    }
 
 struct nb_codepkg {
     char sha256_hex[65];

@@ -145,22 +145,23 @@ static int check_runtime_dir(const char *v, struct nb_err *err)
 static int check_cgroup_name(const char *v, struct nb_err *err)
 {
     size_t n = strlen(v);
-    if (n == 0 || n > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                      "0123456789-_.") != n || v[0] == '.')
+    if (n == 0 || n > 64 ||
+        strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789-_.") != n ||
+        v[0] == '.')
         return err_set(err, EINVAL, "'%s' is not a cgroup name ([A-Za-z0-9._-], 1-64)", v);
     return 0;
 }
 
 /* Sets one key from text; the only place values are parsed. */
-static int set_value(struct nb_config *cfg, const struct row *r, const char *v,
-                     struct nb_err *err)
+static int set_value(struct nb_config *cfg, const struct row *r, const char *v, struct nb_err *err)
 {
     if (r->kind == K_INT) {
         int64_t n;
         int rc = parse_i64(v, r->min, r->max, &n);
         if (rc < 0)
-            return err_set(err, EINVAL, "'%s' for %s is not an integer in [%lld, %lld]", v,
-                           r->name, (long long)r->min, (long long)r->max);
+            return err_set(err, EINVAL, "'%s' for %s is not an integer in [%lld, %lld]", v, r->name,
+                           (long long)r->min, (long long)r->max);
         *int_field(cfg, r) = n;
         return 0;
     }
@@ -274,8 +275,8 @@ static int apply_flags(struct nb_config *cfg, int argc, char **argv, bool only_c
 
 static void derive(struct nb_config *cfg)
 {
-    if (split_listen(cfg->listen, cfg->listen_host, sizeof(cfg->listen_host),
-                     &cfg->listen_port) < 0)
+    if (split_listen(cfg->listen, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port) <
+        0)
         BUG("listen '%s' passed validation but does not split", cfg->listen);
 }
 
@@ -324,8 +325,7 @@ void config_show(const struct nb_config *cfg, FILE *out)
     for (size_t i = 0; i < ARRAY_SIZE(table); i++) {
         const struct row *r = &table[i];
         if (r->kind == K_INT)
-            fprintf(out, "%s = %lld\n", r->name,
-                    (long long)*int_field((struct nb_config *)cfg, r));
+            fprintf(out, "%s = %lld\n", r->name, (long long)*int_field((struct nb_config *)cfg, r));
         else
             fprintf(out, "%s = %s\n", r->name, *str_field((struct nb_config *)cfg, r));
     }
@@ -343,9 +343,8 @@ void config_usage(FILE *out)
         for (char *p = flag; *p; p++)
             if (*p == '_')
                 *p = '-';
-        fprintf(out, "  --%s %s (default %s)%s\n      %s\n", flag,
-                r->kind == K_INT ? "N" : "VALUE", r->def,
-                r->flags & F_RELOAD ? " [reloadable]" : "", r->help);
+        fprintf(out, "  --%s %s (default %s)%s\n      %s\n", flag, r->kind == K_INT ? "N" : "VALUE",
+                r->def, r->flags & F_RELOAD ? " [reloadable]" : "", r->help);
     }
 }
 

@@ -10,19 +10,19 @@
 #include "err.h"
 
 struct nb_config {
-    char *config_file;        /* --config; NULL = none */
-    char *listen;             /* host:port of the AWS API listener */
+    char *config_file; /* --config; NULL = none */
+    char *listen;      /* host:port of the AWS API listener */
     char *data_dir;
     char *region;
-    char *account_id;         /* 12 digits */
+    char *account_id; /* 12 digits */
     int64_t account_concurrency;
-    int64_t keep_warm_s;      /* idle instance lifetime */
-    int64_t drain_timeout_s;  /* SIGTERM: wait this long for in-flight invocations */
+    int64_t keep_warm_s;     /* idle instance lifetime */
+    int64_t drain_timeout_s; /* SIGTERM: wait this long for in-flight invocations */
     char *log_level;
-    char *runtime_dir;        /* host dir with python/ node/ bootstraps, mounted at /var/runtime */
-    char *python;             /* interpreter for python3.x runtimes (path under /usr) */
-    char *node;               /* interpreter for nodejs* runtimes (path under /usr) */
-    int64_t uid_base;         /* first uid/gid of the per-instance range */
+    char *runtime_dir; /* host dir with python/ node/ bootstraps, mounted at /var/runtime */
+    char *python;      /* interpreter for python3.x runtimes (path under /usr) */
+    char *node;        /* interpreter for nodejs* runtimes (path under /usr) */
+    int64_t uid_base;  /* first uid/gid of the per-instance range */
     int64_t uid_count;
     int64_t pids_max;         /* per instance */
     int64_t netns_pool;       /* network namespaces kept ready */

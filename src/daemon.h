@@ -35,17 +35,17 @@ struct nb_daemon {
     struct nb_fn **fn_table;
     size_t fn_table_size, fn_count;
     /* admission */
-    int64_t inflight;       /* admitted invocations, all functions */
-    int64_t reserved_total; /* sum of reserved concurrency (registry.c) */
-    int64_t inflight_unreserved; /* admitted invocations of functions without reservation */
-    int64_t instances;      /* live instances, all functions */
+    int64_t inflight;              /* admitted invocations, all functions */
+    int64_t reserved_total;        /* sum of reserved concurrency (registry.c) */
+    int64_t inflight_unreserved;   /* admitted invocations of functions without reservation */
+    int64_t instances;             /* live instances, all functions */
     struct nb_instance *inst_head; /* every live instance (instance.c) */
-    uint32_t next_uid;      /* round-robin over cfg.uid_base..+uid_count */
-    uint64_t instance_seq;  /* instance ids */
-    bool draining;          /* SIGTERM received: no new invocations */
+    uint32_t next_uid;             /* round-robin over cfg.uid_base..+uid_count */
+    uint64_t instance_seq;         /* instance ids */
+    bool draining;                 /* SIGTERM received: no new invocations */
     struct {
         uint64_t invocations, function_errors, timeouts, throttles, cold_starts;
-    } stats;                /* counters for /metrics */
+    } stats; /* counters for /metrics */
     uint64_t started_ms;
     char runtime_dir_abs[4096];
 };

@@ -20,25 +20,25 @@ enum nb_runtime_kind { NB_RT_PROVIDED, NB_RT_PYTHON, NB_RT_NODE };
 struct nb_function {
     int refs;
     char *name;
-    char *arn;          /* arn:aws:lambda:REGION:ACCOUNT:function:NAME */
-    char *version;      /* "$LATEST" */
-    char *runtime;      /* as given, e.g. "python3.11", "provided.al2023" */
+    char *arn;     /* arn:aws:lambda:REGION:ACCOUNT:function:NAME */
+    char *version; /* "$LATEST" */
+    char *runtime; /* as given, e.g. "python3.11", "provided.al2023" */
     enum nb_runtime_kind kind;
-    char *handler;      /* may be "" for provided* */
+    char *handler; /* may be "" for provided* */
     char *role;
     char *description;
-    int memory_mb;      /* 128..10240 */
-    int timeout_s;      /* 1..900 */
-    int ephemeral_mb;   /* 512..10240: size of /tmp */
-    json_t *env;        /* object name -> string value; never NULL */
-    json_t *tags;       /* object; never NULL */
-    char code_hex[65];  /* content address of the package */
-    char code_b64[45];  /* CodeSha256 */
+    int memory_mb;     /* 128..10240 */
+    int timeout_s;     /* 1..900 */
+    int ephemeral_mb;  /* 512..10240: size of /tmp */
+    json_t *env;       /* object name -> string value; never NULL */
+    json_t *tags;      /* object; never NULL */
+    char code_hex[65]; /* content address of the package */
+    char code_b64[45]; /* CodeSha256 */
     int64_t code_size;
-    char *revision_id;  /* UUID, new on every change */
+    char *revision_id; /* UUID, new on every change */
     uint64_t last_modified_ms;
     int reserved_concurrency; /* -1 = none */
-    char *architecture; /* "x86_64" */
+    char *architecture;       /* "x86_64" */
 };
 
 /* What the platform adds to every function (from the daemon config). */

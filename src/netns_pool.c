@@ -39,9 +39,9 @@ static struct nb_netns *wrap(struct nb_daemon *d, int netns_fd, int listen_fd, s
 {
     struct nb_http_limits lim;
     http_limits_default(&lim);
-    lim.idle_timeout_ms = 0;           /* `next` long polls may wait for hours */
+    lim.idle_timeout_ms = 0; /* `next` long polls may wait for hours */
     lim.header_timeout_ms = 60 * 1000;
-    lim.max_body = 16 * 1024 * 1024;   /* > 6 MiB + 100 B is refused by runtime_api.c */
+    lim.max_body = 16 * 1024 * 1024; /* > 6 MiB + 100 B is refused by runtime_api.c */
     lim.max_conns = 64;
     lim.too_large_type = NULL;
     lim.too_large_body = "{\"errorMessage\":\"Exceeded maximum allowed payload size\","

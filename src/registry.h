@@ -15,13 +15,13 @@
 struct nb_daemon;
 
 struct nb_fn {
-    int refs;             /* registry (while present) + in-flight invocations + instances */
-    bool removed;         /* deleted: no new invocations */
-    bool updating;        /* a control-plane write is in progress (ResourceConflictException) */
+    int refs;      /* registry (while present) + in-flight invocations + instances */
+    bool removed;  /* deleted: no new invocations */
+    bool updating; /* a control-plane write is in progress (ResourceConflictException) */
     char *name;
     struct nb_function *cfg; /* current snapshot ($LATEST); owned reference */
-    struct nb_pool pool;  /* instances of this function */
-    struct nb_fn *hnext;  /* hash chain */
+    struct nb_pool pool;     /* instances of this function */
+    struct nb_fn *hnext;     /* hash chain */
 };
 
 void registry_init(struct nb_daemon *d);

@@ -61,13 +61,13 @@ static inline void fclosep(FILE **f)
 #define _cleanup_close_ _cleanup_(closep)
 #define _cleanup_fclose_ _cleanup_(fclosep)
 #define steal_ptr(p)                                                                               \
-    __extension__({                                                                                             \
+    __extension__({                                                                                \
         __typeof__(p) steal__tmp = (p);                                                            \
         (p) = NULL;                                                                                \
         steal__tmp;                                                                                \
     })
 #define steal_fd(fd)                                                                               \
-    __extension__({                                                                                             \
+    __extension__({                                                                                \
         int steal__tmp = (fd);                                                                     \
         (fd) = -1;                                                                                 \
         steal__tmp;                                                                                \
@@ -79,7 +79,10 @@ struct nb_buf {
     size_t len;
     size_t cap;
 };
-#define NB_BUF_INIT {NULL, 0, 0}
+#define NB_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 void buf_grow(struct nb_buf *b, size_t extra);
 void buf_append(struct nb_buf *b, const void *data, size_t len);
 void buf_appends(struct nb_buf *b, const char *s);
@@ -90,8 +93,8 @@ char *buf_detach(struct nb_buf *b, size_t *len);
 void buf_release(struct nb_buf *b);
 
 /* Clocks. */
-uint64_t now_ms(void);      /* wall clock, ms since the epoch */
-uint64_t mono_ns(void);     /* CLOCK_MONOTONIC, ns */
+uint64_t now_ms(void);  /* wall clock, ms since the epoch */
+uint64_t mono_ns(void); /* CLOCK_MONOTONIC, ns */
 /* Formats a wall-clock time in ms as ISO-8601 UTC "2026-11-26T14:06:14.123Z" (out >= 32 bytes). */
 void fmt_iso8601_ms(uint64_t ms, char *out, size_t outlen);
 /* Formats Lambda's LastModified form "2026-11-26T14:06:14.123+0000" (out >= 32 bytes). */

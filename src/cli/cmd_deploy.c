@@ -6,8 +6,9 @@
  * already exist...", the function is updated instead: UpdateFunctionCode, then
  * UpdateFunctionConfiguration with only the options given on the command line (runtime, handler,
  * memory, timeout, env, description, role; a new runtime without --handler brings that runtime's
- * default handler), so a redeploy keeps what it does not mention. After each step the function is polled until it
- * is no longer Pending / InProgress, like the aws CLI waiters. Prints arn, code_sha256 and state.
+ * default handler), so a redeploy keeps what it does not mention. After each step the function is
+ * polled until it is no longer Pending / InProgress, like the aws CLI waiters. Prints arn,
+ * code_sha256 and state.
  */
 #include <errno.h>
 #include <strings.h>

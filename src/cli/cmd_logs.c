@@ -50,8 +50,7 @@ static int print_events(json_t *body, size_t *count, struct nb_err *err)
         return 0;
     if (!json_is_array(events))
         return err_set(err, EPROTO, "invalid logs answer: events is not a list");
-    json_array_foreach(events, i, ev)
-    {
+    json_array_foreach (events, i, ev) {
         json_t *m = json_object_get(ev, "message");
         if (!json_is_string(m))
             continue;

@@ -96,8 +96,7 @@ static void print_table(json_t *all)
 
     for (k = 0; k < ARRAY_SIZE(keys); k++)
         w[k] = width(heads[k]);
-    json_array_foreach(all, i, fn)
-    {
+    json_array_foreach (all, i, fn) {
         for (k = 0; k < ARRAY_SIZE(keys); k++) {
             int n = width(field(fn, keys[k], num, sizeof(num)));
             if (n > w[k])
@@ -105,8 +104,7 @@ static void print_table(json_t *all)
         }
     }
     print_row(heads, w, ARRAY_SIZE(keys));
-    json_array_foreach(all, i, fn)
-    {
+    json_array_foreach (all, i, fn) {
         const char *row[ARRAY_SIZE(keys)];
         char nums[ARRAY_SIZE(keys)][32];
         for (k = 0; k < ARRAY_SIZE(keys); k++)

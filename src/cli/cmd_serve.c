@@ -15,9 +15,10 @@ int cmd_serve(int argc, char **argv)
     struct nb_err err = {0};
     int rc = config_load(&cfg, argc, argv, &err);
     if (rc == -ENOENT) {
-        printf("usage: nimbus serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] ...\n\n"
-               "Runs the nimbus daemon in the foreground (log on stderr). SIGTERM drains\n"
-               "in-flight invocations and stops every instance; SIGHUP reloads the config file.\n\n");
+        printf(
+            "usage: nimbus serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] ...\n\n"
+            "Runs the nimbus daemon in the foreground (log on stderr). SIGTERM drains\n"
+            "in-flight invocations and stops every instance; SIGHUP reloads the config file.\n\n");
         config_usage(stdout);
         config_release(&cfg);
         return 0;

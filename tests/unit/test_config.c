@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 #include <errno.h>
 
@@ -45,10 +46,10 @@ static void test_precedence(void **state)
     struct nb_err err = {0};
     char *argv[] = {"serve", "--config", path, "--keep-warm-s", "9", "--data-dir=/tmp/x"};
     assert_int_equal(config_load(&cfg, 6, argv, &err), 0);
-    assert_int_equal(cfg.listen_port, 7000);        /* file over default */
-    assert_int_equal(cfg.keep_warm_s, 9);           /* flag over file */
-    assert_string_equal(cfg.region, "eu-west-1");   /* file */
-    assert_string_equal(cfg.data_dir, "/tmp/x");    /* --name=value form */
+    assert_int_equal(cfg.listen_port, 7000);      /* file over default */
+    assert_int_equal(cfg.keep_warm_s, 9);         /* flag over file */
+    assert_string_equal(cfg.region, "eu-west-1"); /* file */
+    assert_string_equal(cfg.data_dir, "/tmp/x");  /* --name=value form */
     config_release(&cfg);
     unlink(path);
 }
@@ -111,13 +112,13 @@ static void test_reload_only_reloadable(void **state)
     fputs("keep_warm_s = 77\nregion = ap-south-1\n", f);
     fclose(f);
     assert_int_equal(config_reload(&cfg, &err), 0);
-    assert_int_equal(cfg.keep_warm_s, 77);          /* reloadable */
-    assert_string_equal(cfg.region, "eu-west-1");   /* not reloadable: keeps start-up value */
+    assert_int_equal(cfg.keep_warm_s, 77);        /* reloadable */
+    assert_string_equal(cfg.region, "eu-west-1"); /* not reloadable: keeps start-up value */
     f = fopen(path, "w");
     fputs("keep_warm_s = -3\n", f);
     fclose(f);
     assert_int_equal(config_reload(&cfg, &err), -EINVAL);
-    assert_int_equal(cfg.keep_warm_s, 77);          /* a bad file changes nothing */
+    assert_int_equal(cfg.keep_warm_s, 77); /* a bad file changes nothing */
     config_release(&cfg);
     unlink(path);
 }
