@@ -207,11 +207,18 @@ int cgroup_setup(struct nb_err *err)
     return cgroup_setup_at("nimbus", err);
 }
 
-static int apply_limits(const struct nb_cgroup *cg, const struct nb_cgroup_limits *lim,
+/* fresh: the group was just made, so the kernel defaults need not be written. */
+static int apply_limits(const struct nb_cgroup *cg, const struct nb_cgroup_limits *lim, bool fresh,
                         struct nb_err *err)
 {
     const char *mem = cg->dirs[0], *pids = cg->dirs[1], *cpu = cg->dirs[2];
     int r = write_u64(mem, "memory.limit_in_bytes", lim->memory_bytes);
+    if (r == -EINVAL) {
+        /* Raising a limit above memsw: memsw (which must stay >= the limit) goes first. */
+        r = write_u64(mem, "memory.memsw.limit_in_bytes", lim->memory_bytes);
+        if (r == 0)
+            r = write_u64(mem, "memory.limit_in_bytes", lim->memory_bytes);
+    }
     if (r < 0)
         return err_set(err, r, "cannot set memory.limit_in_bytes in '%s': %s", mem, strerror(-r));
     /* memsw exists only with swap accounting; it must be >= the limit, which it now is. */
@@ -229,8 +236,9 @@ static int apply_limits(const struct nb_cgroup *cg, const struct nb_cgroup_limit
             return err_set(err, r, "cannot set cpu.cfs_period_us to %" PRIu32 " in '%s': %s",
                            lim->cpu_period_us, cpu, strerror(-r));
     }
-    if (lim->cpu_quota_us) {
-        r = write_u64(cpu, "cpu.cfs_quota_us", lim->cpu_quota_us);
+    if (lim->cpu_quota_us || !fresh) {
+        r = lim->cpu_quota_us ? write_u64(cpu, "cpu.cfs_quota_us", lim->cpu_quota_us)
+                              : write_str(cpu, "cpu.cfs_quota_us", "-1");
         if (r < 0)
             return err_set(err, r, "cannot set cpu.cfs_quota_us to %" PRIu32 " in '%s': %s",
                            lim->cpu_quota_us, cpu, strerror(-r));
@@ -257,12 +265,22 @@ int cgroup_create(struct nb_cgroup *cg, const char *name, const struct nb_cgroup
         }
         cg->dirs[i] = dir;
     }
-    int r = apply_limits(cg, lim, err);
+    int r = apply_limits(cg, lim, true, err);
     if (r < 0) {
         cgroup_destroy(cg);
         return r;
     }
     return 0;
+}
+
+int cgroup_set_limits(const struct nb_cgroup *cg, const struct nb_cgroup_limits *lim,
+                      struct nb_err *err)
+{
+    if (!cg->dirs[0] || !cg->dirs[1] || !cg->dirs[2])
+        return err_set(err, EINVAL, "cgroup is not complete");
+    if (lim->memory_bytes == 0 || lim->pids_max <= 0)
+        return err_set(err, EINVAL, "cgroup '%s' needs a memory and a pids limit", cg->dirs[0]);
+    return apply_limits(cg, lim, false, err);
 }
 
 static int read_text(const char *dir, const char *file, char **out, struct nb_err *err)

@@ -37,6 +37,11 @@ void cgroup_remove_parent(void);
 /* Creates the groups named name with limits. On failure nothing is left behind. */
 int cgroup_create(struct nb_cgroup *cg, const char *name, const struct nb_cgroup_limits *lim,
                   struct nb_err *err);
+/* Sets lim on existing groups (e.g. pooled ones made with other limits): memory (memsw too, in the
+ * order the kernel accepts), pids, the cpu period when given, and the cpu quota (0 = unlimited).
+ * Lowering memory.limit_in_bytes fails (EBUSY) when the group already uses more. */
+int cgroup_set_limits(const struct nb_cgroup *cg, const struct nb_cgroup_limits *lim,
+                      struct nb_err *err);
 /* Peak memory in bytes (memory.max_usage_in_bytes). */
 int cgroup_max_usage(const struct nb_cgroup *cg, uint64_t *out, struct nb_err *err);
 /* Resets the peak (memory.max_usage_in_bytes) so a pooled group can be reused. */

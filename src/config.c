@@ -67,6 +67,8 @@ static const struct row table[] = {
      "processes and threads allowed per instance"},
     {"netns_pool", K_INT, OFF(netns_pool), "4", 0, 1000, NULL, F_RELOAD,
      "network namespaces kept ready for new instances"},
+    {"park_pool", K_INT, OFF(park_pool), "4", 0, 1000, NULL, F_RELOAD,
+     "sandboxes kept parked (cloned and attached to fresh cgroups) for new instances; 0 = off"},
     {"cgroup_parent", K_STR, OFF(cgroup_parent), "nimbus", 0, 0, check_cgroup_name, 0,
      "cgroup (v1) under which instances' groups are made; stale groups there are removed at "
      "start; give each daemon on a host its own"},

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "logs.h"
 #include "netns_pool.h"
+#include "park_pool.h"
 #include "router.h"
 #include "spawner.h"
 #include "store.h"
@@ -86,6 +87,7 @@ static void close_all(struct runtime *rt)
     http_server_close(d->api, NULL, NULL);
     d->api = NULL;
     netns_pool_release(d);
+    park_pool_release(d); /* before spawner_stop: unparks, removes the groups */
     logs_free(d->logs);
     d->logs = NULL;
     /* The spawner's socket would keep the loop running for ever: closing it also makes the
@@ -144,6 +146,7 @@ static void on_signal(uv_signal_t *s, int signum)
         }
         log_parse_level(rt->d.cfg.log_level, &nb_log_level);
         netns_pool_fill(&rt->d);
+        park_pool_fill(&rt->d);
         log_info("config reloaded file=%s", rt->d.cfg.config_file ? rt->d.cfg.config_file : "-");
         return;
     }
@@ -229,6 +232,8 @@ static int setup(struct runtime *rt, struct nb_err *err)
         return err_prefix(err, "cannot listen on %s", d->cfg.listen);
     netns_pool_init(d);
     netns_pool_fill(d);
+    park_pool_init(d);
+    park_pool_fill(d);
     return 0;
 }
 

@@ -17,6 +17,7 @@ struct nb_spawner;
 struct nb_router;
 struct nb_http_server;
 struct nb_netns_pool;
+struct nb_park_pool;
 struct nb_logs;
 struct nb_instance;
 struct nb_metrics;
@@ -30,6 +31,7 @@ struct nb_daemon {
     struct nb_router *router;
     struct nb_http_server *api;
     struct nb_netns_pool *netns;
+    struct nb_park_pool *park; /* parked sandboxes (park_pool.c) */
     struct nb_logs *logs;
     /* registry */
     struct nb_fn **fn_table;

@@ -110,6 +110,7 @@ void http_limits_default(struct nb_http_limits *lim)
     lim->max_conns = 4096;
     lim->too_large_type = NULL;
     lim->too_large_body = NULL;
+    lim->on_too_large = NULL;
 }
 
 static const struct {
@@ -476,8 +477,11 @@ static void send_error(struct nb_http_conn *c, int status)
     struct nb_http_header hdrs[2];
     size_t n = 0;
     const char *body;
-    if (status == 413 && lim->too_large_type) {
-        hdrs[n++] = (struct nb_http_header){"x-amzn-ErrorType", lim->too_large_type};
+    if (status == 413 && lim->on_too_large)
+        lim->on_too_large(c->srv->data);
+    if (status == 413 && (lim->too_large_type || lim->too_large_body)) {
+        if (lim->too_large_type)
+            hdrs[n++] = (struct nb_http_header){"x-amzn-ErrorType", lim->too_large_type};
         hdrs[n++] = (struct nb_http_header){"Content-Type", "application/json"};
         body = lim->too_large_body ? lim->too_large_body : "";
     } else {

@@ -85,10 +85,13 @@ struct nb_http_limits {
                                  * first byte came (408 and close); 0 = none; 10 s */
     uint64_t idle_timeout_ms;   /* keep-alive idle; 0 = none (Runtime API long polls); 60 s */
     size_t max_conns;           /* default 4096; over it a new connection is accepted and closed */
-    /* Body of the 413 sent when max_body is exceeded, and its x-amzn-ErrorType header value
-     * (NULL: a plain 413). */
+    /* Body of the 413 sent when max_body is exceeded (JSON; NULL: a plain-text 413), and its
+     * x-amzn-ErrorType header value (NULL: no such header). */
     const char *too_large_type;
     const char *too_large_body;
+    /* Called (with the server's handler data) when a request is refused for exceeding max_body,
+     * before the 413 goes out; the handler never sees such a request. NULL: nothing. */
+    void (*on_too_large)(void *data);
 };
 
 /* Fills lim with the defaults above. */

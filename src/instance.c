@@ -23,6 +23,7 @@
 #include "log.h"
 #include "logs.h"
 #include "netns_pool.h"
+#include "park_pool.h"
 #include "spawner.h"
 
 #define LINE_MAX_BYTES (256 * 1024)
@@ -377,7 +378,9 @@ static void spawn_now(struct nb_instance *inst)
         .cpu_period_us = CPU_PERIOD_US,
         .cpu_quota_us = 0, /* full CPU during init; the share is applied at the first `next` */
     };
-    if (cgroup_create(&inst->cg, inst->cg_name, &lim, &err) < 0) {
+    /* A parked sandbox is already in its (fresh) groups: no cgroup attach on this path. */
+    uint64_t park_id = park_pool_take(d, &lim, &inst->cg);
+    if (!park_id && cgroup_create(&inst->cg, inst->cg_name, &lim, &err) < 0) {
         arena_release(&a);
         fail_start(inst, err.msg);
         return;
@@ -395,8 +398,10 @@ static void spawn_now(struct nb_instance *inst)
         .gid = inst->uid,
         .tmp_bytes = (uint64_t)f->ephemeral_mb * MB,
         .hostname = hostname,
+        .park_id = park_id,
     };
     int rc = spawner_spawn(d->spawner, &spec, on_spawned, on_exit_report, inst, &err);
+    park_pool_fill(d); /* after the spawn: the spawner serves requests in order */
     arena_release(&a);
     if (rc < 0)
         fail_start(inst, err.msg);

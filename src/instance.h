@@ -90,6 +90,10 @@ void instance_kill(struct nb_instance *inst, const char *why);
 void instance_drain_output(struct nb_instance *inst);
 /* The Runtime API request handler for requests arriving on inst's listener. */
 void runtime_api_handle(struct nb_instance *inst, struct nb_http_req *req);
+/* The http layer refused a request of inst's runtime for its size (over the listener's
+ * max_body, never seen by runtime_api_handle): the current invocation fails with
+ * Function.ResponseSizeTooLarge. */
+void runtime_api_too_large(struct nb_instance *inst);
 /* Runtime API request on a listener with no live instance. */
 void runtime_api_orphan(struct nb_http_req *req);
 

@@ -35,6 +35,13 @@ static void on_rapi_request(struct nb_http_req *req, void *data)
         runtime_api_orphan(req);
 }
 
+static void on_rapi_too_large(void *data)
+{
+    struct nb_netns *ns = data;
+    if (ns->inst)
+        runtime_api_too_large(ns->inst);
+}
+
 static struct nb_netns *wrap(struct nb_daemon *d, int netns_fd, int listen_fd, struct nb_err *err)
 {
     struct nb_http_limits lim;
@@ -43,6 +50,7 @@ static struct nb_netns *wrap(struct nb_daemon *d, int netns_fd, int listen_fd, s
     lim.header_timeout_ms = 60 * 1000;
     lim.max_body = 16 * 1024 * 1024; /* > 6 MiB + 100 B is refused by runtime_api.c */
     lim.max_conns = 64;
+    lim.on_too_large = on_rapi_too_large;
     lim.too_large_type = NULL;
     lim.too_large_body = "{\"errorMessage\":\"Exceeded maximum allowed payload size\","
                          "\"errorType\":\"RequestEntityTooLarge\"}";

@@ -101,6 +101,21 @@ static struct nb_invocation *current(struct nb_instance *inst, struct nb_http_re
     return inv;
 }
 
+static void fail_too_large(struct nb_instance *inst, const char *msg)
+{
+    size_t len;
+    char *body = invoke_error_json("Function.ResponseSizeTooLarge", msg, &len);
+    instance_drain_output(inst);
+    invoke_complete(inst->inv, NB_FN_ERROR, body, len);
+}
+
+void runtime_api_too_large(struct nb_instance *inst)
+{
+    if (inst->inv && inst->state == INST_BUSY && inst->inv->start_ns)
+        fail_too_large(inst, "Response payload size exceeded maximum allowed payload size "
+                             "(6291556 bytes).");
+}
+
 static void handle_response(struct nb_instance *inst, struct nb_http_req *req, const char *id,
                             size_t id_len)
 {
@@ -127,10 +142,7 @@ static void handle_response(struct nb_instance *inst, struct nb_http_req *req, c
                  req->body_len);
         reply_error(req, 413, "RequestEntityTooLarge",
                     "Exceeded maximum allowed payload size (6291556 bytes).");
-        size_t len;
-        char *body = invoke_error_json("Function.ResponseSizeTooLarge", msg, &len);
-        instance_drain_output(inst);
-        invoke_complete(inv, NB_FN_ERROR, body, len);
+        fail_too_large(inst, msg);
         return;
     }
     size_t len;

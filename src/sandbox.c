@@ -9,6 +9,8 @@
  * unprivileged uid/gid, and VERIFIES each drop took effect, then sets no_new_privs. It then acts
  * as pid 1: forks the runtime child (stdio wired, seccomp loaded, execve), forwards polite
  * signals to it, reaps orphans and exits with the runtime's status (128+signal when killed).
+ * sandbox_park clones the same child ahead of time; it stops after the cgroup namespace step and
+ * waits for its spec (await_spec), then goes on exactly as above (one code path, split there).
  *
  * Invariants: every step is checked; the first failure is written to the CLOEXEC status pipe and
  * the child exits (fail closed) - a half-built sandbox never runs code. Nothing here links the
@@ -30,13 +32,15 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
 /* ---- wire form of a spec ---------------------------------------------------------------- */
 
-#define SPEC_MAGIC 0x4e425331u /* "NBS1" */
+#define SPEC_MAGIC 0x4e425332u /* "NBS2" */
+#define PARK_MAGIC 0x4e425031u /* "NBP1" */
 #define SPEC_HAS_RUNTIME (1u << 0)
 #define SPEC_HAS_HOSTNAME (1u << 1)
 #define SPEC_HAS_NETNS (1u << 2)
@@ -55,6 +59,12 @@ struct wire_spec {
     uint32_t envc;
     uint32_t ncgroups;
     uint32_t pad;
+    uint64_t park_id;
+};
+
+struct wire_park {
+    uint32_t magic;
+    uint32_t ncgroups;
 };
 
 static size_t count_strv(const char *const *v)
@@ -82,6 +92,16 @@ static bool valid_hostname(const char *s)
     return true;
 }
 
+static int validate_cgroups(const char *const *dirs, size_t n, struct nb_err *err)
+{
+    if (n > SPEC_CGROUPS_MAX)
+        return err_set(err, EINVAL, "sandbox has too many cgroups (%zu)", n);
+    for (size_t i = 0; i < n; i++)
+        if (!is_abs_path(dirs[i]))
+            return err_set(err, EINVAL, "sandbox cgroup dir must be an absolute path");
+    return 0;
+}
+
 /* The checks shared by both sides of the wire. */
 static int validate(const char *code_dir, const char *runtime_dir, const char *hostname,
                     const char *const *argv, size_t argc, size_t envc,
@@ -98,11 +118,9 @@ static int validate(const char *code_dir, const char *runtime_dir, const char *h
         return err_set(err, EINVAL, "sandbox argv[0] must be an absolute path");
     if (envc > SPEC_ENVC_MAX)
         return err_set(err, EINVAL, "sandbox environment has too many entries (%zu)", envc);
-    if (ncg > SPEC_CGROUPS_MAX)
-        return err_set(err, EINVAL, "sandbox has too many cgroups (%zu)", ncg);
-    for (size_t i = 0; i < ncg; i++)
-        if (!is_abs_path(cgroup_dirs[i]))
-            return err_set(err, EINVAL, "sandbox cgroup dir must be an absolute path");
+    int r = validate_cgroups(cgroup_dirs, ncg, err);
+    if (r < 0)
+        return r;
     if (uid == 0 || gid == 0 || uid == (uid_t)-1 || gid == (gid_t)-1)
         return err_set(err, EINVAL, "sandbox uid and gid must be unprivileged (got %u:%u)",
                        (unsigned)uid, (unsigned)gid);
@@ -135,6 +153,7 @@ int sandbox_spec_encode(const struct nb_sandbox_spec *spec, struct nb_buf *out, 
         .argc = (uint32_t)argc,
         .envc = (uint32_t)envc,
         .ncgroups = (uint32_t)ncg,
+        .park_id = spec->park_id,
     };
     size_t start = out->len;
     buf_append(out, &w, sizeof(w));
@@ -218,6 +237,7 @@ int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req, 
     req->uid = w.uid;
     req->gid = w.gid;
     req->tmp_bytes = w.tmp_bytes;
+    req->park_id = w.park_id;
     req->has_netns = w.flags & SPEC_HAS_NETNS;
     int r = validate(req->code_dir, req->runtime_dir, req->hostname, (const char *const *)req->argv,
                      w.argc, w.envc, (const char *const *)req->cgroup_dirs, w.ncgroups, req->uid,
@@ -229,6 +249,41 @@ int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req, 
 truncated:
     sandbox_req_release(req);
     return err_set(err, EINVAL, "spawn request is truncated");
+}
+
+int sandbox_park_encode(const char *const *cgroup_dirs, struct nb_buf *out, struct nb_err *err)
+{
+    size_t n = count_strv(cgroup_dirs);
+    int r = validate_cgroups(cgroup_dirs, n, err);
+    if (r < 0)
+        return r;
+    struct wire_park w = {.magic = PARK_MAGIC, .ncgroups = (uint32_t)n};
+    buf_append(out, &w, sizeof(w));
+    for (size_t i = 0; i < n; i++)
+        put_str(out, cgroup_dirs[i]);
+    return 0;
+}
+
+int sandbox_park_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
+                        struct nb_err *err)
+{
+    memset(req, 0, sizeof(*req));
+    struct wire_park w;
+    if (len < sizeof(w) || len > SANDBOX_SPEC_MAX)
+        return err_set(err, EINVAL, "bad park request size %zu", len);
+    memcpy(&w, buf, sizeof(w));
+    if (w.magic != PARK_MAGIC || w.ncgroups > SPEC_CGROUPS_MAX)
+        return err_set(err, EINVAL, "bad park request header");
+    const char *p = (const char *)buf + sizeof(w), *end = (const char *)buf + len;
+    req->cgroup_dirs = take_strv(&p, end, w.ncgroups);
+    if (!req->cgroup_dirs || p != end) {
+        sandbox_req_release(req);
+        return err_set(err, EINVAL, "bad park request body");
+    }
+    int r = validate_cgroups((const char *const *)req->cgroup_dirs, w.ncgroups, err);
+    if (r < 0)
+        sandbox_req_release(req);
+    return r;
 }
 
 void sandbox_req_release(struct nb_sandbox_req *req)
@@ -281,6 +336,8 @@ struct child_ctx {
     const struct nb_sandbox_env *env;
     const struct nb_sandbox_req *req;
     int out_fd, err_fd, netns_fd;
+    int spec_fd;      /* parked: where the spec arrives; -1 otherwise */
+    bool fresh_netns; /* unshare a new network namespace (parked child with no netns fd) */
     char path[PATH_MAX];
 };
 
@@ -669,9 +726,70 @@ static void tie_to_spawner(const struct nb_sandbox_env *env)
         die_errno("cannot clear dumpable");
 }
 
+/* True when the spec's cgroups are none or exactly those the child was parked in. */
+static bool same_cgroups(char **parked, char **spec)
+{
+    if (!spec[0])
+        return true;
+    size_t i = 0;
+    for (; parked[i] && spec[i]; i++)
+        if (strcmp(parked[i], spec[i]))
+            return false;
+    return !parked[i] && !spec[i];
+}
+
+/* Parked: says so on the status pipe, then blocks (no setup deadline applies) until the spawner
+ * sends the rest of the spec, which replaces c->req. End-of-file means unparked or the spawner is
+ * gone: exit quietly. */
+static void await_spec(struct child_ctx *c)
+{
+    static struct nb_sandbox_req req;
+    /* Parked for long: die with the spawner (set again after the uid switch, which clears it). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+        die_errno("cannot set the parent-death signal");
+    struct status_msg m = {.code = 0, .text = "parked"};
+    if (write(status_fd, &m, sizeof(m.code) + sizeof("parked")) < 0)
+        _exit(SANDBOX_EXIT_SETUP);
+    char *buf = xmalloc(SANDBOX_SPEC_MAX + 1); /* freed by execve */
+    struct iovec iov = {buf, SANDBOX_SPEC_MAX + 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * 2)];
+        struct cmsghdr align;
+    } cm;
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
+    ssize_t n;
+    do
+        n = recvmsg(c->spec_fd, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        _exit(0);
+    if (n < 0)
+        die_errno("cannot receive the sandbox spec");
+    int fds[2], nfds = 0;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
+            for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfds < 2; i++)
+                memcpy(&fds[nfds++], CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+    struct nb_err e = {0};
+    if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+        die_code(E2BIG, "sandbox spec for a parked child is too large");
+    if (sandbox_req_decode(buf, (size_t)n, &req, &e) < 0)
+        die_code(e.code, "%s", e.msg);
+    if (nfds != (req.has_netns ? 1 : 0))
+        die_code(EINVAL, "sandbox spec for a parked child carries %d fds", nfds);
+    if (!same_cgroups(c->req->cgroup_dirs, req.cgroup_dirs))
+        die_code(EINVAL, "sandbox spec names other cgroups than the parked child's");
+    close(c->spec_fd);
+    c->spec_fd = -1;
+    c->netns_fd = nfds ? fds[0] : -1;
+    c->fresh_netns = !req.has_netns;
+    c->req = &req;
+}
+
 static _Noreturn void child_main(struct child_ctx *c)
 {
-    int keep[] = {status_fd, c->out_fd, c->err_fd, c->netns_fd, c->env->spawner_pidfd};
+    int keep[] = {status_fd, c->out_fd, c->err_fd, c->netns_fd, c->env->spawner_pidfd, c->spec_fd};
     close_other_fds(keep, ARRAY_SIZE(keep));
     attach_cgroups(c->req); /* first: everything after it is charged to the instance */
     sandbox_set_proc_title("nimbus-init");
@@ -680,10 +798,14 @@ static _Noreturn void child_main(struct child_ctx *c)
         die_errno("cannot start a session");
     if (unshare(CLONE_NEWCGROUP) < 0)
         die_errno("cannot unshare the cgroup namespace");
+    if (c->spec_fd >= 0)
+        await_spec(c);
     if (c->netns_fd >= 0) {
         if (setns(c->netns_fd, CLONE_NEWNET) < 0)
             die_errno("cannot join the network namespace");
         close(c->netns_fd);
+    } else if (c->fresh_netns && unshare(CLONE_NEWNET) < 0) {
+        die_errno("cannot create the network namespace");
     }
     build_root(c);
     drop_privileges(c->req);
@@ -709,15 +831,16 @@ static int set_nonblock(int fd)
     return 0;
 }
 
-int sandbox_start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req, int netns_fd,
-                  struct nb_sandbox_child *child, struct nb_err *err)
+/* Clones the sandbox init. park: it gets a spec socket and waits there after the cgroup attach;
+ * its network namespace is decided then, so it is cloned in the spawner's. */
+static int start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req, int netns_fd,
+                 bool park, struct nb_sandbox_child *child, struct nb_err *err)
 {
-    if (req->has_netns != (netns_fd >= 0))
-        return err_set(err, EINVAL, "spawn request and network namespace fd disagree");
-    int st[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1};
-    if (pipe2(st, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0) {
+    int st[2] = {-1, -1}, out[2] = {-1, -1}, er[2] = {-1, -1}, sp[2] = {-1, -1};
+    if (pipe2(st, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0 ||
+        (park && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0)) {
         int e = errno;
-        int fds[] = {st[0], st[1], out[0], out[1], er[0], er[1]};
+        int fds[] = {st[0], st[1], out[0], out[1], er[0], er[1], sp[0], sp[1]};
         for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
             if (fds[i] >= 0)
                 close(fds[i]);
@@ -726,7 +849,7 @@ int sandbox_start(const struct nb_sandbox_env *env, const struct nb_sandbox_req 
     int pidfd = -1;
     struct clone_args args = {
         .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
-                 (netns_fd < 0 ? CLONE_NEWNET : 0),
+                 (netns_fd < 0 && !park ? CLONE_NEWNET : 0),
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         .exit_signal = SIGCHLD,
     };
@@ -734,18 +857,24 @@ int sandbox_start(const struct nb_sandbox_env *env, const struct nb_sandbox_req 
     long pid = syscall(SYS_clone3, &args, sizeof(args));
     if (pid == 0) {
         status_fd = st[1];
-        struct child_ctx c = {
-            .env = env, .req = req, .out_fd = out[1], .err_fd = er[1], .netns_fd = netns_fd};
+        struct child_ctx c = {.env = env,
+                              .req = req,
+                              .out_fd = out[1],
+                              .err_fd = er[1],
+                              .netns_fd = netns_fd,
+                              .spec_fd = sp[1]};
         child_main(&c);
     }
     int e = errno;
-    close(st[1]);
-    close(out[1]);
-    close(er[1]);
+    int ours[] = {st[1], out[1], er[1], sp[1]};
+    for (size_t i = 0; i < ARRAY_SIZE(ours); i++)
+        if (ours[i] >= 0)
+            close(ours[i]);
     if (pid < 0) {
-        close(st[0]);
-        close(out[0]);
-        close(er[0]);
+        int theirs[] = {st[0], out[0], er[0], sp[0]};
+        for (size_t i = 0; i < ARRAY_SIZE(theirs); i++)
+            if (theirs[i] >= 0)
+                close(theirs[i]);
         return err_set(err, e, "cannot clone the sandbox: %s", strerror(e));
     }
     (void)set_nonblock(st[0]);
@@ -756,6 +885,49 @@ int sandbox_start(const struct nb_sandbox_env *env, const struct nb_sandbox_req 
     child->status_fd = st[0];
     child->stdout_fd = out[0];
     child->stderr_fd = er[0];
+    child->spec_fd = sp[0];
+    return 0;
+}
+
+int sandbox_start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req, int netns_fd,
+                  struct nb_sandbox_child *child, struct nb_err *err)
+{
+    if (req->has_netns != (netns_fd >= 0))
+        return err_set(err, EINVAL, "spawn request and network namespace fd disagree");
+    return start(env, req, netns_fd, false, child, err);
+}
+
+int sandbox_park(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req,
+                 struct nb_sandbox_child *child, struct nb_err *err)
+{
+    return start(env, req, -1, true, child, err);
+}
+
+int sandbox_send_spec(int spec_fd, const void *spec, size_t len, int netns_fd, struct nb_err *err)
+{
+    struct iovec iov = {(void *)spec, len};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } cm;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (netns_fd >= 0) {
+        memset(&cm, 0, sizeof(cm));
+        mh.msg_control = cm.buf;
+        mh.msg_controllen = sizeof(cm.buf);
+        struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &netns_fd, sizeof(int));
+    }
+    ssize_t n;
+    do
+        n = sendmsg(spec_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return err_set(err, errno, "cannot hand the spec to the parked sandbox: %s",
+                       strerror(errno));
     return 0;
 }
 
@@ -774,6 +946,8 @@ int sandbox_result(int fd, struct nb_err *err)
         return 0;
     if ((size_t)n <= sizeof(m.code))
         return err_set(err, EIO, "sandbox setup failed (truncated status)");
+    if (m.code == 0)
+        return SANDBOX_PARKED; /* await_spec's message; die_code never sends code 0 */
     ((char *)&m)[n < (ssize_t)sizeof(m) ? n : (ssize_t)sizeof(m) - 1] = '\0';
     int code = m.code > 0 && m.code < 4096 ? m.code : EIO;
     if (code == EAGAIN) /* keep -EAGAIN meaning "not yet" for the caller */

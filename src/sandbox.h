@@ -8,6 +8,12 @@
  * checked; the first failure is written to the status pipe and the child exits (fail closed).
  * sandbox_result reads that pipe: end-of-file means execve succeeded.
  *
+ * Parking (sandbox_park): the same child, cloned ahead of time, stops right after it attached
+ * itself to its cgroups and unshared the cgroup namespace - the expensive, lock-heavy part of a
+ * start (shared/notes/sandbox.md §5) - reports SANDBOX_PARKED on the status pipe and blocks on a
+ * SEQPACKET socket until sandbox_send_spec delivers the rest of its spec (and netns fd); it then
+ * continues with the very same code as a direct start. End-of-file on that socket ends it.
+ *
  * Only the spawner (single-threaded, so ordinary libc is safe in the children) calls
  * sandbox_start. Encoding and decoding are pure and safe anywhere; decoding validates everything
  * (it is the spawner's input boundary).
@@ -28,6 +34,8 @@
 #define SANDBOX_EXIT_SETUP 125
 /* Exit status of the runtime child when execve failed. */
 #define SANDBOX_EXIT_EXEC 127
+/* sandbox_result of a parked child that is waiting for its spec. */
+#define SANDBOX_PARKED 1
 
 /* A decoded spec. Strings point into the buffer it was decoded from; the arrays are malloc'd and
  * NULL-terminated (released by sandbox_req_release). */
@@ -41,8 +49,9 @@ struct nb_sandbox_req {
     uid_t uid;
     gid_t gid;
     uint64_t tmp_bytes;
-    bool has_netns; /* the request carries a netns fd; without one the sandbox gets a fresh,
-                       empty network namespace (no interfaces up) */
+    uint64_t park_id; /* 0, or the parked child to continue (spawner.c) */
+    bool has_netns;   /* the request carries a netns fd; without one the sandbox gets a fresh,
+                         empty network namespace (no interfaces up) */
 };
 
 /* Spawner-wide state the children use; borrowed. */
@@ -59,6 +68,7 @@ struct nb_sandbox_child {
     int status_fd; /* read end of the status pipe, non-blocking */
     int stdout_fd; /* read end, non-blocking */
     int stderr_fd; /* read end, non-blocking */
+    int spec_fd;   /* parked children: the spawner's end of the spec socket; otherwise -1 */
 };
 
 /* Validates spec and appends its wire form to out. EINVAL names the bad field; E2BIG when the
@@ -68,6 +78,12 @@ int sandbox_spec_encode(const struct nb_sandbox_spec *spec, struct nb_buf *out, 
 /* Decodes and validates buf[0..len); req borrows buf. On failure nothing needs releasing. */
 int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req, struct nb_err *err);
 void sandbox_req_release(struct nb_sandbox_req *req);
+/* The wire form of a park request: the cgroup dirs (validated like a spec's), appended to out. */
+int sandbox_park_encode(const char *const *cgroup_dirs, struct nb_buf *out, struct nb_err *err);
+/* Decodes a park request into req; only req->cgroup_dirs is set. Release with
+ * sandbox_req_release. */
+int sandbox_park_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
+                        struct nb_err *err);
 
 /* Creates env->root_dir if needed. */
 int sandbox_prepare(const struct nb_sandbox_env *env, struct nb_err *err);
@@ -76,8 +92,17 @@ int sandbox_prepare(const struct nb_sandbox_env *env, struct nb_err *err);
  * sandbox_result. Spawner only. */
 int sandbox_start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req, int netns_fd,
                   struct nb_sandbox_child *child, struct nb_err *err);
+/* Clones a parked sandbox init attached to req->cgroup_dirs (the other fields are unused); child
+ * gets spec_fd too. Its network namespace is chosen when the spec arrives. Spawner only. */
+int sandbox_park(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req,
+                 struct nb_sandbox_child *child, struct nb_err *err);
+/* Hands a parked child its encoded spec (as sandbox_spec_encode made it) and netns fd (-1 when
+ * the spec has none), without blocking. The child validates it again and goes on with the setup;
+ * its outcome comes through sandbox_result as for sandbox_start. */
+int sandbox_send_spec(int spec_fd, const void *spec, size_t len, int netns_fd, struct nb_err *err);
 /* Reads the status pipe without blocking: 0 = the runtime was exec'd (end of file), -EAGAIN =
- * still setting up (err untouched), other negative = the child's error, in err. */
+ * still setting up (err untouched), SANDBOX_PARKED = a parked child waits for its spec, other
+ * negative = the child's error, in err. */
 int sandbox_result(int status_fd, struct nb_err *err);
 
 /* Best effort: renames the calling process (comm and /proc/<pid>/cmdline) to name, so that ps

@@ -4,9 +4,11 @@
  *
  * Wire: one SOCK_SEQPACKET message per request or reply, a struct msg_hdr followed by a payload,
  * fds as SCM_RIGHTS. Daemon -> spawner: SPAWN (encoded spec, netns fd), MAKE_NETNS (port), KILL
- * (id, signal). Spawner -> daemon: READY once at start, then per request exactly one of SPAWNED
- * (pid; pidfd, stdout, stderr), NETNS (netns fd, listener) or ERROR (code, text), and for each
- * SPAWNED exactly one EXIT (wait status), always after it.
+ * (id, signal), PARK (cgroup dirs). Spawner -> daemon: READY once at start, then per request
+ * exactly one of SPAWNED (pid; pidfd, stdout, stderr), NETNS (netns fd, listener), PARKED or ERROR
+ * (code, text), and for each SPAWNED exactly one EXIT (wait status), always after it. A parked
+ * kid is known by its park id until a SPAWN names it: it then takes the SPAWN's id and follows
+ * the SPAWN protocol; KILL of a park id unparks (nothing is reported for a parked kid).
  *
  * Spawner invariants: it only ever blocks in poll() or in a send to the daemon; a bad request is
  * answered with ERROR and never ends the loop; sandbox setup happens in the children, so several
@@ -46,11 +48,13 @@ enum msg_type {
     MSG_SPAWN = 1,
     MSG_MAKE_NETNS = 2,
     MSG_KILL = 3,
+    MSG_PARK = 4,
     MSG_READY = 100,
     MSG_SPAWNED = 101,
     MSG_NETNS = 102,
     MSG_ERROR = 103,
     MSG_EXIT = 104,
+    MSG_PARKED = 105,
 };
 
 struct msg_hdr {
@@ -138,13 +142,20 @@ static void close_fds(int *fds, size_t n)
 
 /* ---- the spawner process ---------------------------------------------------------------- */
 
+enum kid_state {
+    KID_PARKING, /* waiting for the park report or a setup error (deadline) */
+    KID_PARKED,  /* waiting, without a deadline, for a SPAWN naming it */
+    KID_SETUP,   /* waiting for exec or a setup error (deadline) */
+    KID_RUNNING, /* SPAWNED sent: EXIT follows */
+    KID_GONE,    /* reported as ERROR, or unparked: nothing more is reported */
+};
+
 struct kid {
-    uint64_t id;
+    uint64_t id; /* request id: the PARK's until a SPAWN takes the kid over, then the SPAWN's */
     pid_t pid;
-    int pidfd, status_fd, stdout_fd, stderr_fd; /* -1 once handed over or closed */
-    uint64_t deadline_ns;                       /* setup deadline while starting */
-    bool starting;                              /* waiting for exec or a setup error */
-    bool failed;                                /* reported as ERROR: no EXIT will follow */
+    int pidfd, status_fd, stdout_fd, stderr_fd, spec_fd; /* -1 once handed over or closed */
+    uint64_t deadline_ns;                                /* setup deadline while starting */
+    enum kid_state state;
 };
 
 struct spawner_proc {
@@ -206,17 +217,23 @@ static struct kid *kid_by_id(struct spawner_proc *s, uint64_t id)
 
 static void kid_close(struct kid *k)
 {
-    int fds[] = {k->pidfd, k->status_fd, k->stdout_fd, k->stderr_fd};
+    int fds[] = {k->pidfd, k->status_fd, k->stdout_fd, k->stderr_fd, k->spec_fd};
     close_fds(fds, ARRAY_SIZE(fds));
-    k->pidfd = k->status_fd = k->stdout_fd = k->stderr_fd = -1;
+    k->pidfd = k->status_fd = k->stdout_fd = k->stderr_fd = k->spec_fd = -1;
 }
 
-/* Decides a starting kid: exec'd (SPAWNED), failed (ERROR + SIGKILL) or still pending. When the
- * kid has been reaped or timed out, "pending" is a failure too. */
+static bool kid_waiting(const struct kid *k)
+{
+    return k->state == KID_PARKING || k->state == KID_SETUP;
+}
+
+/* Decides a kid in PARKING or SETUP: parked (PARKED), exec'd (SPAWNED), failed (ERROR + SIGKILL)
+ * or still pending. When the kid has been reaped or timed out, "pending" is a failure too. */
 static void kid_resolve(struct spawner_proc *s, struct kid *k, bool reaped, bool timed_out)
 {
     struct nb_err e = {0};
     int r = sandbox_result(k->status_fd, &e);
+    bool parking = k->state == KID_PARKING;
     if (r == -EAGAIN) {
         if (!reaped && !timed_out)
             return;
@@ -225,13 +242,23 @@ static void kid_resolve(struct spawner_proc *s, struct kid *k, bool reaped, bool
         else
             err_set(&e, ECHILD, "sandbox init exited during setup");
         r = -e.code;
+    } else if (r == SANDBOX_PARKED && (!parking || reaped)) {
+        r = err_set(&e, reaped ? ECHILD : EPROTO, "sandbox init %s",
+                    reaped ? "exited while parked" : "reported parking unasked");
+    } else if (r == 0 && parking) {
+        r = err_set(&e, ECHILD, "sandbox init exited during setup");
     }
-    k->starting = false;
+    if (r == SANDBOX_PARKED) {
+        k->state = KID_PARKED; /* keeps its fds until a SPAWN takes it over */
+        proc_send(s, MSG_PARKED, k->pid, k->id, NULL, 0, NULL, 0);
+        return;
+    }
     if (r == 0) {
+        k->state = KID_RUNNING;
         int fds[] = {k->pidfd, k->stdout_fd, k->stderr_fd};
         proc_send(s, MSG_SPAWNED, k->pid, k->id, NULL, 0, fds, ARRAY_SIZE(fds));
     } else {
-        k->failed = true;
+        k->state = KID_GONE;
         if (!reaped)
             kill(k->pid, SIGKILL);
         proc_send_error(s, k->id, &e);
@@ -247,13 +274,59 @@ static void reap_kids(struct spawner_proc *s)
         struct kid *k = kid_by_pid(s, pid);
         if (!k)
             continue;
-        if (k->starting)
+        if (kid_waiting(k))
             kid_resolve(s, k, true, false);
-        if (!k->failed)
+        if (k->state == KID_RUNNING)
             proc_send(s, MSG_EXIT, st, k->id, NULL, 0, NULL, 0);
         kid_close(k);
         *k = s->kids[--s->nkids];
     }
+}
+
+static void kid_add(struct spawner_proc *s, uint64_t id, const struct nb_sandbox_child *child,
+                    enum kid_state state)
+{
+    if (s->nkids == s->capkids) {
+        s->capkids = s->capkids ? 2 * s->capkids : 64;
+        s->kids = xrealloc(s->kids, s->capkids * sizeof(*s->kids));
+    }
+    s->kids[s->nkids++] = (struct kid){
+        .id = id,
+        .pid = child->pid,
+        .pidfd = child->pidfd,
+        .status_fd = child->status_fd,
+        .stdout_fd = child->stdout_fd,
+        .stderr_fd = child->stderr_fd,
+        .spec_fd = child->spec_fd,
+        .deadline_ns = mono_ns() + (uint64_t)SETUP_TIMEOUT_MS * 1000000,
+        .state = state,
+    };
+}
+
+/* A SPAWN naming a parked kid (already validated): hand it the spec; from now on the kid is
+ * request id's sandbox, starting like any other (SETUP, with the setup deadline). */
+static void unpark(struct spawner_proc *s, uint64_t id, uint64_t park_id, const void *spec,
+                   size_t len, int netns_fd)
+{
+    struct nb_err e = {0};
+    struct kid *k = kid_by_id(s, park_id);
+    if (!k || k->state != KID_PARKED) {
+        err_set(&e, ESRCH, "no parked sandbox with id %llu", (unsigned long long)park_id);
+        proc_send_error(s, id, &e);
+        return;
+    }
+    k->id = id;
+    if (sandbox_send_spec(k->spec_fd, spec, len, netns_fd, &e) < 0) {
+        k->state = KID_GONE;
+        kill(k->pid, SIGKILL);
+        kid_close(k);
+        proc_send_error(s, id, &e);
+        return;
+    }
+    close(k->spec_fd);
+    k->spec_fd = -1;
+    k->state = KID_SETUP;
+    k->deadline_ns = mono_ns() + (uint64_t)SETUP_TIMEOUT_MS * 1000000;
 }
 
 static void handle_spawn(struct spawner_proc *s, uint64_t id, const void *payload, size_t len,
@@ -291,6 +364,12 @@ static void handle_spawn(struct spawner_proc *s, uint64_t id, const void *payloa
         sandbox_req_release(&req);
         return;
     }
+    if (req.park_id) {
+        uint64_t park_id = req.park_id;
+        sandbox_req_release(&req);
+        unpark(s, id, park_id, payload, len, nfds ? fds[0] : -1);
+        return;
+    }
     struct nb_sandbox_child child;
     int r = sandbox_start(&s->env, &req, nfds ? fds[0] : -1, &child, &e);
     sandbox_req_release(&req);
@@ -298,20 +377,31 @@ static void handle_spawn(struct spawner_proc *s, uint64_t id, const void *payloa
         proc_send_error(s, id, &e);
         return;
     }
-    if (s->nkids == s->capkids) {
-        s->capkids = s->capkids ? 2 * s->capkids : 64;
-        s->kids = xrealloc(s->kids, s->capkids * sizeof(*s->kids));
+    kid_add(s, id, &child, KID_SETUP);
+}
+
+/* A PARK request: clone a child that attaches to the cgroups and waits. */
+static void handle_park(struct spawner_proc *s, uint64_t id, const void *payload, size_t len,
+                        size_t nfds)
+{
+    struct nb_err e = {0};
+    struct nb_sandbox_req req;
+    struct nb_sandbox_child child;
+    if (s->init_err.code)
+        e = s->init_err;
+    else if (id == 0 || kid_by_id(s, id))
+        err_set(&e, EINVAL, "park request id %llu is not unique", (unsigned long long)id);
+    else if (nfds)
+        err_set(&e, EINVAL, "park request carries fds");
+    else if (sandbox_park_decode(payload, len, &req, &e) == 0) {
+        int r = sandbox_park(&s->env, &req, &child, &e);
+        sandbox_req_release(&req);
+        if (r == 0) {
+            kid_add(s, id, &child, KID_PARKING);
+            return;
+        }
     }
-    s->kids[s->nkids++] = (struct kid){
-        .id = id,
-        .pid = child.pid,
-        .pidfd = child.pidfd,
-        .status_fd = child.status_fd,
-        .stdout_fd = child.stdout_fd,
-        .stderr_fd = child.stderr_fd,
-        .deadline_ns = mono_ns() + (uint64_t)SETUP_TIMEOUT_MS * 1000000,
-        .starting = true,
-    };
+    proc_send_error(s, id, &e);
 }
 
 static int lo_up(struct nb_err *err)
@@ -431,10 +521,17 @@ static bool handle_request(struct spawner_proc *s)
         break;
     case MSG_KILL: {
         struct kid *k = kid_by_id(s, h.id);
-        if (k && h.arg > 0 && h.arg < NSIG)
+        if (k && h.arg > 0 && h.arg < NSIG && k->state != KID_GONE)
             kill(k->pid, h.arg);
+        if (k && k->state == KID_PARKED && h.arg == SIGKILL) {
+            k->state = KID_GONE; /* unparked: never usable again, reaped silently */
+            kid_close(k);
+        }
         break;
     }
+    case MSG_PARK:
+        handle_park(s, h.id, payload, plen, nfds);
+        break;
     default:
         err_set(&e, EINVAL, "unknown request type %u", h.type);
         proc_send_error(s, h.id, &e);
@@ -506,10 +603,10 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
         size_t np = 2;
         uint64_t now = mono_ns(), next = UINT64_MAX;
         for (size_t i = 0; i < s.nkids; i++) {
-            /* Not-starting kids keep fd -1: poll ignores the entry, indexes stay aligned. */
-            pfds[np++] = (struct pollfd){.fd = s.kids[i].starting ? s.kids[i].status_fd : -1,
-                                         .events = POLLIN};
-            if (s.kids[i].starting && s.kids[i].deadline_ns < next)
+            /* Kids not in PARKING or SETUP keep fd -1: poll ignores the entry, indexes stay aligned. */
+            bool waiting = kid_waiting(&s.kids[i]);
+            pfds[np++] = (struct pollfd){.fd = waiting ? s.kids[i].status_fd : -1, .events = POLLIN};
+            if (waiting && s.kids[i].deadline_ns < next)
                 next = s.kids[i].deadline_ns;
         }
         int timeout = next == UINT64_MAX ? -1 : next <= now ? 0 : (int)((next - now) / 1000000 + 1);
@@ -523,7 +620,7 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
         /* 1. Starting kids (no reaping or request handling yet, so indexes hold). */
         for (size_t i = 0; i + 2 < np && i < s.nkids; i++) {
             struct kid *k = &s.kids[i];
-            if (k->starting && (pfds[i + 2].revents || now >= k->deadline_ns))
+            if (kid_waiting(k) && (pfds[i + 2].revents || now >= k->deadline_ns))
                 kid_resolve(&s, k, false, now >= k->deadline_ns && !pfds[i + 2].revents);
         }
         /* 2. Signals: exits, or SIGTERM (the daemon died). */
@@ -552,7 +649,7 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
 
 /* ---- the daemon side -------------------------------------------------------------------- */
 
-enum req_kind { REQ_SPAWN, REQ_NETNS };
+enum req_kind { REQ_SPAWN, REQ_NETNS, REQ_PARK };
 
 struct sp_req {
     struct sp_req *next; /* hash chain */
@@ -562,6 +659,7 @@ struct sp_req {
     nb_spawn_cb on_spawn;
     nb_exit_cb on_exit;
     nb_netns_cb on_netns;
+    nb_park_cb on_park;
     void *data;
 };
 
@@ -744,6 +842,8 @@ static void req_fail(struct sp_req *rq, const struct nb_err *e)
             rq->on_exit(rq->data, SIGKILL);
     } else if (rq->kind == REQ_SPAWN) {
         rq->on_spawn(rq->data, -e->code, NULL, e);
+    } else if (rq->kind == REQ_PARK) {
+        rq->on_park(rq->data, -e->code, 0, e);
     } else {
         rq->on_netns(rq->data, -e->code, -1, -1, e);
     }
@@ -823,10 +923,18 @@ static void dispatch(struct nb_spawner *sp, const struct msg_hdr *h, const char 
             break;
         }
         req_take(sp, h->id);
-        if (rq->kind == REQ_SPAWN)
-            rq->on_spawn(rq->data, -e.code, NULL, &e);
-        else
-            rq->on_netns(rq->data, -e.code, -1, -1, &e);
+        req_fail(rq, &e);
+        free(rq);
+        break;
+    case MSG_PARKED:
+        if (!rq || rq->kind != REQ_PARK) {
+            log_warn("msg=\"spawner reply for unknown request\" id=%llu",
+                     (unsigned long long)h->id);
+            (void)send_or_queue(sp, MSG_KILL, SIGKILL, h->id, NULL, 0, -1, NULL);
+            break;
+        }
+        req_take(sp, h->id);
+        rq->on_park(rq->data, 0, h->id, NULL);
         free(rq);
         break;
     case MSG_EXIT:
@@ -1049,6 +1157,29 @@ int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_
     r = submit(sp, rq, MSG_SPAWN, 0, b.data, b.len, spec->netns_fd, err);
     buf_release(&b);
     return r;
+}
+
+int spawner_park(struct nb_spawner *sp, const char *const *cgroup_dirs, nb_park_cb cb, void *data,
+                 struct nb_err *err)
+{
+    ASSERT(cb);
+    struct nb_buf b = NB_BUF_INIT;
+    int r = sandbox_park_encode(cgroup_dirs, &b, err);
+    if (r == 0) {
+        struct sp_req *rq = xcalloc(1, sizeof(*rq));
+        rq->kind = REQ_PARK;
+        rq->on_park = cb;
+        rq->data = data;
+        r = submit(sp, rq, MSG_PARK, 0, b.data, b.len, -1, err);
+    }
+    buf_release(&b);
+    return r;
+}
+
+void spawner_unpark(struct nb_spawner *sp, uint64_t park_id)
+{
+    if (sp && !sp->stop_requested && park_id)
+        (void)send_or_queue(sp, MSG_KILL, SIGKILL, park_id, NULL, 0, -1, NULL);
 }
 
 int spawner_make_netns(struct nb_spawner *sp, int port, nb_netns_cb cb, void *data,

@@ -17,6 +17,13 @@
  * forks the runtime, reaps orphans and exits with the runtime's status (128+signal when killed),
  * so killing pid 1 through the pidfd kills the whole instance.
  *
+ * Parked sandboxes (spawner_park): the same child, cloned ahead of time, attaches itself to its
+ * cgroups and unshares the cgroup namespace, then waits without a deadline. Moving a process into
+ * a cgroup can cost an RCU grace period (5-16 ms after an idle spell), so doing it here keeps it
+ * off the request path. spawner_spawn with spec.park_id hands it the rest of its spec; it then
+ * goes on as any other spawn (same callbacks, same errors). It dies with the spawner like any
+ * sandbox.
+ *
  * Ownership: spawner_start returns a struct the daemon frees with spawner_stop. Spec strings are
  * borrowed for the duration of the spawner_spawn call only (they are serialised). fds handed to a
  * callback belong to the callback (it must close or keep them).
@@ -44,6 +51,9 @@ struct nb_sandbox_spec {
     gid_t gid;                      /* != 0 */
     uint64_t tmp_bytes;             /* size of /tmp, and of /dev/shm; must be > 0 */
     const char *hostname;           /* may be NULL ("sandbox"); [A-Za-z0-9.-], at most 64 chars */
+    uint64_t park_id;               /* 0: clone a new sandbox. Else the id spawner_park gave: that
+                                       parked child continues (once; cgroup_dirs must be NULL or
+                                       the park's); an unknown or used id fails (ESRCH) */
 };
 
 struct nb_spawned {
@@ -68,6 +78,9 @@ typedef void (*nb_spawn_cb)(void *data, int rc, const struct nb_spawned *res,
  * itself was killed (spawner_kill(SIGKILL), or SIGKILL when the spawner died). When it runs, the
  * sandbox's processes are all gone; stdout/stderr may still hold unread data: read to EOF. */
 typedef void (*nb_exit_cb)(void *data, int wstatus);
+/* rc 0 with park_id (never 0) of a child that is attached to its cgroups and waits, or negative
+ * with err (e.g. ENOENT: a cgroup dir does not exist). */
+typedef void (*nb_park_cb)(void *data, int rc, uint64_t park_id, const struct nb_err *err);
 /* rc 0: netns_fd is an fd of a new network namespace with lo up, listen_fd a TCP socket bound and
  * listening on 127.0.0.1:port inside it. Both owned by the callback. */
 typedef void (*nb_netns_cb)(void *data, int rc, int netns_fd, int listen_fd,
@@ -84,6 +97,14 @@ int spawner_attach(struct nb_spawner *sp, uv_loop_t *loop, struct nb_err *err);
  * Callbacks never run from inside this call. on_exit may be NULL. */
 int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_spawn_cb on_spawn,
                   nb_exit_cb on_exit, void *data, struct nb_err *err);
+/* Asks for a parked sandbox attached to cgroup_dirs (NULL-terminated host dirs, borrowed for the
+ * call). cb runs exactly once if this returns 0 (-EPIPE if the spawner dies first). The id stays
+ * valid until a spawner_spawn uses it, spawner_unpark, or the spawner stops; the child costs a
+ * process and its pipes meanwhile. */
+int spawner_park(struct nb_spawner *sp, const char *const *cgroup_dirs, nb_park_cb cb, void *data,
+                 struct nb_err *err);
+/* Kills a parked, unused sandbox (best effort; unknown ids are ignored). No callback runs. */
+void spawner_unpark(struct nb_spawner *sp, uint64_t park_id);
 /* Asks for a new network namespace with the Runtime API listener on 127.0.0.1:port (the
  * listener is non-blocking and CLOEXEC). cb runs exactly once if this returns 0. */
 int spawner_make_netns(struct nb_spawner *sp, int port, nb_netns_cb cb, void *data,

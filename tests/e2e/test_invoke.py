@@ -739,10 +739,6 @@ def test_response_over_6mb(lam, py):
     assert body["instance"]
 
 
-@pytest.mark.xfail(strict=True, reason="a runtime response over the Runtime API's 16 MiB body "
-                   "limit is refused by src/http.c before runtime_api.c sees it, so the runtime "
-                   "ends and the caller gets Runtime.ExitError instead of "
-                   "Function.ResponseSizeTooLarge")
 def test_response_far_over_6mb(lam, py):
     r, body, _ = call(lam, py, {"op": "big", "bytes": 20 * 1024 * 1024})
     assert r["FunctionError"] == "Unhandled"

@@ -22,7 +22,7 @@ import pytest
 from conftest import ROLE
 from helpers import c_probe_zip, call, deploy_probe, fn_pids, metrics, op, uniq
 
-DENIED = ("EACCES", "EPERM", "ENOENT", "EROFS")
+DENIED = ("EACCES", "EPERM", "ENOENT")
 
 
 @pytest.fixture(scope="module")

@@ -551,6 +551,12 @@ static void test_keepalive_and_close(void **state)
     assert_true(pump(NULL, conns_are, 0));
 }
 
+static int too_large_calls;
+static void count_too_large(void *data)
+{
+    too_large_calls++;
+}
+
 static void test_too_large(void **state)
 {
     struct nb_http_limits lim;
@@ -605,6 +611,20 @@ static void test_too_large(void **state)
     r = expect_rejected(big, sizeof(big) - 1, 413);
     assert_null(resp_header(&r, "x-amzn-errortype"));
     resp_release(&r);
+
+    /* a JSON body without an error type (the Runtime API's shape), and the refusal hook */
+    teardown(NULL);
+    lim.too_large_body = "{\"errorType\":\"RequestEntityTooLarge\"}";
+    lim.on_too_large = count_too_large;
+    too_large_calls = 0;
+    start_server(&lim);
+    r = expect_rejected(big, sizeof(big) - 1, 413);
+    assert_null(resp_header(&r, "x-amzn-errortype"));
+    assert_string_equal(resp_header(&r, "content-type"), "application/json");
+    assert_string_equal(r.body, "{\"errorType\":\"RequestEntityTooLarge\"}");
+    resp_release(&r);
+    assert_int_equal(too_large_calls, 1);
+    assert_int_equal(H.calls, 0); /* the handler never saw it */
 }
 
 static void test_header_limits(void **state)

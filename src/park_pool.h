@@ -1,0 +1,35 @@
+/*
+ * park_pool.h - sandboxes parked ahead of time for new instances. Moving a process into a cgroup
+ * (v1) takes cgroup_threadgroup_rwsem for writing, which costs an RCU grace period (5-16 ms) when
+ * attaches are sparse - i.e. on nearly every cold start after an idle spell (shared/notes/
+ * sandbox.md §5). A slot is a struct nb_cgroup with a generic name ("p<seq>-<daemon pid>") holding
+ * one child parked by the spawner (spawner_park): cloned, attached to the groups, waiting for its
+ * spec. The pool is filled in the background up to cfg.park_pool (0 = off, reloadable) and
+ * refilled after each take. The taker owns the slot's groups from then on, exactly like groups it
+ * made itself (cgroup_destroy at teardown). Loop thread only.
+ */
+#ifndef NIMBUS_PARK_POOL_H
+#define NIMBUS_PARK_POOL_H
+
+#include <stdint.h>
+
+struct nb_daemon;
+struct nb_cgroup;
+struct nb_cgroup_limits;
+
+/* Allocates d->park (empty). */
+void park_pool_init(struct nb_daemon *d);
+/* Requests parks until ready + pending reaches cfg.park_pool; discards ready slots beyond it. */
+void park_pool_fill(struct nb_daemon *d);
+/* Takes a ready slot: sets lim on its groups, moves them into *cg (the caller owns them; cgroup_
+ * destroy) and returns the park id for spec.park_id. Returns 0 with *cg untouched when no slot is
+ * ready (or its limits could not be set; that slot is discarded): create the groups as usual. It
+ * does not refill: call park_pool_fill after spawner_spawn, so the spawner serves the spawn first.
+ */
+uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
+                        struct nb_cgroup *cg);
+/* Shutdown, before spawner_stop: unparks and destroys every slot and frees d->park (NULL after;
+ * the calls above then do nothing). A park still in flight is discarded when it completes. */
+void park_pool_release(struct nb_daemon *d);
+
+#endif
