@@ -198,19 +198,37 @@ void hex_encode(const unsigned char *in, size_t len, char *out)
     out[2 * len] = '\0';
 }
 
+/* Random bytes from a per-thread pool refilled with one getrandom(2) call per 256 UUIDs: the
+ * invoke path needs three per invocation (request id, trace id). */
+static void random_bytes(unsigned char *out, size_t n)
+{
+    static _Thread_local unsigned char pool[4096];
+    static _Thread_local size_t avail;
+    static _Thread_local pid_t owner; /* a forked child must not reuse its parent's bytes */
+    ASSERT(n <= sizeof(pool));
+    if (avail < n || owner != getpid()) {
+        owner = getpid();
+        size_t got = 0;
+        while (got < sizeof(pool)) {
+            ssize_t r = getrandom(pool + got, sizeof(pool) - got, 0);
+            if (r < 0) {
+                if (errno == EINTR)
+                    continue;
+                BUG("getrandom failed: %s", strerror(errno));
+            }
+            got += (size_t)r;
+        }
+        avail = sizeof(pool);
+    }
+    avail -= n;
+    memcpy(out, pool + avail, n);
+    explicit_bzero(pool + avail, n);
+}
+
 void uuid_v4(char *out)
 {
     unsigned char r[16];
-    size_t got = 0;
-    while (got < sizeof(r)) {
-        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            BUG("getrandom failed: %s", strerror(errno));
-        }
-        got += (size_t)n;
-    }
+    random_bytes(r, sizeof(r));
     r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
     r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
     char hex[33];
