@@ -1,6 +1,6 @@
 #!/bin/sh
 # Runs every test suite of nimbus, as root, on Debian 12; the README's test command.
-#   1. installs dependencies (scripts/deps.sh)
+#   1. installs dependencies (scripts/deps.sh); checks clang-format on every C file
 #   2. gcc build with -Werror: unit tests (cmocka) and end-to-end tests (pytest, real clients)
 #   3. clang ASan+UBSan build: unit tests and end-to-end tests again
 #   4. clang libFuzzer build: every fuzz target for a short fixed time on its corpus
@@ -43,6 +43,15 @@ e2e() { # dir, label, pytest args...
         --junitxml="$OUT/$label-e2e.xml" tests/e2e "$@" 2>&1 | tail -30
     [ -f "$OUT/$label-e2e.xml" ] || echo '<testsuite tests="1" failures="1"/>' >"$OUT/$label-e2e.xml"
 }
+
+step "clang-format (every C file must be formatted)"
+fmt_bad=0; fmt_n=0
+for f in $(git ls-files '*.c' '*.h'); do
+    fmt_n=$((fmt_n + 1))
+    clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || { echo "not formatted: $f"; fmt_bad=$((fmt_bad + 1)); }
+done
+echo "<testsuite name=\"clang-format\" tests=\"$fmt_n\" failures=\"$fmt_bad\"/>" >"$OUT/format.xml"
+[ "$fmt_bad" = 0 ] || status=1
 
 step "gcc build"
 if build build; then
