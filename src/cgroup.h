@@ -3,8 +3,9 @@
  * /sys/fs/cgroup/{memory,pids,cpu}/nimbus/<name>. cgroup v2 has no controllers on these hosts.
  *
  * One struct nb_cgroup per instance: created with its limits before the sandbox starts (the
- * sandbox child attaches itself), read for Max Memory Used and OOM kills, destroyed after the
- * instance is gone. Synchronous small file writes; call from the loop (each call ~0.1 ms).
+ * sandbox child attaches itself), or taken from the park pool and given the instance's limits
+ * (cgroup_set_limits), read for Max Memory Used and OOM kills, destroyed after the instance is
+ * gone. Synchronous small file writes; call from the loop (each call ~0.1 ms).
  */
 #ifndef NIMBUS_CGROUP_H
 #define NIMBUS_CGROUP_H

@@ -186,8 +186,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     struct nb_daemon *d = &rt->d;
     int rc = mkdir_p(d->cfg.data_dir, 0750);
     if (rc < 0)
-        return err_set(err, rc, "cannot create data dir '%s': %s", d->cfg.data_dir,
-                       strerror(-rc));
+        return err_set(err, rc, "cannot create data dir '%s': %s", d->cfg.data_dir, strerror(-rc));
     char abs[PATH_MAX];
     if (!realpath(d->cfg.data_dir, abs))
         return err_set(err, errno, "cannot resolve data dir '%s': %s", d->cfg.data_dir,

@@ -3,9 +3,9 @@
  *
  * Start: network namespace (pool or on demand) -> cgroups -> spawner request. The sandbox's
  * stdout/stderr are read here line by line (uv_poll on the pipes) and attributed to the current
- * invocation. The end of an instance is always its exit report from the spawner (or a failed start):
- * teardown() then completes any invocation still attached with Runtime.ExitError, releases the
- * cgroups and the namespace, and frees the struct after the last uv handle closed.
+ * invocation. The end of an instance is always its exit report from the spawner (or a failed
+ * start): teardown() then completes any invocation still attached with Runtime.ExitError, releases
+ * the cgroups and the namespace, and frees the struct after the last uv handle closed.
  *
  * Invariant: inst->inv != NULL iff an invocation is attached and not yet completed; the instance
  * holds a reference on its fn and cfg until freed.
@@ -288,7 +288,8 @@ static const char *const *build_argv(struct nb_instance *inst, const char *code_
     _cleanup_free_ char *host = xasprintf("%s/bootstrap", code_dir);
     struct stat st;
     if (stat(host, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111)) {
-        snprintf(why, whylen, "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]");
+        snprintf(why, whylen,
+                 "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]");
         return NULL;
     }
     argv[0] = "/var/task/bootstrap", argv[1] = NULL;
@@ -304,7 +305,8 @@ static const char *const *build_env(struct nb_instance *inst, struct nb_arena *a
     size_t n = 0;
     const char *k;
     json_t *v;
-    json_object_foreach(f->env, k, v) env[n++] = arena_printf(a, "%s=%s", k, json_string_value(v));
+    json_object_foreach (f->env, k, v)
+        env[n++] = arena_printf(a, "%s=%s", k, json_string_value(v));
     /* Unreserved platform variables are defaults the function's own may replace (Lambda lets
      * users set PATH, LANG, TZ, LD_LIBRARY_PATH, NODE_PATH...). Each key appears once: with a
      * duplicate, libc's getenv, Python and sh would each pick a different one. Reserved keys
@@ -401,7 +403,6 @@ static void spawn_now(struct nb_instance *inst)
         .park_id = park_id,
     };
     int rc = spawner_spawn(d->spawner, &spec, on_spawned, on_exit_report, inst, &err);
-    park_pool_fill(d); /* after the spawn: the spawner serves requests in order */
     arena_release(&a);
     if (rc < 0)
         fail_start(inst, err.msg);

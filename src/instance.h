@@ -29,33 +29,33 @@ enum nb_inst_state { INST_STARTING, INST_IDLE, INST_BUSY, INST_DEAD };
 
 struct nb_invocation {
     struct nb_daemon *d;
-    struct nb_fn *fn;            /* ref */
-    struct nb_function *cfg;     /* ref: the snapshot this invocation runs */
+    struct nb_fn *fn;        /* ref */
+    struct nb_function *cfg; /* ref: the snapshot this invocation runs */
     char request_id[37];
-    struct nb_http_req *client;  /* pending client request; NULL once answered or gone */
-    char *payload;               /* owned */
+    struct nb_http_req *client; /* pending client request; NULL once answered or gone */
+    char *payload;              /* owned */
     size_t payload_len;
-    char *client_context;        /* decoded JSON text, owned, or NULL */
+    char *client_context; /* decoded JSON text, owned, or NULL */
     char trace_id[96];
-    bool tail;                   /* X-Amz-Log-Type: Tail */
+    bool tail; /* X-Amz-Log-Type: Tail */
     uint64_t admitted_ns;
-    uint64_t deadline_ms;        /* wall clock, Lambda-Runtime-Deadline-Ms */
-    uint64_t start_ns;           /* delivered to the runtime; 0 before */
-    double init_ms;              /* > 0 when this invocation paid a cold start */
-    struct nb_instance *inst;    /* the instance running (or starting for) it */
-    uv_timer_t timer;            /* the function's timeout */
-    struct nb_buf log;           /* this invocation's log lines, trimmed to the last 4 KB+ */
+    uint64_t deadline_ms;     /* wall clock, Lambda-Runtime-Deadline-Ms */
+    uint64_t start_ns;        /* delivered to the runtime; 0 before */
+    double init_ms;           /* > 0 when this invocation paid a cold start */
+    struct nb_instance *inst; /* the instance running (or starting for) it */
+    uv_timer_t timer;         /* the function's timeout */
+    struct nb_buf log;        /* this invocation's log lines, trimmed to the last 4 KB+ */
     bool done;
 };
 
 struct nb_instance {
     struct nb_daemon *d;
-    struct nb_fn *fn;            /* ref */
-    struct nb_function *cfg;     /* ref: the snapshot the sandbox was built from */
+    struct nb_fn *fn;        /* ref */
+    struct nb_function *cfg; /* ref: the snapshot the sandbox was built from */
     uint64_t id;
-    char log_stream[80];         /* YYYY/MM/DD/[$LATEST]<32 hex> */
+    char log_stream[80]; /* YYYY/MM/DD/[$LATEST]<32 hex> */
     enum nb_inst_state state;
-    bool retire;                 /* stop instead of going idle */
+    bool retire; /* stop instead of going idle */
     struct nb_netns *ns;
     struct nb_cgroup cg;
     char cg_name[48];
@@ -67,9 +67,9 @@ struct nb_instance {
     uv_poll_t out_poll, err_poll;
     int out_fd, err_fd;
     struct nb_buf out_line, err_line;
-    int open_handles;            /* uv handles still to close before free */
+    int open_handles;             /* uv handles still to close before free */
     struct nb_http_req *next_req; /* held `next` long poll */
-    struct nb_invocation *inv;   /* current invocation */
+    struct nb_invocation *inv;    /* current invocation */
     bool init_done;
     uint64_t started_ns;
     uint64_t idle_since_ns;

@@ -13,7 +13,12 @@
 #include "log.h"
 #include "spawner.h"
 
+/* A take refills this much later, not at once: the spawner serves requests in order, so a
+ * namespace made right then (~0.5 ms) would delay the sandbox being started (park_pool.c too). */
+#define REFILL_DELAY_MS 10
+
 struct nb_netns_pool {
+    uv_timer_t refill; /* data: the daemon; closed by netns_pool_release */
     struct nb_netns *free;
     size_t n_free;
     size_t pending_fill; /* requests in flight for the free list */
@@ -106,6 +111,13 @@ static void on_netns(void *data, int rc, int netns_fd, int listen_fd, const stru
 void netns_pool_init(struct nb_daemon *d)
 {
     d->netns = xcalloc(1, sizeof(*d->netns));
+    uv_timer_init(d->loop, &d->netns->refill);
+    d->netns->refill.data = d;
+}
+
+static void on_refill(uv_timer_t *t)
+{
+    netns_pool_fill(t->data);
 }
 
 static int request(struct nb_daemon *d, nb_netns_ready_cb cb, void *data, struct nb_err *err)
@@ -140,7 +152,8 @@ struct nb_netns *netns_pool_take(struct nb_daemon *d)
         p->n_free--;
         ns->next = NULL;
     }
-    netns_pool_fill(d);
+    if (!uv_is_active((uv_handle_t *)&p->refill)) /* never postponed by later takes */
+        uv_timer_start(&p->refill, on_refill, REFILL_DELAY_MS, 0);
     return ns;
 }
 
@@ -170,6 +183,7 @@ void netns_pool_release(struct nb_daemon *d)
     if (!p)
         return;
     p->closing = true;
+    uv_close((uv_handle_t *)&p->refill, NULL); /* d->netns is freed after the loop's last run */
     while (p->free) {
         struct nb_netns *ns = p->free;
         p->free = ns->next;

@@ -31,7 +31,8 @@ typedef void (*nb_netns_ready_cb)(void *data, int rc, struct nb_netns *ns,
 void netns_pool_init(struct nb_daemon *d);
 /* Requests namespaces until free + pending reaches cfg.netns_pool. */
 void netns_pool_fill(struct nb_daemon *d);
-/* A pooled namespace (removed from the pool) or NULL when none is ready. Triggers a refill. */
+/* A pooled namespace (removed from the pool) or NULL when none is ready. Schedules a refill a
+ * few ms later (off the start that is using the spawner now). */
 struct nb_netns *netns_pool_take(struct nb_daemon *d);
 /* Asks the spawner for a new namespace for one caller; cb runs later on the loop. */
 int netns_pool_request(struct nb_daemon *d, nb_netns_ready_cb cb, void *data, struct nb_err *err);

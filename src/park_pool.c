@@ -9,6 +9,11 @@
  * instance) or a discard (unpark + cgroup_destroy, which also kills the child). Failed parks are
  * logged and not retried until the next fill, so a broken host costs one attempt per cold start,
  * never a loop.
+ *
+ * A take schedules the refill REFILL_DELAY_MS later instead of doing it at once: the spawner
+ * serves requests in order and the host has few CPUs, so a park (clone + attach) issued next to
+ * the spawn would slow the very start it replaces. The timer is never restarted while pending,
+ * so a steady stream of takes cannot starve the refill.
  */
 #include "park_pool.h"
 
@@ -19,6 +24,7 @@
 
 #define MB (1024ull * 1024ull)
 #define PARK_MEMORY_BYTES (128 * MB) /* until the taker sets the function's limits */
+#define REFILL_DELAY_MS 10
 
 struct slot {
     struct slot *next;
@@ -29,6 +35,7 @@ struct slot {
 };
 
 struct nb_park_pool {
+    uv_timer_t refill; /* data: the daemon; the pool is freed in its close callback */
     struct slot *ready, *pending;
     size_t n_ready, n_pending;
     uint64_t seq; /* names p<seq>-<pid> */
@@ -69,9 +76,16 @@ static void on_parked(void *data, int rc, uint64_t park_id, const struct nb_err 
         park_pool_fill(d); /* lowered by a reload meanwhile */
 }
 
+static void on_refill(uv_timer_t *t)
+{
+    park_pool_fill(t->data);
+}
+
 void park_pool_init(struct nb_daemon *d)
 {
     d->park = xcalloc(1, sizeof(*d->park));
+    uv_timer_init(d->loop, &d->park->refill);
+    d->park->refill.data = d;
 }
 
 /* One park request; false when it could not even be sent (logged). */
@@ -117,7 +131,11 @@ uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
                         struct nb_cgroup *cg)
 {
     struct nb_park_pool *p = d->park;
-    if (!p || !p->ready)
+    if (!p)
+        return 0;
+    if (!uv_is_active((uv_handle_t *)&p->refill))
+        uv_timer_start(&p->refill, on_refill, REFILL_DELAY_MS, 0);
+    if (!p->ready)
         return 0;
     struct slot *s = p->ready;
     p->ready = s->next;
@@ -132,6 +150,11 @@ uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
     *cg = s->cg;
     free(s);
     return id;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    free(h->data); /* the pool */
 }
 
 void park_pool_release(struct nb_daemon *d)
@@ -150,6 +173,7 @@ void park_pool_release(struct nb_daemon *d)
         cgroup_destroy(&s->cg); /* kills the child if it is attached already */
         s->orphan = true;
     }
-    free(p);
+    p->refill.data = p;
+    uv_close((uv_handle_t *)&p->refill, on_closed);
     d->park = NULL;
 }

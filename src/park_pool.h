@@ -5,8 +5,8 @@
  * sandbox.md §5). A slot is a struct nb_cgroup with a generic name ("p<seq>-<daemon pid>") holding
  * one child parked by the spawner (spawner_park): cloned, attached to the groups, waiting for its
  * spec. The pool is filled in the background up to cfg.park_pool (0 = off, reloadable) and
- * refilled after each take. The taker owns the slot's groups from then on, exactly like groups it
- * made itself (cgroup_destroy at teardown). Loop thread only.
+ * refilled shortly after each take. The taker owns the slot's groups from then on, exactly like
+ * groups it made itself (cgroup_destroy at teardown). Loop thread only.
  */
 #ifndef NIMBUS_PARK_POOL_H
 #define NIMBUS_PARK_POOL_H
@@ -23,9 +23,8 @@ void park_pool_init(struct nb_daemon *d);
 void park_pool_fill(struct nb_daemon *d);
 /* Takes a ready slot: sets lim on its groups, moves them into *cg (the caller owns them; cgroup_
  * destroy) and returns the park id for spec.park_id. Returns 0 with *cg untouched when no slot is
- * ready (or its limits could not be set; that slot is discarded): create the groups as usual. It
- * does not refill: call park_pool_fill after spawner_spawn, so the spawner serves the spawn first.
- */
+ * ready (or its limits could not be set; that slot is discarded): create the groups as usual.
+ * Either way the pool refills ~10 ms later, after the spawner has served the caller's spawn. */
 uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
                         struct nb_cgroup *cg);
 /* Shutdown, before spawner_stop: unparks and destroys every slot and frees d->park (NULL after;

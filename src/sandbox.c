@@ -264,8 +264,7 @@ int sandbox_park_encode(const char *const *cgroup_dirs, struct nb_buf *out, stru
     return 0;
 }
 
-int sandbox_park_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
-                        struct nb_err *err)
+int sandbox_park_decode(const void *buf, size_t len, struct nb_sandbox_req *req, struct nb_err *err)
 {
     memset(req, 0, sizeof(*req));
     struct wire_park w;
@@ -589,6 +588,7 @@ static void noop_handler(int sig)
     (void)sig;
 }
 
+/* Runs in the vfork child of the init: see run_init before changing anything here. */
 static _Noreturn void run_runtime(struct child_ctx *c)
 {
     /* Default dispositions, nothing blocked: the runtime starts like a fresh process. */
@@ -648,7 +648,10 @@ static _Noreturn void run_init(struct child_ctx *c)
     /* Blocked before the fork, so nothing sent in between is lost. */
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
         die_errno("cannot block signals");
-    pid_t rt = fork();
+    /* vfork: no copy of this address space (a fork costs ~0.5 ms of a ~2 ms start here). Safe
+     * because run_runtime only changes per-task state (handlers, mask, fds, rlimit, seccomp), never
+     * returns, and ends in execve or _exit; the init waits until then. */
+    pid_t rt = vfork();
     if (rt < 0)
         die_errno("cannot fork the runtime");
     if (rt == 0)

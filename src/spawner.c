@@ -603,9 +603,10 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
         size_t np = 2;
         uint64_t now = mono_ns(), next = UINT64_MAX;
         for (size_t i = 0; i < s.nkids; i++) {
-            /* Kids not in PARKING or SETUP keep fd -1: poll ignores the entry, indexes stay aligned. */
+            /* Other kids keep fd -1: poll ignores the entry, indexes stay aligned. */
             bool waiting = kid_waiting(&s.kids[i]);
-            pfds[np++] = (struct pollfd){.fd = waiting ? s.kids[i].status_fd : -1, .events = POLLIN};
+            pfds[np++] =
+                (struct pollfd){.fd = waiting ? s.kids[i].status_fd : -1, .events = POLLIN};
             if (waiting && s.kids[i].deadline_ns < next)
                 next = s.kids[i].deadline_ns;
         }

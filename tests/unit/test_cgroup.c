@@ -118,6 +118,48 @@ static void test_create_limits_destroy(void **state)
     cgroup_destroy(&cg); /* safe twice / on a zeroed struct */
 }
 
+static void expect_file(const char *dir, const char *file, const char *want)
+{
+    char *v = read_trim(dir, file);
+    assert_non_null(v);
+    assert_string_equal(v, want);
+    free(v);
+}
+
+/* A pooled group gets another function's limits: raising memory needs memsw first. */
+static void test_set_limits(void **state)
+{
+    (void)state;
+    struct nb_cgroup cg;
+    struct nb_err err = {0};
+    struct nb_cgroup_limits lim = {.memory_bytes = 32u << 20, .pids_max = 17};
+    assert_int_equal(cgroup_create(&cg, "test-a", &lim, &err), 0);
+    char *memsw_path = xasprintf("%s/memory.memsw.limit_in_bytes", cg.dirs[0]);
+    bool memsw = exists(memsw_path);
+    free(memsw_path);
+    struct nb_cgroup_limits up = {
+        .memory_bytes = 256u << 20, .pids_max = 99, .cpu_period_us = 10000, .cpu_quota_us = 2500};
+    if (cgroup_set_limits(&cg, &up, &err) < 0)
+        fail_msg("cgroup_set_limits: %s", err.msg);
+    expect_file(cg.dirs[0], "memory.limit_in_bytes", "268435456");
+    if (memsw)
+        expect_file(cg.dirs[0], "memory.memsw.limit_in_bytes", "268435456");
+    expect_file(cg.dirs[1], "pids.max", "99");
+    expect_file(cg.dirs[2], "cpu.cfs_period_us", "10000");
+    expect_file(cg.dirs[2], "cpu.cfs_quota_us", "2500");
+    struct nb_cgroup_limits down = {.memory_bytes = 16u << 20, .pids_max = 8};
+    assert_int_equal(cgroup_set_limits(&cg, &down, &err), 0);
+    expect_file(cg.dirs[0], "memory.limit_in_bytes", "16777216");
+    if (memsw)
+        expect_file(cg.dirs[0], "memory.memsw.limit_in_bytes", "16777216");
+    expect_file(cg.dirs[1], "pids.max", "8");
+    expect_file(cg.dirs[2], "cpu.cfs_quota_us", "-1"); /* 0 = unlimited */
+    struct nb_cgroup_limits none = {0};
+    assert_int_equal(cgroup_set_limits(&cg, &none, &err), -EINVAL);
+    cgroup_destroy(&cg);
+    assert_int_equal(cgroup_set_limits(&cg, &down, &err), -EINVAL);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -243,6 +285,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_limits_destroy),
+        cmocka_unit_test(test_set_limits),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_oom_kill),
         cmocka_unit_test(test_destroy_kills_leftovers),

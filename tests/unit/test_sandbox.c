@@ -7,8 +7,10 @@
  * host files, writable /tmp, no capabilities, no_new_privs, seccomp mode 2, hostname, pid 1 is
  * our init, only lo, cgroup namespace; from outside: exit statuses through exit_cb, spawn errors
  * (never hangs), kills through the pidfd, and no sandbox survives spawner_stop, the daemon's
- * death or the spawner's death. Host paths used: a temp dir under /tmp and the cgroup parent
- * "test-nimbus-sbx-<pid>", both removed at the end.
+ * death or the spawner's death. Parked sandboxes: in their groups before the spawn, continued by
+ * a spawn (the same process, same checks from inside), usable once, killed by unpark and by
+ * spawner_stop, and bad park ids or cgroups fail cleanly. Host paths used: a temp dir under /tmp
+ * and the cgroup parent "test-nimbus-sbx-<pid>", both removed at the end.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -112,6 +114,8 @@ static int group_teardown(void **state)
         rmdir(d);
         snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/%s/test-live", ctrls[i], cg_parent);
         rmdir(d);
+        snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/%s/test-park", ctrls[i], cg_parent);
+        rmdir(d);
         snprintf(d, sizeof(d), "/sys/fs/cgroup/%s/%s", ctrls[i], cg_parent);
         rmdir(d);
     }
@@ -185,6 +189,24 @@ static void on_exit_cb(void *data, int wstatus)
     r->exited = r->done = true;
     r->wstatus = wstatus;
     r->exit_calls++;
+}
+
+struct park {
+    bool done;
+    int rc;
+    uint64_t id;
+    struct nb_err err;
+};
+
+static void on_park(void *data, int rc, uint64_t id, const struct nb_err *err)
+{
+    struct park *p = data;
+    ASSERT(!p->done); /* exactly once */
+    p->done = true;
+    p->rc = rc;
+    p->id = id;
+    if (err)
+        p->err = *err;
 }
 
 static void on_netns(void *data, int rc, int ns, int listen, const struct nb_err *err)
@@ -757,6 +779,203 @@ static void test_stop_inside_callback(void **state)
     close_run(&s.r);
 }
 
+/* ---- parked sandboxes ------------------------------------------------------------------ */
+
+static uint64_t park_ok(struct fx *f, const char *const *cgroups)
+{
+    struct park p = {0};
+    struct nb_err err = {0};
+    assert_int_equal(spawner_park(f->sp, cgroups, on_park, &p, &err), 0);
+    assert_true(run_until(&f->loop, &p.done, 5000));
+    if (p.rc)
+        fail_msg("park failed: %s", p.err.msg);
+    assert_true(p.id != 0);
+    return p.id;
+}
+
+/* The only process in dir/cgroup.procs, or 0 (none, or more than one). */
+static pid_t only_proc(const char *dir)
+{
+    char *path = xasprintf("%s/cgroup.procs", dir), *text = NULL;
+    int r = read_file(path, &text, NULL);
+    free(path);
+    if (r < 0)
+        return 0;
+    int pid = 0, n = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        pid = atoi(line), n++;
+    free(text);
+    return n == 1 ? (pid_t)pid : 0;
+}
+
+static char *comm_of(pid_t pid)
+{
+    char path[64], *text = NULL;
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    if (read_file(path, &text, NULL) < 0)
+        return xstrdup("");
+    text[strcspn(text, "\n")] = '\0';
+    return text;
+}
+
+static const char park_script[] = "echo uid=$(id -u) pid=$$ init=$(cat /proc/1/comm)\n"
+                                  "echo cg_not_root=$(grep -vc ':/$' /proc/self/cgroup)\n"
+                                  "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status "
+                                  "| tr -d ' \\t'\n"
+                                  "echo host=$(uname -n) task=$(cat /var/task/hello.txt)\n"
+                                  "echo ifaces=$(sed -n '3,$p' /proc/net/dev | cut -d: -f1 | "
+                                  "tr -d ' ' | tr '\\n' ,)\n"
+                                  "exit 5\n";
+
+static void test_park_then_spawn(void **state)
+{
+    struct fx *f = *state;
+    struct nb_cgroup cg;
+    struct nb_err err = {0};
+    struct nb_cgroup_limits lim = {.memory_bytes = 128u << 20, .pids_max = 64};
+    assert_int_equal(cgroup_create(&cg, "test-park", &lim, &err), 0);
+    uint64_t id = park_ok(f, (const char *const *)cg.dirs);
+
+    /* Before any spawn, the parked init is already in every group. */
+    pid_t parked = only_proc(cg.dirs[0]);
+    assert_true(parked > 0);
+    for (int i = 1; cg.dirs[i]; i++)
+        assert_int_equal(only_proc(cg.dirs[i]), parked);
+    char *comm = comm_of(parked);
+    assert_string_equal(comm, "nimbus-init");
+    free(comm);
+
+    /* The spawn continues that very process, with the pooled netns, as a normal sandbox. */
+    struct netns n;
+    make_netns(f, &n);
+    const char *argv[] = {"/usr/bin/sh", "-c", park_script, NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, n.ns, (const char *const *)cg.dirs);
+    spec.park_id = id;
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    assert_int_equal(r.res.pid, parked);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    assert_true(WIFEXITED(r.wstatus));
+    assert_int_equal(WEXITSTATUS(r.wstatus), 5);
+    assert_int_equal(r.exit_calls, 1);
+    char *out = drain(r.res.stdout_fd);
+    expect_line(out, "uid=61051 pid=2 init=nimbus-init");
+    expect_line(out, "cg_not_root=0");
+    expect_line(out, "CapEff:0000000000000000");
+    expect_line(out, "NoNewPrivs:1");
+    expect_line(out, "Seccomp:2");
+    expect_line(out, "host=fn-test task=hello from task");
+    expect_line(out, "ifaces=lo,");
+    free(out);
+    uint64_t peak = 0;
+    assert_int_equal(cgroup_max_usage(&cg, &peak, &err), 0);
+    assert_true(peak > 0);
+    close_run(&r);
+
+    /* An id is used once. */
+    expect_spawn_error(f, &spec, ESRCH, "no parked sandbox");
+
+    /* Without a netns fd (a fresh, empty one) and without repeating the cgroups. */
+    id = park_ok(f, (const char *const *)cg.dirs);
+    const char *true_argv[] = {"/usr/bin/sh", "-c", "test $(id -u) = 61051", NULL};
+    spec = spec_for(true_argv, -1, NULL);
+    spec.park_id = id;
+    spawn_ok(f, &spec, &r);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    assert_true(WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0);
+    close_run(&r);
+    cgroup_destroy(&cg);
+    close(n.ns);
+    close(n.listen);
+}
+
+static bool pid_gone(pid_t pid, int ms)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd < 0)
+        return errno == ESRCH;
+    bool gone = pidfd_gone(fd, ms);
+    close(fd);
+    return gone;
+}
+
+static void test_park_unpark(void **state)
+{
+    struct fx *f = *state;
+    struct nb_cgroup cg;
+    struct nb_err err = {0};
+    struct nb_cgroup_limits lim = {.memory_bytes = 64u << 20, .pids_max = 16};
+    assert_int_equal(cgroup_create(&cg, "test-park", &lim, &err), 0);
+    uint64_t id = park_ok(f, (const char *const *)cg.dirs);
+    pid_t pid = only_proc(cg.dirs[0]);
+    assert_true(pid > 0);
+    spawner_unpark(f->sp, id);
+    assert_true(pid_gone(pid, 2000));
+    const char *argv[] = {"/usr/bin/true", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+    spec.park_id = id;
+    expect_spawn_error(f, &spec, ESRCH, "no parked sandbox");
+    spawner_unpark(f->sp, id); /* unknown by now: ignored */
+
+    /* A parked child outlives the setup timeout's reach, but not the spawner. */
+    id = park_ok(f, (const char *const *)cg.dirs);
+    pid = only_proc(cg.dirs[0]);
+    assert_true(pid > 0);
+    spawner_stop(f->sp);
+    f->sp = NULL;
+    assert_true(pid_gone(pid, 2000));
+    cgroup_destroy(&cg);
+}
+
+static void test_park_errors(void **state)
+{
+    struct fx *f = *state;
+    struct nb_err err = {0};
+    /* A group that does not exist: the park fails, nothing is left. */
+    const char *bad_cg[] = {"/sys/fs/cgroup/memory/no-such-group", NULL};
+    struct park p = {0};
+    assert_int_equal(spawner_park(f->sp, bad_cg, on_park, &p, &err), 0);
+    assert_true(run_until(&f->loop, &p.done, 5000));
+    assert_int_equal(p.rc, -ENOENT);
+    assert_non_null(strstr(p.err.msg, "cannot attach to cgroup"));
+    const char *rel_cg[] = {"relative", NULL};
+    assert_int_equal(spawner_park(f->sp, rel_cg, on_park, &p, &err), -EINVAL);
+
+    /* An id nobody parked. */
+    const char *argv[] = {"/usr/bin/true", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+    spec.park_id = 987654321;
+    expect_spawn_error(f, &spec, ESRCH, "no parked sandbox with id 987654321");
+
+    /* A spec naming other cgroups than the park's: refused by the child, which dies. */
+    struct nb_cgroup cg;
+    struct nb_cgroup_limits lim = {.memory_bytes = 64u << 20, .pids_max = 16};
+    assert_int_equal(cgroup_create(&cg, "test-park", &lim, &err), 0);
+    spec.park_id = park_ok(f, (const char *const *)cg.dirs);
+    pid_t pid = only_proc(cg.dirs[0]);
+    const char *other[] = {cg.dirs[0], NULL};
+    spec.cgroup_dirs = other;
+    expect_spawn_error(f, &spec, EINVAL, "other cgroups");
+    assert_true(pid_gone(pid, 2000));
+
+    /* The host's netns is refused for a parked child too. */
+    spec.park_id = park_ok(f, (const char *const *)cg.dirs);
+    spec.cgroup_dirs = NULL;
+    int hostns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    spec.netns_fd = hostns;
+    expect_spawn_error(f, &spec, EINVAL, "host network namespace");
+    close(hostns);
+    /* ...and the refusal did not use it up. */
+    spec.netns_fd = -1;
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    assert_true(WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0);
+    close_run(&r);
+    cgroup_destroy(&cg);
+}
+
 static void test_decode_garbage(void **state)
 {
     (void)state;
@@ -804,6 +1023,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spawner_killed, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_garbage_requests, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_stop_inside_callback, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_park_then_spawn, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_park_unpark, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_park_errors, fx_setup, fx_teardown),
         cmocka_unit_test(test_daemon_death),
         cmocka_unit_test(test_decode_garbage),
     };

@@ -35,10 +35,9 @@ static int handler(const struct nb_invocation *inv, struct nb_response *out)
         ",\"client_context\":%s,\"function_name\":\"%s\",\"memory\":\"%s\",\"handler\":\"%s\","
         "\"execution_env\":\"%s\",\"event\":%s}",
         inv->request_id, inv->invoked_arn, nb_remaining_ms(inv),
-        inv->client_context ? inv->client_context : "null",
-        env_or("AWS_LAMBDA_FUNCTION_NAME", ""), env_or("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ""),
-        env_or("_HANDLER", ""), env_or("AWS_EXECUTION_ENV", "<unset>"),
-        inv->payload_len ? inv->payload : "null");
+        inv->client_context ? inv->client_context : "null", env_or("AWS_LAMBDA_FUNCTION_NAME", ""),
+        env_or("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", ""), env_or("_HANDLER", ""),
+        env_or("AWS_EXECUTION_ENV", "<unset>"), inv->payload_len ? inv->payload : "null");
 }
 
 int main(void)
