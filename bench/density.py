@@ -54,15 +54,24 @@ def children(pid):
     return out
 
 
-def cgroup_usage():
+def cgroup_usage(parent):
     total = 0
-    for p in glob.glob("/sys/fs/cgroup/memory/nimbus/*/memory.usage_in_bytes"):
+    for p in glob.glob("/sys/fs/cgroup/memory/%s/*/memory.usage_in_bytes" % parent):
         try:
             with open(p) as f:
                 total += int(f.read())
         except OSError:
             pass
     return total
+
+
+def live_instances(dm):
+    import urllib.request
+    with urllib.request.urlopen(dm.endpoint + "/metrics", timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("nimbus_instances "):
+                return int(line.split()[1])
+    return 0
 
 
 async def invoke(port, i):
@@ -86,6 +95,7 @@ def main():
         deploy(dm, "dense", c_sleep_zip(), "provided.al2023", memory=128, timeout=60)
         time.sleep(1)
         daemon_pid = dm.proc.pid
+        parent = "nimbus-e2e-%d" % dm.port
         spawner = [p for p in children(daemon_pid)]
         before = meminfo()
         d_rss0 = rss(daemon_pid)
@@ -98,10 +108,10 @@ def main():
         peak = None
         while time.time() < deadline:
             loop.run_until_complete(asyncio.sleep(0.5))
-            n_inst = len(glob.glob("/sys/fs/cgroup/memory/nimbus/*/"))
+            n_inst = live_instances(dm)
             if n_inst >= N:
                 peak = (time.time() - t0, meminfo(), rss(daemon_pid),
-                        sum(rss(p) for p in spawner), cgroup_usage(), n_inst)
+                        sum(rss(p) for p in spawner), cgroup_usage(parent), n_inst)
                 break
         statuses = loop.run_until_complete(task)
         ok = sum(1 for s in statuses if s == b"200")
@@ -119,6 +129,9 @@ def main():
             ("instance cgroups' memory per instance", "%.1f KiB" % (cg / n_inst / 1024)),
             ("MemAvailable drop per instance", "%.1f KiB" % ((before["MemAvailable"] - after["MemAvailable"]) / N / 1024)),
         ])
+    except Exception:
+        print("daemon alive: %s\n%s" % (dm.alive(), dm.daemon_log()[-3000:]))
+        raise
     finally:
         stop_daemon(dm)
 

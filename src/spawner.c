@@ -765,17 +765,18 @@ static void out_free_all(struct nb_spawner *sp)
     sp->out_head = sp->out_tail = NULL;
 }
 
+static void on_poll(uv_poll_t *h, int status, int events);
+
 static void poll_update(struct nb_spawner *sp)
 {
     if (!sp->attached || sp->dead)
         return;
     int ev = UV_READABLE | (sp->out_head ? UV_WRITABLE : 0);
-    int r = uv_poll_start(&sp->poll, ev, NULL);
+    /* libuv replaces the callback on every start: passing NULL would crash on the next event */
+    int r = uv_poll_start(&sp->poll, ev, on_poll);
     if (r < 0)
         log_err("msg=\"cannot poll the spawner socket\" error=\"%s\"", uv_strerror(r));
 }
-
-static void on_poll(uv_poll_t *h, int status, int events);
 
 /* Sends now, or queues (fd dup'd) when the socket is full. */
 static int send_or_queue(struct nb_spawner *sp, uint32_t type, int32_t arg, uint64_t id,

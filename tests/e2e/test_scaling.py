@@ -370,3 +370,35 @@ def test_drain_is_bounded(fresh_daemon):
         assert body["errorType"] == "Runtime.ExitError", body
     assert wait_for(lambda: fn_pids(name) == [], 5), fn_pids(name)
     assert wait_for(lambda: not any(alive(p) for p in helpers_before), 5)
+
+
+def test_burst_of_cold_starts(daemon, lam):
+    """250 concurrent cold starts: every caller gets its answer and the daemon survives. (A burst
+    fills the spawner socket, which once re-armed its poll handle with a NULL callback.)"""
+    import asyncio
+    import os
+    from conftest import BUILD
+    with open(os.path.join(BUILD, "bench", "functions", "c_sleep", "bootstrap"), "rb") as f:
+        z = zip_files({"bootstrap": (f.read(), 0o755)})
+    name = uniq("sc-burst")
+    lam.create_function(FunctionName=name, Runtime="provided.al2023", Handler="h", Timeout=60,
+                        Role="arn:aws:iam::000000000000:role/x", Code={"ZipFile": z})
+    n = 250
+
+    async def one():
+        r, w = await asyncio.open_connection("127.0.0.1", daemon.port)
+        body = b'{"ms":1500}'
+        w.write(b"POST /2015-03-31/functions/%s/invocations HTTP/1.1\r\nHost: x\r\n"
+                b"Content-Length: %d\r\n\r\n" % (name.encode(), len(body)) + body)
+        await w.drain()
+        head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 60)
+        w.close()
+        return head.split(b" ")[1]
+
+    async def burst():
+        return await asyncio.gather(*[one() for _ in range(n)], return_exceptions=True)
+
+    statuses = asyncio.run(burst())
+    assert statuses.count(b"200") == n, statuses
+    assert daemon.alive()
+    assert metrics(daemon)["nimbus_instances"] >= n
