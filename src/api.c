@@ -10,6 +10,7 @@
 #include <errno.h>
 
 #include "daemon.h"
+#include "function.h"
 #include "log.h"
 
 #define MAX_HDRS 8
@@ -95,6 +96,17 @@ void api_error_from(struct nb_http_req *req, const struct nb_err *err)
         break;
     }
     api_error(req, status, type, "%s", err->msg);
+}
+
+bool api_function_ref(struct nb_http_req *req, const struct nb_route_match *m, char **name,
+                      char **qualifier)
+{
+    struct nb_err err = {0};
+    if (function_parse_ref(route_param(m, "FunctionName"), name, qualifier, &err) < 0) {
+        api_error_from(req, &err);
+        return false;
+    }
+    return true;
 }
 
 json_t *api_body_json(struct nb_http_req *req)

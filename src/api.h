@@ -33,6 +33,11 @@ void api_error_from(struct nb_http_req *req, const struct nb_err *err);
 void api_json(struct nb_http_req *req, int status, json_t *json);
 /* Replies with an empty body (e.g. 204). Ends req. */
 void api_empty(struct nb_http_req *req, int status);
+/* Parses the {FunctionName} label of m (name, name:qualifier, partial or full ARN) into *name and
+ * *qualifier (malloc'd; qualifier NULL when absent). On a malformed ref replies 400 and returns
+ * false (req ended). */
+bool api_function_ref(struct nb_http_req *req, const struct nb_route_match *m, char **name,
+                      char **qualifier);
 /* Parses req's body as a JSON object; on failure replies 400 InvalidRequestContentException and
  * returns NULL (req ended). An empty body yields an empty object. New reference. */
 json_t *api_body_json(struct nb_http_req *req);

@@ -87,12 +87,9 @@ static bool client_context(struct nb_http_req *req, char **out)
 static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *m, void *data)
 {
     struct nb_daemon *d = data;
-    struct nb_err err = {0};
     _cleanup_free_ char *name = NULL, *qualifier = NULL;
-    if (function_parse_ref(route_param(m, "FunctionName"), &name, &qualifier, &err) < 0) {
-        api_error_from(req, &err);
+    if (!api_function_ref(req, m, &name, &qualifier))
         return;
-    }
     const char *q = http_req_query(req, "Qualifier");
     if (q && qualifier && strcmp(q, qualifier)) {
         api_error(req, 400, "InvalidParameterValueException",

@@ -57,10 +57,8 @@ static void handle_logs(struct nb_http_req *req, const struct nb_route_match *m,
     struct nb_daemon *d = data;
     struct nb_err err = {0};
     _cleanup_free_ char *name = NULL, *qualifier = NULL;
-    if (function_parse_ref(route_param(m, "FunctionName"), &name, &qualifier, &err) < 0) {
-        api_error_from(req, &err);
+    if (!api_function_ref(req, m, &name, &qualifier))
         return;
-    }
     int64_t since = 0;
     const char *s = http_req_query(req, "since");
     if (s && parse_i64(s, 0, INT64_MAX, &since) < 0) {

@@ -40,6 +40,11 @@ int cli_main(int argc, char **argv);
 /* The subcommands. serve and config belong to the daemon side (cmd_serve.c, cmd_config.c). */
 int cmd_serve(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+/* Loads the daemon settings (config.h) for `serve` and `config`: -1 when loaded (go on; release
+ * cfg later), otherwise the exit status to return at once: 0 after --help (usage_head, then the
+ * settings, on stdout), 2 for a bad setting (reported on stderr). cfg is released then. */
+struct nb_config;
+int cli_load_config(struct nb_config *cfg, int argc, char **argv, const char *usage_head);
 int cmd_deploy(int argc, char **argv);
 int cmd_invoke(int argc, char **argv);
 int cmd_ls(int argc, char **argv);

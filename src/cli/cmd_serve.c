@@ -13,21 +13,13 @@ int cmd_serve(int argc, char **argv)
 {
     struct nb_config cfg;
     struct nb_err err = {0};
-    int rc = config_load(&cfg, argc, argv, &err);
-    if (rc == -ENOENT) {
-        printf(
-            "usage: nimbus serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] ...\n\n"
-            "Runs the nimbus daemon in the foreground (log on stderr). SIGTERM drains\n"
-            "in-flight invocations and stops every instance; SIGHUP reloads the config file.\n\n");
-        config_usage(stdout);
-        config_release(&cfg);
-        return 0;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "error: %s\n", err.msg);
-        config_release(&cfg);
-        return 2;
-    }
+    int rc = cli_load_config(
+        &cfg, argc, argv,
+        "usage: nimbus serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] ...\n\n"
+        "Runs the nimbus daemon in the foreground (log on stderr). SIGTERM drains\n"
+        "in-flight invocations and stops every instance; SIGHUP reloads the config file.\n\n");
+    if (rc >= 0)
+        return rc;
     if (daemon_run(&cfg, &err) < 0) {
         fprintf(stderr, "error: %s\n", err.msg);
         return 3;
