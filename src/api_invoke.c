@@ -3,9 +3,8 @@
  * request validation, admission against account and reserved concurrency (429 with Lambda's
  * Reason), and the choice between a warm instance (most recently used idle one) and a cold start.
  *
- * Invariant: an admitted invocation has incremented d->inflight, fn->pool.inflight and, for
- * functions without reserved concurrency, d->inflight_unreserved; invoke.c decrements them when
- * it completes. Only RequestResponse and DryRun are served; Event (asynchronous) invocations are
+ * Invariant: an invocation exists only once pool_admit() admitted it; invoke.c releases the
+ * admission (pool_release) when it completes. Only RequestResponse and DryRun are served; Event (asynchronous) invocations are
  * refused until durable async delivery exists.
  */
 #include <errno.h>
@@ -156,18 +155,10 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
         api_error(req, 503, "ServiceException", "nimbus is shutting down");
         return;
     }
-    /* admission */
-    int reserved = fn->cfg->reserved_concurrency;
-    if (reserved == 0 || (reserved > 0 && fn->pool.inflight >= reserved)) {
+    const char *reason = pool_admit(d, fn, fn->cfg);
+    if (reason) {
         free(cc);
-        throttle(d, req, "ReservedFunctionConcurrentInvocationLimitExceeded");
-        return;
-    }
-    int64_t unreserved_cap = d->cfg.account_concurrency - registry_reserved_total(d);
-    if (d->inflight >= d->cfg.account_concurrency ||
-        (reserved < 0 && d->inflight_unreserved >= unreserved_cap)) {
-        free(cc);
-        throttle(d, req, "ConcurrentInvocationLimitExceeded");
+        throttle(d, req, reason);
         return;
     }
     struct nb_invocation *inv = xcalloc(1, sizeof(*inv));
@@ -190,11 +181,7 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
     /* A client that goes away does not stop the invocation; its reply is then dropped by http.c
      * (every request gets exactly one reply, even a dead one). */
     inv->client = req;
-    d->inflight++;
-    fn->pool.inflight++;
-    if (reserved < 0)
-        d->inflight_unreserved++;
-    uv_timer_init(d->loop, &inv->timer);
+uv_timer_init(d->loop, &inv->timer);
     inv->timer.data = inv;
     invoke_arm_timeout(inv);
     struct nb_instance *inst = pool_take_idle(fn);

@@ -98,6 +98,12 @@ void runtime_api_too_large(struct nb_instance *inst);
 void runtime_api_orphan(struct nb_http_req *req);
 
 /* Pool (pool.c). */
+/* Admission with Lambda's rules: reserved concurrency 0 refuses everything; a reservation caps
+ * the function; the account limit caps everything, and functions without a reservation share
+ * what reservations leave. NULL when admitted (counters taken; give them back with
+ * pool_release with the same cfg), else the TooManyRequestsException Reason. */
+const char *pool_admit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
+void pool_release(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
 /* Most recently used idle instance running exactly fn->cfg, removed from the idle list; or NULL. */
 struct nb_instance *pool_take_idle(struct nb_fn *fn);
 void pool_push_idle(struct nb_instance *inst);

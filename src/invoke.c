@@ -126,10 +126,7 @@ static void finish(struct nb_invocation *inv)
 {
     struct nb_daemon *d = inv->d;
     inv->done = true;
-    d->inflight--;
-    inv->fn->pool.inflight--;
-    if (inv->cfg->reserved_concurrency < 0)
-        d->inflight_unreserved--;
+    pool_release(d, inv->fn, inv->cfg);
     if (inv->inst && inv->inst->inv == inv)
         inv->inst->inv = NULL;
     inv->inst = NULL;

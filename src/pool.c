@@ -3,7 +3,8 @@
  * used order. Reuse takes from the head (warmest caches); reaping walks from the tail (oldest).
  *
  * Invariant: an instance is on its function's idle list iff its state is INST_IDLE; it is on the
- * all list from instance_start until its teardown.
+ * all list from instance_start until its teardown. Admission counters (d->inflight,
+ * d->inflight_unreserved, fn->pool.inflight) change only in pool_admit / pool_release.
  */
 #include "daemon.h"
 #include "instance.h"
@@ -115,4 +116,30 @@ void pool_kill_all(struct nb_daemon *d)
 {
     for (struct nb_instance *inst = d->inst_head; inst; inst = inst->g_next)
         instance_kill(inst, "shutdown");
+}
+
+const char *pool_admit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg)
+{
+    int reserved = cfg->reserved_concurrency;
+    if (reserved == 0 || (reserved > 0 && fn->pool.inflight >= reserved))
+        return "ReservedFunctionConcurrentInvocationLimitExceeded";
+    /* functions without a reservation share what the reservations leave */
+    int64_t unreserved_cap = d->cfg.account_concurrency - registry_reserved_total(d);
+    if (d->inflight >= d->cfg.account_concurrency ||
+        (reserved < 0 && d->inflight_unreserved >= unreserved_cap))
+        return "ConcurrentInvocationLimitExceeded";
+    d->inflight++;
+    fn->pool.inflight++;
+    if (reserved < 0)
+        d->inflight_unreserved++;
+    return NULL;
+}
+
+void pool_release(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg)
+{
+    ASSERT(d->inflight > 0 && fn->pool.inflight > 0);
+    d->inflight--;
+    fn->pool.inflight--;
+    if (cfg->reserved_concurrency < 0)
+        d->inflight_unreserved--;
 }

@@ -1,0 +1,218 @@
+/*
+ * test_pool.c - admission (reserved and account concurrency, with Lambda's 429 Reasons) and the
+ * warm pool (most recently used first, snapshot matching, retire, keep-warm reaping), on a daemon
+ * struct with no loop: instances here were never spawned, so stopping one only marks it.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <errno.h>
+
+#include "config.h"
+#include "daemon.h"
+#include "function.h"
+#include "instance.h"
+#include "registry.h"
+
+static const char *const RESERVED = "ReservedFunctionConcurrentInvocationLimitExceeded";
+static const char *const ACCOUNT = "ConcurrentInvocationLimitExceeded";
+
+static struct nb_daemon D;
+
+static int setup(void **state)
+{
+    memset(&D, 0, sizeof(D));
+    char *argv[] = {"serve"};
+    struct nb_err err = {0};
+    assert_int_equal(config_load(&D.cfg, 1, argv, &err), 0);
+    D.fnctx.region = D.cfg.region;
+    D.fnctx.account_id = D.cfg.account_id;
+    registry_init(&D);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    registry_release(&D);
+    config_release(&D.cfg);
+    return 0;
+}
+
+static struct nb_fn *add_fn(const char *name, int reserved)
+{
+    struct nb_err err = {0};
+    json_t *req =
+        json_pack("{s:s, s:s, s:s, s:s}", "FunctionName", name, "Runtime", "provided.al2023",
+                  "Role", "arn:aws:iam::000000000000:role/x", "Handler", "h");
+    char hex[65];
+    memset(hex, 'a', 64);
+    hex[64] = '\0';
+    struct nb_function *f = function_new(&D.fnctx, req, hex, "qqqq", 4, &err);
+    json_decref(req);
+    assert_non_null(f);
+    struct nb_fn *fn = registry_add(&D, f);
+    if (reserved >= 0)
+        registry_set_config(&D, fn, function_with_concurrency(fn->cfg, reserved));
+    return fn;
+}
+
+static void test_reserved_zero_refuses(void **state)
+{
+    struct nb_fn *fn = add_fn("zero", 0);
+    assert_string_equal(pool_admit(&D, fn, fn->cfg), RESERVED);
+    assert_int_equal(D.inflight, 0);
+}
+
+static void test_reserved_caps_function(void **state)
+{
+    struct nb_fn *fn = add_fn("two", 2);
+    assert_null(pool_admit(&D, fn, fn->cfg));
+    assert_null(pool_admit(&D, fn, fn->cfg));
+    assert_string_equal(pool_admit(&D, fn, fn->cfg), RESERVED);
+    assert_int_equal(fn->pool.inflight, 2);
+    assert_int_equal(D.inflight_unreserved, 0); /* reserved capacity is not the shared pool */
+    pool_release(&D, fn, fn->cfg);
+    assert_null(pool_admit(&D, fn, fn->cfg));
+    pool_release(&D, fn, fn->cfg);
+    pool_release(&D, fn, fn->cfg);
+    assert_int_equal(D.inflight, 0);
+}
+
+static void test_account_limit_and_unreserved_share(void **state)
+{
+    D.cfg.account_concurrency = 3;
+    struct nb_fn *a = add_fn("a", -1);
+    for (int i = 0; i < 3; i++)
+        assert_null(pool_admit(&D, a, a->cfg));
+    assert_string_equal(pool_admit(&D, a, a->cfg), ACCOUNT);
+    for (int i = 0; i < 3; i++)
+        pool_release(&D, a, a->cfg);
+    /* a reservation of 2 leaves 1 for everyone else, while b itself still gets its 2 */
+    struct nb_fn *b = add_fn("b", 2);
+    assert_int_equal(registry_reserved_total(&D), 2);
+    assert_null(pool_admit(&D, a, a->cfg));
+    assert_string_equal(pool_admit(&D, a, a->cfg), ACCOUNT);
+    assert_null(pool_admit(&D, b, b->cfg));
+    assert_null(pool_admit(&D, b, b->cfg));
+    assert_string_equal(pool_admit(&D, b, b->cfg), RESERVED);
+    assert_int_equal(D.inflight, 3);
+    pool_release(&D, a, a->cfg);
+    pool_release(&D, b, b->cfg);
+    pool_release(&D, b, b->cfg);
+    /* removing the reservation gives its share back */
+    registry_set_config(&D, b, function_with_concurrency(b->cfg, -1));
+    assert_int_equal(registry_reserved_total(&D), 0);
+    for (int i = 0; i < 3; i++)
+        assert_null(pool_admit(&D, a, a->cfg));
+    for (int i = 0; i < 3; i++)
+        pool_release(&D, a, a->cfg);
+}
+
+static struct nb_instance *fake_instance(struct nb_fn *fn, struct nb_function *cfg)
+{
+    struct nb_instance *inst = xcalloc(1, sizeof(*inst));
+    inst->d = &D;
+    fn_ref(fn);
+    inst->fn = fn;
+    inst->cfg = function_ref(cfg);
+    inst->pidfd = inst->out_fd = inst->err_fd = -1;
+    inst->state = INST_BUSY;
+    pool_link(inst);
+    return inst;
+}
+
+static void free_instance(struct nb_instance *inst)
+{
+    if (inst->state == INST_IDLE)
+        pool_unlink_idle(inst);
+    pool_unlink(inst);
+    function_unref(inst->cfg);
+    fn_unref(inst->fn);
+    free(inst);
+}
+
+static void test_most_recently_used_first(void **state)
+{
+    struct nb_fn *fn = add_fn("mru", -1);
+    struct nb_instance *i1 = fake_instance(fn, fn->cfg), *i2 = fake_instance(fn, fn->cfg),
+                       *i3 = fake_instance(fn, fn->cfg);
+    pool_push_idle(i1);
+    pool_push_idle(i2);
+    pool_push_idle(i3);
+    assert_int_equal(fn->pool.n_idle, 3);
+    assert_ptr_equal(pool_take_idle(fn), i3);
+    i3->state = INST_BUSY;
+    assert_ptr_equal(pool_take_idle(fn), i2);
+    i2->state = INST_BUSY;
+    pool_push_idle(i3); /* back from its invocation: warmest again */
+    assert_ptr_equal(pool_take_idle(fn), i3);
+    i3->state = INST_BUSY;
+    assert_ptr_equal(pool_take_idle(fn), i1);
+    i1->state = INST_BUSY;
+    assert_null(pool_take_idle(fn));
+    assert_int_equal(fn->pool.n_idle, 0);
+    free_instance(i1);
+    free_instance(i2);
+    free_instance(i3);
+    assert_int_equal(fn->pool.n_all, 0);
+}
+
+static void test_only_current_snapshot_is_reused(void **state)
+{
+    struct nb_fn *fn = add_fn("snap", -1);
+    struct nb_function *old = function_ref(fn->cfg);
+    struct nb_instance *stale = fake_instance(fn, old);
+    pool_push_idle(stale);
+    struct nb_instance *retired = fake_instance(fn, fn->cfg);
+    retired->retire = true;
+    pool_push_idle(retired);
+    /* a new snapshot (e.g. new code): idle instances of the old one must not serve it */
+    struct nb_err err = {0};
+    json_t *upd = json_pack("{s:i}", "MemorySize", 256);
+    struct nb_function *next = function_update_config(fn->cfg, upd, &err);
+    json_decref(upd);
+    assert_non_null(next);
+    function_unref(fn->cfg);
+    fn->cfg = next; /* swap without retiring, to test the take itself */
+    assert_null(pool_take_idle(fn));
+    assert_int_equal(fn->pool.n_idle, 2);
+    free_instance(stale);
+    free_instance(retired);
+    function_unref(old);
+}
+
+static void test_reap_and_retire(void **state)
+{
+    struct nb_fn *fn = add_fn("reap", -1);
+    struct nb_instance *idle = fake_instance(fn, fn->cfg), *busy = fake_instance(fn, fn->cfg);
+    pool_push_idle(idle);
+    D.cfg.keep_warm_s = 600;
+    pool_reap(&D, false);
+    assert_false(idle->killed); /* young */
+    D.cfg.keep_warm_s = 0;
+    pool_reap(&D, false);
+    assert_true(idle->killed);
+    assert_int_equal(fn->pool.n_idle, 0);
+    assert_false(busy->killed); /* busy instances are never reaped */
+    pool_retire_all(&D, fn);
+    assert_true(busy->retire);
+    assert_false(busy->killed); /* stops after its invocation, not during it */
+    free_instance(idle);
+    free_instance(busy);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_reserved_zero_refuses, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reserved_caps_function, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_account_limit_and_unreserved_share, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_most_recently_used_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_only_current_snapshot_is_reused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reap_and_retire, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
