@@ -4,8 +4,8 @@
  * Reason), and the choice between a warm instance (most recently used idle one) and a cold start.
  *
  * Invariant: an invocation exists only once pool_admit() admitted it; invoke.c releases the
- * admission (pool_release) when it completes. Only RequestResponse and DryRun are served; Event (asynchronous) invocations are
- * refused until durable async delivery exists.
+ * admission (pool_release) when it completes. Only RequestResponse and DryRun are served; Event
+ * (asynchronous) invocations are refused until durable async delivery exists.
  */
 #include <errno.h>
 
@@ -181,7 +181,7 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
     /* A client that goes away does not stop the invocation; its reply is then dropped by http.c
      * (every request gets exactly one reply, even a dead one). */
     inv->client = req;
-uv_timer_init(d->loop, &inv->timer);
+    uv_timer_init(d->loop, &inv->timer);
     inv->timer.data = inv;
     invoke_arm_timeout(inv);
     struct nb_instance *inst = pool_take_idle(fn);

@@ -218,19 +218,15 @@ static void test_oom_kill(void **state)
     cgroup_destroy(&cg);
 }
 
-static void test_destroy_kills_leftovers(void **state)
+/* Forks a child that joins cg and sleeps; returns once it is in the group. */
+static pid_t start_member(struct nb_cgroup *cg)
 {
-    (void)state;
-    struct nb_cgroup cg;
-    struct nb_err err = {0};
-    struct nb_cgroup_limits lim = {.memory_bytes = 64u << 20, .pids_max = 8};
-    assert_int_equal(cgroup_create(&cg, "test-left", &lim, &err), 0);
     int ready[2];
     assert_int_equal(pipe(ready), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        join(&cg);
+        join(cg);
         close(ready[0]);
         close(ready[1]);
         for (;;)
@@ -240,6 +236,17 @@ static void test_destroy_kills_leftovers(void **state)
     char c;
     assert_int_equal(read(ready[0], &c, 1), 0); /* child joined (closed its end) */
     close(ready[0]);
+    return pid;
+}
+
+static void test_destroy_kills_leftovers(void **state)
+{
+    (void)state;
+    struct nb_cgroup cg;
+    struct nb_err err = {0};
+    struct nb_cgroup_limits lim = {.memory_bytes = 64u << 20, .pids_max = 8};
+    assert_int_equal(cgroup_create(&cg, "test-left", &lim, &err), 0);
+    pid_t pid = start_member(&cg);
     char *mem = xstrdup(cg.dirs[0]);
     cgroup_destroy(&cg);
     int st;
@@ -256,21 +263,7 @@ static void test_setup_sweeps_stale(void **state)
     struct nb_err err = {0};
     struct nb_cgroup_limits lim = {.memory_bytes = 64u << 20, .pids_max = 8};
     assert_int_equal(cgroup_create(&cg, "stale", &lim, &err), 0);
-    int ready[2];
-    assert_int_equal(pipe(ready), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        join(&cg);
-        close(ready[0]);
-        close(ready[1]);
-        for (;;)
-            pause();
-    }
-    close(ready[1]);
-    char c;
-    assert_int_equal(read(ready[0], &c, 1), 0);
-    close(ready[0]);
+    pid_t pid = start_member(&cg);
     /* A "restart": setup under the same parent kills the process and removes the group. */
     assert_int_equal(cgroup_setup_at(parent, &err), 0);
     int st;
