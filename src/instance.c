@@ -28,8 +28,6 @@
 
 #define LINE_MAX_BYTES (256 * 1024)
 #define MB (1024ull * 1024ull)
-#define CPU_PERIOD_US 10000u
-#define MB_PER_VCPU 1769u
 
 static void teardown(struct nb_instance *inst);
 
@@ -377,7 +375,7 @@ static void spawn_now(struct nb_instance *inst)
     struct nb_cgroup_limits lim = {
         .memory_bytes = (uint64_t)f->memory_mb * MB,
         .pids_max = d->cfg.pids_max,
-        .cpu_period_us = CPU_PERIOD_US,
+        .cpu_period_us = NB_CPU_PERIOD_US,
         .cpu_quota_us = 0, /* full CPU during init; the share is applied at the first `next` */
     };
     /* A parked sandbox is already in its (fresh) groups: no cgroup attach on this path. */

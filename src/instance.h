@@ -25,6 +25,11 @@
 struct nb_daemon;
 struct nb_netns;
 
+/* CPU like Lambda: one vCPU per 1,769 MB once init is done (runtime_api.c), in a short CFS period
+ * so a throttled invocation never stalls for long. */
+#define NB_CPU_PERIOD_US 10000u
+#define NB_MB_PER_VCPU 1769u
+
 enum nb_inst_state { INST_STARTING, INST_IDLE, INST_BUSY, INST_DEAD };
 
 struct nb_invocation {

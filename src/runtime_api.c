@@ -17,8 +17,6 @@
 
 #define PREFIX "/2018-06-01/runtime/"
 #define RESPONSE_MAX 6291556
-#define CPU_PERIOD_US 10000u
-#define MB_PER_VCPU 1769u
 
 static void reply_json(struct nb_http_req *req, int status, const char *body)
 {
@@ -60,7 +58,7 @@ static void end_init(struct nb_instance *inst)
         inst->inv->init_ms = (double)(mono_ns() - inst->started_ns) / 1e6;
         inst->d->stats.cold_starts++;
     }
-    uint64_t quota = (uint64_t)CPU_PERIOD_US * (uint64_t)inst->cfg->memory_mb / MB_PER_VCPU;
+    uint64_t quota = (uint64_t)NB_CPU_PERIOD_US * (uint64_t)inst->cfg->memory_mb / NB_MB_PER_VCPU;
     struct nb_err err = {0};
     if (cgroup_set_cpu_quota(&inst->cg, quota < 1000 ? 1000 : quota, &err) < 0)
         log_warn("cannot set cpu quota function=%s err=\"%s\"", inst->fn->name, err.msg);
