@@ -8,6 +8,7 @@
 #include "api.h"
 #include "daemon.h"
 #include "logs.h"
+#include "metrics.h"
 
 static void handle_healthz(struct nb_http_req *req, const struct nb_route_match *m, void *data)
 {
@@ -19,33 +20,7 @@ static void handle_metrics(struct nb_http_req *req, const struct nb_route_match 
 {
     struct nb_daemon *d = data;
     struct nb_buf b = NB_BUF_INIT;
-    buf_appendf(&b,
-                "# HELP nimbus_functions Functions deployed.\n# TYPE nimbus_functions gauge\n"
-                "nimbus_functions %zu\n",
-                d->fn_count);
-    buf_appendf(&b,
-                "# HELP nimbus_instances Live function instances.\n"
-                "# TYPE nimbus_instances gauge\nnimbus_instances %lld\n",
-                (long long)d->instances);
-    buf_appendf(&b,
-                "# HELP nimbus_concurrent_executions Invocations in flight.\n"
-                "# TYPE nimbus_concurrent_executions gauge\nnimbus_concurrent_executions %lld\n",
-                (long long)d->inflight);
-    const struct {
-        const char *name, *help;
-        uint64_t v;
-    } counters[] = {
-        {"nimbus_invocations_total", "Completed invocations.", d->stats.invocations},
-        {"nimbus_function_errors_total", "Invocations ending in a function error.",
-         d->stats.function_errors},
-        {"nimbus_timeouts_total", "Invocations that timed out.", d->stats.timeouts},
-        {"nimbus_throttles_total", "Invocations refused with 429.", d->stats.throttles},
-        {"nimbus_cold_starts_total", "Invocations that started an instance.", d->stats.cold_starts},
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(counters); i++)
-        buf_appendf(&b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counters[i].name,
-                    counters[i].help, counters[i].name, counters[i].name,
-                    (unsigned long long)counters[i].v);
+    metrics_render(d, &b);
     size_t len;
     char *body = buf_detach(&b, &len);
     struct nb_http_header h[] = {{"Content-Type", "text/plain; version=0.0.4"}};

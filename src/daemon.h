@@ -47,7 +47,7 @@ struct nb_daemon {
     bool draining;                 /* SIGTERM received: no new invocations */
     struct {
         uint64_t invocations, function_errors, timeouts, throttles, cold_starts;
-    } stats; /* counters for /metrics */
+    } stats; /* daemon-wide totals for /metrics; updated only by metrics.c */
     uint64_t started_ms;
     char runtime_dir_abs[4096];
 };

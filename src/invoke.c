@@ -149,14 +149,10 @@ static uint64_t max_memory_mb(struct nb_invocation *inv)
 void invoke_complete(struct nb_invocation *inv, enum nb_outcome outcome, char *body, size_t len)
 {
     ASSERT(!inv->done);
-    inv->d->stats.invocations++;
-    if (outcome == NB_FN_ERROR)
-        inv->d->stats.function_errors++;
-    else if (outcome == NB_TIMEOUT)
-        inv->d->stats.timeouts++;
     double ms = inv->start_ns ? (double)(mono_ns() - inv->start_ns) / 1e6 : 0.0;
     if (outcome == NB_TIMEOUT && ms > inv->cfg->timeout_s * 1000.0)
         ms = inv->cfg->timeout_s * 1000.0;
+    metrics_invocation(inv->d, inv->fn, outcome, ms);
     uint64_t billed = (uint64_t)ceil(ms);
     if (billed == 0)
         billed = 1;

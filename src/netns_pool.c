@@ -191,3 +191,8 @@ void netns_pool_release(struct nb_daemon *d)
     }
     p->n_free = 0;
 }
+
+size_t netns_pool_n_free(struct nb_daemon *d)
+{
+    return d->netns ? d->netns->n_free : 0;
+}

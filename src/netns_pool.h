@@ -40,5 +40,7 @@ int netns_pool_request(struct nb_daemon *d, nb_netns_ready_cb cb, void *data, st
 void netns_pool_put(struct nb_netns *ns);
 /* Closes every pooled namespace (shutdown). Namespaces in use are closed by their put. */
 void netns_pool_release(struct nb_daemon *d);
+/* Pooled namespaces ready now (0 without a pool); for /metrics. */
+size_t netns_pool_n_free(struct nb_daemon *d);
 
 #endif

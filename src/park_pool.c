@@ -4,8 +4,8 @@
  *
  * Invariants: a slot is on exactly one of the ready list (park_id != 0, its child parked in its
  * groups) or the pending list (park requested; its groups exist, the child may not be attached
- * yet), or it is an orphan: pending when the pool was released, freed by its callback (which
- * unparks and destroys). A ready slot leaves the pool only through a take (the groups move to the
+ * yet); a pending slot at release is freed there, since the spawner stops right after and never
+ * answers it. A ready slot leaves the pool only through a take (the groups move to the
  * instance) or a discard (unpark + cgroup_destroy, which also kills the child). Failed parks are
  * logged and not retried until the next fill, so a broken host costs one attempt per cold start,
  * never a loop.
@@ -31,7 +31,6 @@ struct slot {
     struct nb_daemon *d;
     struct nb_cgroup cg;
     uint64_t park_id; /* 0 while pending */
-    bool orphan;
 };
 
 struct nb_park_pool {
@@ -53,10 +52,6 @@ static void on_parked(void *data, int rc, uint64_t park_id, const struct nb_err 
     struct slot *s = data;
     struct nb_daemon *d = s->d;
     s->park_id = rc == 0 ? park_id : 0;
-    if (s->orphan) {
-        discard(d, s);
-        return;
-    }
     struct nb_park_pool *p = d->park;
     for (struct slot **pp = &p->pending; *pp; pp = &(*pp)->next)
         if (*pp == s) {
@@ -168,12 +163,19 @@ void park_pool_release(struct nb_daemon *d)
         discard(d, s);
     }
     while (p->pending) {
+        /* spawner_stop follows in the same loop turn and drops pending callbacks, so nobody
+         * else will free it; its child dies with the spawner */
         struct slot *s = p->pending;
         p->pending = s->next;
         cgroup_destroy(&s->cg); /* kills the child if it is attached already */
-        s->orphan = true;
+        free(s);
     }
     p->refill.data = p;
     uv_close((uv_handle_t *)&p->refill, on_closed);
     d->park = NULL;
+}
+
+size_t park_pool_n_ready(struct nb_daemon *d)
+{
+    return d->park ? d->park->n_ready : 0;
 }

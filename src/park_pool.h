@@ -11,6 +11,7 @@
 #ifndef NIMBUS_PARK_POOL_H
 #define NIMBUS_PARK_POOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct nb_daemon;
@@ -27,8 +28,11 @@ void park_pool_fill(struct nb_daemon *d);
  * Either way the pool refills ~10 ms later, after the spawner has served the caller's spawn. */
 uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
                         struct nb_cgroup *cg);
-/* Shutdown, before spawner_stop: unparks and destroys every slot and frees d->park (NULL after;
- * the calls above then do nothing). A park still in flight is discarded when it completes. */
+/* Shutdown, right before spawner_stop in the same loop turn (pending park callbacks are then never
+ * called): unparks and destroys every slot, frees those still in flight, and frees d->park (NULL
+ * after; the calls above then do nothing). */
 void park_pool_release(struct nb_daemon *d);
+/* Ready slots now (0 without a pool); for /metrics. */
+size_t park_pool_n_ready(struct nb_daemon *d);
 
 #endif

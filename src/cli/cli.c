@@ -24,6 +24,7 @@ static const struct nb_cli_cmd commands[] = {
     {"ls", cmd_ls, "list functions"},
     {"rm", cmd_rm, "delete functions"},
     {"logs", cmd_logs, "print (or follow) a function's log"},
+    {"stats", cmd_stats, "show a function's invocation figures and instances"},
 };
 
 static void usage(FILE *out)

@@ -167,7 +167,8 @@ def daemon(nimbus_bin):
     dm = Daemon(d).start()
     yield dm
     dm.stop()
-    shutil.rmtree(d, ignore_errors=True)
+    if not os.environ.get("NIMBUS_KEEP_DATA"):
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture
@@ -184,7 +185,8 @@ def fresh_daemon(nimbus_bin):
     yield make
     for dm in made:
         dm.stop()
-        shutil.rmtree(dm.data_dir, ignore_errors=True)
+        if not os.environ.get("NIMBUS_KEEP_DATA"):  # keep daemon logs for debugging
+            shutil.rmtree(dm.data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
