@@ -7,6 +7,8 @@
  */
 #include "netns_pool.h"
 
+#include <errno.h>
+
 #include "daemon.h"
 #include "http.h"
 #include "instance.h"
@@ -23,13 +25,25 @@ struct nb_netns_pool {
     size_t n_free;
     size_t pending_fill; /* requests in flight for the free list */
     bool closing;
+    struct waiter *waiters; /* every request in flight (fill or caller) */
 };
 
 struct waiter {
     struct nb_daemon *d;
     nb_netns_ready_cb cb; /* NULL: a fill request */
     void *data;
+    struct waiter *next, *prev;
 };
+
+static void unlink_waiter(struct nb_netns_pool *p, struct waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        p->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+}
 
 static void on_rapi_request(struct nb_http_req *req, void *data)
 {
@@ -84,6 +98,7 @@ static void on_netns(void *data, int rc, int netns_fd, int listen_fd, const stru
     struct waiter *w = data;
     struct nb_daemon *d = w->d;
     struct nb_netns_pool *p = d->netns;
+    unlink_waiter(p, w);
     struct nb_err err2 = {0};
     struct nb_netns *ns = NULL;
     if (rc == 0) {
@@ -122,11 +137,17 @@ static void on_refill(uv_timer_t *t)
 
 static int request(struct nb_daemon *d, nb_netns_ready_cb cb, void *data, struct nb_err *err)
 {
+    struct nb_netns_pool *p = d->netns;
     struct waiter *w = xmalloc(sizeof(*w));
-    *w = (struct waiter){d, cb, data};
+    *w = (struct waiter){d, cb, data, p->waiters, NULL};
     int rc = spawner_make_netns(d->spawner, NB_RUNTIME_API_PORT, on_netns, w, err);
-    if (rc < 0)
+    if (rc < 0) {
         free(w);
+        return rc;
+    }
+    if (p->waiters)
+        p->waiters->prev = w;
+    p->waiters = w;
     return rc;
 }
 
@@ -190,6 +211,17 @@ void netns_pool_release(struct nb_daemon *d)
         destroy(ns);
     }
     p->n_free = 0;
+    /* spawner_stop follows in this loop turn and drops the replies: answer the callers now */
+    struct nb_err err = {0};
+    err_set(&err, ECANCELED, "nimbus is shutting down");
+    while (p->waiters) {
+        struct waiter *w = p->waiters;
+        unlink_waiter(p, w);
+        if (w->cb)
+            w->cb(w->data, -ECANCELED, NULL, &err);
+        free(w);
+    }
+    p->pending_fill = 0;
 }
 
 size_t netns_pool_n_free(struct nb_daemon *d)

@@ -38,7 +38,9 @@ struct nb_netns *netns_pool_take(struct nb_daemon *d);
 int netns_pool_request(struct nb_daemon *d, nb_netns_ready_cb cb, void *data, struct nb_err *err);
 /* Gives a namespace back after its instance is gone (its connections are dropped first). */
 void netns_pool_put(struct nb_netns *ns);
-/* Closes every pooled namespace (shutdown). Namespaces in use are closed by their put. */
+/* Shutdown, right before spawner_stop in the same loop turn: closes every pooled namespace (those
+ * in use are closed by their put) and fails every request in flight with -ECANCELED (their
+ * replies would never come). */
 void netns_pool_release(struct nb_daemon *d);
 /* Pooled namespaces ready now (0 without a pool); for /metrics. */
 size_t netns_pool_n_free(struct nb_daemon *d);
