@@ -1,0 +1,231 @@
+/*
+ * cmd_stats.c - `nimbus stats NAME`: one function's figures from GET /metrics, for humans.
+ *
+ * Reads the Prometheus text the daemon serves (metrics.c), keeps the samples labelled
+ * function="NAME" and prints one "key: value" line per figure: counters, duration and init
+ * duration p50/p99 estimated from the histogram buckets (metrics_quantile), concurrent executions
+ * and instances by state. A function with no sample is not deployed: that is reported like an
+ * API error (exit 3). Samples are matched by name and labels, so new families or labels in the
+ * exposition do not break it.
+ */
+#include <errno.h>
+#include <math.h>
+
+#include "cli/cli.h"
+#include "cli/client.h"
+#include "metrics.h"
+
+static const char usage[] =
+    "usage: nimbus stats NAME [options]\n"
+    "\n"
+    "Shows a function's invocations, errors, throttles, cold starts,\n"
+    "duration percentiles (estimated from histogram buckets) and instances.\n"
+    "\n"
+    "options:\n" CLI_COMMON_HELP;
+
+struct hist {
+    double le[NB_HIST_BUCKETS];
+    uint64_t cum[NB_HIST_BUCKETS];
+    size_t n;
+};
+
+struct stats {
+    bool found;
+    double invocations, errors, timeouts, throttles, cold_starts, concurrent;
+    double idle, busy, starting;
+    struct hist duration, init;
+};
+
+/* One sample line's labels of interest; values point into a scratch buffer. */
+struct labels {
+    char function[256], le[32], state[32];
+};
+
+/* Parses `{k="v",...}` at *p into l (unknown labels are skipped). Returns false when malformed. */
+static bool parse_labels(const char **p, struct labels *l)
+{
+    const char *s = *p + 1;
+    while (*s != '}') {
+        const char *k = s;
+        while (*s && *s != '=')
+            s++;
+        size_t klen = (size_t)(s - k);
+        if (s[0] != '=' || s[1] != '"')
+            return false;
+        s += 2;
+        char *dst = NULL;
+        size_t cap = 0, len = 0;
+        if (klen == 8 && !memcmp(k, "function", 8))
+            dst = l->function, cap = sizeof(l->function);
+        else if (klen == 2 && !memcmp(k, "le", 2))
+            dst = l->le, cap = sizeof(l->le);
+        else if (klen == 5 && !memcmp(k, "state", 5))
+            dst = l->state, cap = sizeof(l->state);
+        for (; *s && *s != '"'; s++) {
+            char c = *s;
+            if (c == '\\') {
+                s++;
+                c = *s == 'n' ? '\n' : *s;
+                if (!c)
+                    return false;
+            }
+            if (dst && len + 1 < cap)
+                dst[len++] = c;
+        }
+        if (*s != '"')
+            return false;
+        if (dst)
+            dst[len] = '\0';
+        s++;
+        if (*s == ',')
+            s++;
+        else if (*s != '}')
+            return false;
+    }
+    *p = s + 1;
+    return true;
+}
+
+static void add_bucket(struct hist *h, const char *le, double v)
+{
+    if (h->n >= NB_HIST_BUCKETS)
+        return;
+    h->le[h->n] = !strcmp(le, "+Inf") ? INFINITY : strtod(le, NULL) * 1000.0; /* ms */
+    h->cum[h->n++] = (uint64_t)v;
+}
+
+static void take(struct stats *st, const char *name, const struct labels *l, double v)
+{
+    struct {
+        const char *name;
+        double *dst;
+    } scalars[] = {
+        {"nimbus_invocations_total", &st->invocations},
+        {"nimbus_function_errors_total", &st->errors},
+        {"nimbus_timeouts_total", &st->timeouts},
+        {"nimbus_throttles_total", &st->throttles},
+        {"nimbus_cold_starts_total", &st->cold_starts},
+        {"nimbus_concurrent_executions", &st->concurrent},
+    };
+    st->found = true;
+    for (size_t i = 0; i < ARRAY_SIZE(scalars); i++)
+        if (!strcmp(name, scalars[i].name)) {
+            *scalars[i].dst = v;
+            return;
+        }
+    if (!strcmp(name, "nimbus_duration_seconds_bucket"))
+        add_bucket(&st->duration, l->le, v);
+    else if (!strcmp(name, "nimbus_init_duration_seconds_bucket"))
+        add_bucket(&st->init, l->le, v);
+    else if (!strcmp(name, "nimbus_instances") && !strcmp(l->state, "idle"))
+        st->idle = v;
+    else if (!strcmp(name, "nimbus_instances") && !strcmp(l->state, "busy"))
+        st->busy = v;
+    else if (!strcmp(name, "nimbus_instances") && !strcmp(l->state, "starting"))
+        st->starting = v;
+}
+
+/* Collects fn's samples from the exposition text; returns -EPROTO on a malformed line. */
+static int parse(char *text, const char *fn, struct stats *st, struct nb_err *err)
+{
+    int lineno = 0;
+    for (char *line = text, *next; line && *line; line = next) {
+        lineno++;
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        const char *p = line;
+        while (*p && *p != '{' && *p != ' ')
+            p++;
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)(p - line), line);
+        struct labels l;
+        memset(&l, 0, sizeof(l));
+        if (*p == '{' && !parse_labels(&p, &l))
+            return err_set(err, EPROTO, "invalid /metrics answer: bad labels on line %d", lineno);
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p)
+            return err_set(err, EPROTO, "invalid /metrics answer: no value on line %d", lineno);
+        if (!strcmp(l.function, fn))
+            take(st, name, &l, v);
+    }
+    return 0;
+}
+
+static void print_ms(const char *key, const struct hist *h, double q)
+{
+    double ms = metrics_quantile(h->le, h->cum, h->n, q);
+    if (ms < 0)
+        printf("%s: -\n", key);
+    else
+        printf("%s: %.2f ms\n", key, ms);
+}
+
+static int stats(struct nb_client *c, const char *fn, struct nb_err *err)
+{
+    struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
+    struct nb_client_req req = {.method = "GET", .path = "/metrics"};
+    int r = client_request(c, &req, &resp, err);
+    if (r == 0)
+        r = client_check(&resp, err);
+    struct stats st = {0};
+    if (r == 0)
+        r = parse(resp.body.data ? resp.body.data : (char *)"", fn, &st, err);
+    client_resp_release(&resp);
+    if (r < 0)
+        return r;
+    if (!st.found)
+        return err_set(err, EREMOTEIO, "function '%s' not found", fn);
+    printf("function: %s\n", fn);
+    printf("invocations: %.0f\n", st.invocations);
+    printf("errors: %.0f\n", st.errors);
+    printf("timeouts: %.0f\n", st.timeouts);
+    printf("throttles: %.0f\n", st.throttles);
+    printf("cold starts: %.0f\n", st.cold_starts);
+    print_ms("duration p50", &st.duration, 0.5);
+    print_ms("duration p99", &st.duration, 0.99);
+    print_ms("init duration p50", &st.init, 0.5);
+    print_ms("init duration p99", &st.init, 0.99);
+    printf("concurrent executions: %.0f\n", st.concurrent);
+    printf("instances: %.0f (idle %.0f, busy %.0f, starting %.0f)\n",
+           st.idle + st.busy + st.starting, st.idle, st.busy, st.starting);
+    return 0;
+}
+
+int cmd_stats(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    const char *endpoint = NULL;
+    struct nb_err err = {0};
+    int c;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case CLI_OPT_ENDPOINT:
+            endpoint = optarg;
+            break;
+        case 'h':
+            return cli_help(usage);
+        default:
+            return cli_bad_option(usage, c, argv);
+        }
+    }
+    if (optind >= argc || !argv[optind][0])
+        return cli_usage_error(usage, "missing NAME");
+    if (optind + 1 < argc)
+        return cli_usage_error(usage, "unexpected argument '%s'", argv[optind + 1]);
+
+    struct nb_client cl;
+    int rc = CLI_EXIT_OK;
+    if (client_init(&cl, endpoint, &err) < 0 || stats(&cl, argv[optind], &err) < 0)
+        rc = cli_report(&err);
+    client_release(&cl);
+    return rc;
+}
