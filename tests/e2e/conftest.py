@@ -165,7 +165,10 @@ def daemon(nimbus_bin):
     """A daemon shared by the tests of one module."""
     d = tempfile.mkdtemp(prefix="nimbus-e2e-")
     dm = Daemon(d).start()
+    import helpers
+    helpers.ACTIVE["daemon"] = dm
     yield dm
+    helpers.ACTIVE["daemon"] = None
     dm.stop()
     if not os.environ.get("NIMBUS_KEEP_DATA"):
         shutil.rmtree(d, ignore_errors=True)

@@ -25,7 +25,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import BUILD, FUNCS, ROLE, ROOT, zip_dir, zip_files
-from helpers import (UUID, c_probe_zip, call, deploy_probe, py_probe_zip, report_re, uniq,
+from helpers import (UUID, c_probe_zip, call, deploy_probe, py_probe_zip, report_re, settle, uniq,
                      wait_for)
 
 REGION, ACCOUNT = "us-east-1", "000000000000"
@@ -66,11 +66,6 @@ def assert_invocation_log(log, rid, init=None, memory=128):
     m = report_re(memory, init=init).match(lines[-1])
     assert m and m.group(1) == rid, lines[-1]
     return lines[lines.index(start) + 1:-2]
-
-
-def settle():
-    """Lets a runtime that just answered get back to its `next` call, so it is reused."""
-    time.sleep(0.3)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import ROLE
-from helpers import c_probe_zip, call, deploy_probe, fn_pids, metrics, op, uniq
+from helpers import c_probe_zip, call, deploy_probe, fn_pids, metrics, op, settle, uniq
 
 DENIED = ("EACCES", "EPERM", "ENOENT")
 
@@ -164,7 +164,7 @@ def test_cannot_signal_outside_the_sandbox(daemon, lam, probe):
         if pid != 1:
             assert res[str(pid)] == {"ok": False, "errno": "ESRCH"}, (pid, res)
     # SIGKILL to the namespace's own init is dropped by the kernel: the instance lives on
-    time.sleep(0.3)  # back at `next`, so it is the one reused
+    settle()  # back at `next`, so it is the one reused
     again, _ = op(lam, probe, "whoami")
     assert again["instance"] == body["instance"]
     assert daemon.alive()

@@ -24,12 +24,7 @@ from botocore.exceptions import ClientError
 
 from conftest import Daemon, zip_files
 from helpers import (alive, c_probe_zip, call, children, deploy_probe, fn_pids, metrics, no_retry,
-                     report_re, stream_pids, uniq, wait_for)
-
-
-def settle():
-    """Lets a runtime that just answered get back to its `next` call, so it is reused."""
-    time.sleep(0.3)
+                     report_re, settle, stream_pids, uniq, wait_for)
 
 
 def invoke_or_error(client, name, event):
