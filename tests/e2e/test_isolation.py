@@ -46,6 +46,7 @@ def neighbours_keep_answering(daemon, lam, neighbours):
     assert daemon.alive(), daemon.daemon_log()[-3000:]
     r, body, _ = call(lam, neighbours["c"], {"still": "here"})
     assert "FunctionError" not in r and body["event"] == {"still": "here"}, body
+    settle()
     r, body, _ = call(lam, neighbours["py"], {"op": "whoami"})
     assert "FunctionError" not in r, body
     # the neighbour's warm instance was not disturbed (killed, restarted) by the test
@@ -157,6 +158,7 @@ def test_dangerous_syscalls_are_denied(lam, probe):
 
 def test_cannot_signal_outside_the_sandbox(daemon, lam, probe):
     host_pids = [p for p in (daemon.proc.pid, os.getpid(), 1) if p > 2] + [1]
+    settle()
     body, _ = op(lam, probe, "signal", pids=[p for p in host_pids if p != 1] + [1], sig=9)
     res = body["result"]
     # host pids do not exist in the sandbox's pid namespace
