@@ -56,7 +56,10 @@ static int print_events(json_t *body, size_t *count, struct nb_err *err)
             continue;
         const char *s = json_string_value(m);
         size_t len = json_string_length(m);
-        fwrite(s, 1, len, stdout);
+        /* runtimes keep a multi-line record (a traceback) in one event by joining its lines
+         * with CR; show them as lines, like CloudWatch does */
+        for (size_t k = 0; k < len; k++)
+            fputc(s[k] == '\r' ? '\n' : s[k], stdout);
         if (!len || s[len - 1] != '\n')
             fputc('\n', stdout);
     }

@@ -395,3 +395,26 @@ def test_logs_follow_until_sigint(daemon, echo):
             proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+def test_logs_show_multiline_records_as_lines(daemon, tmp_path):
+    """A Python traceback is one log event whose lines the runtime joins with CR (like Lambda);
+    `nimbus logs` prints them as separate lines."""
+    fn = tmp_path / "tb"
+    fn.mkdir()
+    (fn / "app.py").write_text("def main(event, context):\n    raise KeyError('tb-marker')\n")
+    deploy(daemon, "cli-traceback", str(fn), "--runtime", "python3.11", "--handler", "app.main")
+    p = invoke(daemon, "cli-traceback", "{}")
+    assert p.returncode == 1, p.stdout + p.stderr
+
+    def logged():
+        # bytes, not text: text mode would turn CR into newlines itself
+        q = subprocess.run([NIMBUS, "logs", "cli-traceback"], env=daemon.env(),
+                           capture_output=True, timeout=30)
+        return q.stdout if b"tb-marker" in q.stdout else None
+    out = wait_for(logged)
+    assert out, "the error record never showed up in nimbus logs"
+    assert b"\r" not in out
+    lines = out.split(b"\n")
+    assert any(line.startswith(b"[ERROR] KeyError: 'tb-marker'") for line in lines), out
+    assert any(line.startswith(b"Traceback (most recent call last):") for line in lines), out
