@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "daemon_fixture.h"
 #include "function.h"
 #include "instance.h"
 #include "metrics.h"
@@ -23,36 +24,19 @@ static struct nb_daemon D;
 
 static int setup(void **state)
 {
-    memset(&D, 0, sizeof(D));
-    char *argv[] = {"serve"};
-    struct nb_err err = {0};
-    assert_int_equal(config_load(&D.cfg, 1, argv, &err), 0);
-    D.fnctx.region = D.cfg.region;
-    D.fnctx.account_id = D.cfg.account_id;
-    registry_init(&D);
+    fixture_daemon_init(&D);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    registry_release(&D);
-    config_release(&D.cfg);
+    fixture_daemon_release(&D);
     return 0;
 }
 
 static struct nb_fn *add_fn(const char *name)
 {
-    struct nb_err err = {0};
-    json_t *req =
-        json_pack("{s:s, s:s, s:s, s:s}", "FunctionName", name, "Runtime", "provided.al2023",
-                  "Role", "arn:aws:iam::000000000000:role/x", "Handler", "h");
-    char hex[65];
-    memset(hex, 'a', 64);
-    hex[64] = '\0';
-    struct nb_function *f = function_new(&D.fnctx, req, hex, "qqqq", 4, &err);
-    json_decref(req);
-    assert_non_null(f);
-    return registry_add(&D, f);
+    return fixture_add_fn(&D, name);
 }
 
 static void test_bucketing(void **state)

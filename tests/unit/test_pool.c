@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "daemon.h"
+#include "daemon_fixture.h"
 #include "function.h"
 #include "instance.h"
 #include "registry.h"
@@ -24,36 +25,19 @@ static struct nb_daemon D;
 
 static int setup(void **state)
 {
-    memset(&D, 0, sizeof(D));
-    char *argv[] = {"serve"};
-    struct nb_err err = {0};
-    assert_int_equal(config_load(&D.cfg, 1, argv, &err), 0);
-    D.fnctx.region = D.cfg.region;
-    D.fnctx.account_id = D.cfg.account_id;
-    registry_init(&D);
+    fixture_daemon_init(&D);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    registry_release(&D);
-    config_release(&D.cfg);
+    fixture_daemon_release(&D);
     return 0;
 }
 
 static struct nb_fn *add_fn(const char *name, int reserved)
 {
-    struct nb_err err = {0};
-    json_t *req =
-        json_pack("{s:s, s:s, s:s, s:s}", "FunctionName", name, "Runtime", "provided.al2023",
-                  "Role", "arn:aws:iam::000000000000:role/x", "Handler", "h");
-    char hex[65];
-    memset(hex, 'a', 64);
-    hex[64] = '\0';
-    struct nb_function *f = function_new(&D.fnctx, req, hex, "qqqq", 4, &err);
-    json_decref(req);
-    assert_non_null(f);
-    struct nb_fn *fn = registry_add(&D, f);
+    struct nb_fn *fn = fixture_add_fn(&D, name);
     if (reserved >= 0)
         registry_set_config(&D, fn, function_with_concurrency(fn->cfg, reserved));
     return fn;
