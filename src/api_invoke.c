@@ -100,10 +100,16 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
     if (!qualifier && q)
         qualifier = xstrdup(q);
     struct nb_fn *fn = registry_find(d, name);
-    if (!fn || (qualifier && strcmp(qualifier, "$LATEST"))) {
+    if (!fn) {
         api_error(req, 404, "ResourceNotFoundException",
                   "Function not found: arn:aws:lambda:%s:%s:function:%s%s%s", d->cfg.region,
                   d->cfg.account_id, name, qualifier ? ":" : "", qualifier ? qualifier : "");
+        return;
+    }
+    struct nb_err rerr = {0};
+    struct nb_function *cfg = registry_resolve(d, fn, qualifier, &rerr);
+    if (!cfg) {
+        api_error_from(req, &rerr);
         return;
     }
     const char *type = http_req_header(req, "X-Amz-Invocation-Type");
@@ -156,7 +162,7 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
         api_error(req, 503, "ServiceException", "nimbus is shutting down");
         return;
     }
-    const char *reason = pool_admit(d, fn, fn->cfg);
+    const char *reason = pool_admit(d, fn, cfg);
     if (reason) {
         free(cc);
         throttle(d, fn, req, reason);
@@ -166,7 +172,7 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
     inv->d = d;
     fn_ref(fn);
     inv->fn = fn;
-    inv->cfg = function_ref(fn->cfg);
+    inv->cfg = function_ref(cfg);
     uuid_v4(inv->request_id);
     inv->client_context = cc;
     inv->tail = log_type && !strcmp(log_type, "Tail");
@@ -185,7 +191,7 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
     uv_timer_init(d->loop, &inv->timer);
     inv->timer.data = inv;
     invoke_arm_timeout(inv);
-    struct nb_instance *inst = pool_take_idle(fn);
+    struct nb_instance *inst = pool_take_idle(fn, cfg);
     if (inst)
         instance_assign(inst, inv);
     else
@@ -194,5 +200,6 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
 
 void api_invoke_routes(struct nb_router *r, struct nb_daemon *d)
 {
-    router_add(r, "POST", "/2015-03-31/functions/{FunctionName}/invocations", handle_invoke, d);
+    router_add(r, "POST", "/2015-03-31/functions/{FunctionName}/invocations",
+               "lambda:InvokeFunction", handle_invoke, d);
 }

@@ -987,23 +987,31 @@ static void h_code(struct nb_http_req *req, const struct nb_route_match *m, void
 
 void api_lambda_routes(struct nb_router *r, struct nb_daemon *d)
 {
-    router_add(r, "POST", "/2015-03-31/functions", h_create, d);
-    router_add(r, "POST", "/2015-03-31/functions/", h_create, d);
-    router_add(r, "GET", "/2015-03-31/functions/", h_list, d);
-    router_add(r, "GET", "/2015-03-31/functions", h_list, d);
-    router_add(r, "GET", "/2015-03-31/functions/{FunctionName}", h_get, d);
-    router_add(r, "DELETE", "/2015-03-31/functions/{FunctionName}", h_delete, d);
-    router_add(r, "GET", "/2015-03-31/functions/{FunctionName}/configuration", h_get_config, d);
-    router_add(r, "PUT", "/2015-03-31/functions/{FunctionName}/configuration", h_update_config, d);
-    router_add(r, "PUT", "/2015-03-31/functions/{FunctionName}/code", h_update_code, d);
-    router_add(r, "GET", "/2016-08-19/account-settings/", h_account, d);
-    router_add(r, "GET", "/2016-08-19/account-settings", h_account, d);
-    router_add(r, "PUT", "/2017-10-31/functions/{FunctionName}/concurrency", h_put_concurrency, d);
+    router_add(r, "POST", "/2015-03-31/functions", "lambda:CreateFunction", h_create, d);
+    router_add(r, "POST", "/2015-03-31/functions/", "lambda:CreateFunction", h_create, d);
+    router_add(r, "GET", "/2015-03-31/functions/", "lambda:ListFunctions", h_list, d);
+    router_add(r, "GET", "/2015-03-31/functions", "lambda:ListFunctions", h_list, d);
+    router_add(r, "GET", "/2015-03-31/functions/{FunctionName}", "lambda:GetFunction", h_get, d);
+    router_add(r, "DELETE", "/2015-03-31/functions/{FunctionName}", "lambda:DeleteFunction",
+               h_delete, d);
+    router_add(r, "GET", "/2015-03-31/functions/{FunctionName}/configuration",
+               "lambda:GetFunctionConfiguration", h_get_config, d);
+    router_add(r, "PUT", "/2015-03-31/functions/{FunctionName}/configuration",
+               "lambda:UpdateFunctionConfiguration", h_update_config, d);
+    router_add(r, "PUT", "/2015-03-31/functions/{FunctionName}/code", "lambda:UpdateFunctionCode",
+               h_update_code, d);
+    router_add(r, "GET", "/2016-08-19/account-settings/", "lambda:GetAccountSettings", h_account,
+               d);
+    router_add(r, "GET", "/2016-08-19/account-settings", "lambda:GetAccountSettings", h_account, d);
+    router_add(r, "PUT", "/2017-10-31/functions/{FunctionName}/concurrency",
+               "lambda:PutFunctionConcurrency", h_put_concurrency, d);
     router_add(r, "DELETE", "/2017-10-31/functions/{FunctionName}/concurrency",
-               h_delete_concurrency, d);
-    router_add(r, "GET", "/2019-09-30/functions/{FunctionName}/concurrency", h_get_concurrency, d);
-    router_add(r, "GET", "/2017-03-31/tags/{ARN}", h_list_tags, d);
-    router_add(r, "POST", "/2017-03-31/tags/{ARN}", h_tag, d);
-    router_add(r, "DELETE", "/2017-03-31/tags/{ARN}", h_untag, d);
-    router_add(r, "GET", "/nimbus/v1/functions/{FunctionName}/code", h_code, d);
+               "lambda:DeleteFunctionConcurrency", h_delete_concurrency, d);
+    router_add(r, "GET", "/2019-09-30/functions/{FunctionName}/concurrency",
+               "lambda:GetFunctionConcurrency", h_get_concurrency, d);
+    router_add(r, "GET", "/2017-03-31/tags/{ARN}", "lambda:ListTags", h_list_tags, d);
+    router_add(r, "POST", "/2017-03-31/tags/{ARN}", "lambda:TagResource", h_tag, d);
+    router_add(r, "DELETE", "/2017-03-31/tags/{ARN}", "lambda:UntagResource", h_untag, d);
+    router_add(r, "GET", "/nimbus/v1/functions/{FunctionName}/code", "nimbus:GetFunctionCode",
+               h_code, d);
 }

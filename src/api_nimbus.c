@@ -58,7 +58,8 @@ static void handle_logs(struct nb_http_req *req, const struct nb_route_match *m,
 
 void api_nimbus_routes(struct nb_router *r, struct nb_daemon *d)
 {
-    router_add(r, "GET", "/healthz", handle_healthz, d);
-    router_add(r, "GET", "/metrics", handle_metrics, d);
-    router_add(r, "GET", "/nimbus/v1/functions/{FunctionName}/logs", handle_logs, d);
+    router_add(r, "GET", "/healthz", NULL, handle_healthz, d);
+    router_add(r, "GET", "/metrics", NULL, handle_metrics, d);
+    router_add(r, "GET", "/nimbus/v1/functions/{FunctionName}/logs", "nimbus:GetLogs", handle_logs,
+               d);
 }

@@ -109,8 +109,9 @@ void runtime_api_orphan(struct nb_http_req *req);
  * pool_release with the same cfg), else the TooManyRequestsException Reason. */
 const char *pool_admit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
 void pool_release(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
-/* Most recently used idle instance running exactly fn->cfg, removed from the idle list; or NULL. */
-struct nb_instance *pool_take_idle(struct nb_fn *fn);
+/* Most recently used idle instance running exactly cfg (a snapshot of fn), removed from the idle
+ * list; or NULL. */
+struct nb_instance *pool_take_idle(struct nb_fn *fn, const struct nb_function *cfg);
 void pool_push_idle(struct nb_instance *inst);
 void pool_unlink_idle(struct nb_instance *inst);
 void pool_link(struct nb_instance *inst);

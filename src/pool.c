@@ -62,10 +62,10 @@ void pool_unlink_idle(struct nb_instance *inst)
     p->n_idle--;
 }
 
-struct nb_instance *pool_take_idle(struct nb_fn *fn)
+struct nb_instance *pool_take_idle(struct nb_fn *fn, const struct nb_function *cfg)
 {
     for (struct nb_instance *inst = fn->pool.idle_head; inst; inst = inst->idle_next) {
-        if (inst->cfg == fn->cfg && !inst->retire) {
+        if (inst->cfg == cfg && !inst->retire) {
             pool_unlink_idle(inst);
             return inst;
         }

@@ -68,6 +68,16 @@ struct nb_fn *registry_find(struct nb_daemon *d, const char *name)
     return NULL;
 }
 
+struct nb_function *registry_resolve(struct nb_daemon *d, struct nb_fn *fn, const char *qualifier,
+                                     struct nb_err *err)
+{
+    if (!qualifier || !strcmp(qualifier, "$LATEST"))
+        return fn->cfg;
+    err_set(err, -ENOENT, "Function not found: arn:aws:lambda:%s:%s:function:%s:%s", d->cfg.region,
+            d->cfg.account_id, fn->name, qualifier);
+    return NULL;
+}
+
 static void grow(struct nb_daemon *d)
 {
     size_t size = d->fn_table_size * 2;

@@ -30,6 +30,12 @@ void registry_init(struct nb_daemon *d);
 void registry_release(struct nb_daemon *d);
 /* NULL when absent (or removed). Borrowed pointer. */
 struct nb_fn *registry_find(struct nb_daemon *d, const char *name);
+/* The snapshot an invocation of fn under qualifier runs: NULL or "$LATEST" is fn->cfg; (with
+ * versions) a version number is that published version and an alias its version, or one chosen by
+ * its routing weights. Borrowed. NULL with -ENOENT and Lambda's "Function not found: ARN" message
+ * when the qualifier names nothing. */
+struct nb_function *registry_resolve(struct nb_daemon *d, struct nb_fn *fn, const char *qualifier,
+                                     struct nb_err *err);
 /* Adds a function; consumes cfg. BUG if the name exists. Returns the entry (borrowed). */
 struct nb_fn *registry_add(struct nb_daemon *d, struct nb_function *cfg);
 /* Replaces the current snapshot; consumes cfg. When the code or anything the sandbox sees changed,

@@ -24,6 +24,7 @@ struct seg {
 struct route {
     const char *method;
     const char *pattern;
+    const char *action;
     nb_route_cb cb;
     void *data;
     struct seg *segs;
@@ -62,12 +63,13 @@ static size_t count_segments(const char *p)
     return n;
 }
 
-void router_add(struct nb_router *r, const char *method, const char *pattern, nb_route_cb cb,
-                void *data)
+void router_add(struct nb_router *r, const char *method, const char *pattern, const char *action,
+                nb_route_cb cb, void *data)
 {
     if (pattern[0] != '/')
         BUG("route pattern '%s' does not start with '/'", pattern);
-    struct route rt = {.method = method, .pattern = pattern, .cb = cb, .data = data};
+    struct route rt = {
+        .method = method, .pattern = pattern, .action = action, .cb = cb, .data = data};
     rt.segs = xcalloc(count_segments(pattern + 1), sizeof(*rt.segs));
     size_t labels = 0;
     const char *p = pattern + 1;
@@ -188,6 +190,7 @@ enum nb_route_result router_match(const struct nb_router *r, struct nb_http_req 
         *cb = rt->cb;
         *data = rt->data;
         *m = tmp;
+        m->action = rt->action;
         return NB_ROUTE_OK;
     }
     return path_matched ? NB_ROUTE_BAD_METHOD : NB_ROUTE_NOT_FOUND;

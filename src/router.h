@@ -22,6 +22,8 @@ struct nb_route_match {
     const char *names[NB_ROUTE_MAX_PARAMS];
     const char *values[NB_ROUTE_MAX_PARAMS]; /* decoded, arena-allocated */
     size_t n;
+    const char *action; /* the route's IAM-style action ("lambda:InvokeFunction"), or NULL for
+                           public routes (/healthz, /metrics) that need no credentials */
 };
 
 typedef void (*nb_route_cb)(struct nb_http_req *req, const struct nb_route_match *m, void *data);
@@ -37,11 +39,13 @@ enum nb_route_result {
 
 struct nb_router *router_new(void);
 void router_free(struct nb_router *r);
-/* pattern and method are borrowed (must outlive the router; use literals). A bad pattern (not
+/* pattern, method and action are borrowed (must outlive the router; use literals). action names
+ * the operation for authorization and the audit log ("service:Operation"); NULL marks a public
+ * route that needs no credentials. A bad pattern (not
  * starting with '/', a label not a whole segment, more than NB_ROUTE_MAX_PARAMS labels) is a BUG.
  */
-void router_add(struct nb_router *r, const char *method, const char *pattern, nb_route_cb cb,
-                void *data);
+void router_add(struct nb_router *r, const char *method, const char *pattern, const char *action,
+                nb_route_cb cb, void *data);
 /* Finds the route for req; on NB_ROUTE_OK fills *cb, *data and *m (values in req's arena).
  * NB_ROUTE_BAD_PATH: the path has a malformed percent escape. */
 enum nb_route_result router_match(const struct nb_router *r, struct nb_http_req *req,

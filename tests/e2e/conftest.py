@@ -94,6 +94,23 @@ class Daemon:
         })
         return e
 
+    def request(self, method, path, body=b"", headers=None, timeout=120):
+        """One raw HTTP request to the API listener (for what no AWS client can send: malformed
+        bodies, odd headers). Returns (status, headers dict with lower-case names, body bytes).
+        Tests use this (or boto3/aws/cli) for every call to the API listener, never urllib
+        directly, so that credentials are applied in one place."""
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if isinstance(body, str):
+                body = body.encode()
+            conn.request(method, path, body=body, headers=dict(headers or {}))
+            r = conn.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            conn.close()
+
     def boto3(self, service="lambda", **kw):
         import boto3
         from botocore.config import Config

@@ -132,9 +132,10 @@ static void init(void)
 {
     uv_loop_init(&loop);
     router = router_new();
-    router_add(router, "GET", "/2015-03-31/functions/{FunctionName}", route_cb, NULL);
-    router_add(router, "POST", "/2015-03-31/functions/{FunctionName}/invocations", route_cb, NULL);
-    router_add(router, "*", "/b/{Bucket}/{Key+}", route_cb, NULL);
+    router_add(router, "GET", "/2015-03-31/functions/{FunctionName}", "fuzz:Op", route_cb, NULL);
+    router_add(router, "POST", "/2015-03-31/functions/{FunctionName}/invocations", "fuzz:Op",
+               route_cb, NULL);
+    router_add(router, "*", "/b/{Bucket}/{Key+}", "fuzz:Op", route_cb, NULL);
     for (int i = 0; i < 2; i++)
         servers[i] = server_new(i);
 }

@@ -127,16 +127,16 @@ static void test_most_recently_used_first(void **state)
     pool_push_idle(i2);
     pool_push_idle(i3);
     assert_int_equal(fn->pool.n_idle, 3);
-    assert_ptr_equal(pool_take_idle(fn), i3);
+    assert_ptr_equal(pool_take_idle(fn, fn->cfg), i3);
     i3->state = INST_BUSY;
-    assert_ptr_equal(pool_take_idle(fn), i2);
+    assert_ptr_equal(pool_take_idle(fn, fn->cfg), i2);
     i2->state = INST_BUSY;
     pool_push_idle(i3); /* back from its invocation: warmest again */
-    assert_ptr_equal(pool_take_idle(fn), i3);
+    assert_ptr_equal(pool_take_idle(fn, fn->cfg), i3);
     i3->state = INST_BUSY;
-    assert_ptr_equal(pool_take_idle(fn), i1);
+    assert_ptr_equal(pool_take_idle(fn, fn->cfg), i1);
     i1->state = INST_BUSY;
-    assert_null(pool_take_idle(fn));
+    assert_null(pool_take_idle(fn, fn->cfg));
     assert_int_equal(fn->pool.n_idle, 0);
     free_instance(i1);
     free_instance(i2);
@@ -161,7 +161,7 @@ static void test_only_current_snapshot_is_reused(void **state)
     assert_non_null(next);
     function_unref(fn->cfg);
     fn->cfg = next; /* swap without retiring, to test the take itself */
-    assert_null(pool_take_idle(fn));
+    assert_null(pool_take_idle(fn, fn->cfg));
     assert_int_equal(fn->pool.n_idle, 2);
     free_instance(stale);
     free_instance(retired);

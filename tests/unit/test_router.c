@@ -29,19 +29,21 @@ static void cb_b(struct nb_http_req *req, const struct nb_route_match *m, void *
 static struct nb_router *make_router(void)
 {
     struct nb_router *r = router_new();
-    router_add(r, "GET", "/2015-03-31/functions/", cb_a, &tags[0]);
-    router_add(r, "POST", "/2015-03-31/functions", cb_a, &tags[1]);
-    router_add(r, "GET", "/2015-03-31/functions/{FunctionName}", cb_a, &tags[2]);
-    router_add(r, "DELETE", "/2015-03-31/functions/{FunctionName}", cb_b, &tags[3]);
-    router_add(r, "POST", "/2015-03-31/functions/{FunctionName}/invocations", cb_b, &tags[4]);
-    router_add(r, "GET", "/2018-06-01/runtime/invocation/next", cb_a, &tags[5]);
-    router_add(r, "POST", "/2018-06-01/runtime/invocation/{AwsRequestId}/response", cb_b, &tags[6]);
-    router_add(r, "*", "/healthz", cb_a, &tags[7]);
-    router_add(r, "GET", "/a/{X}/b/{Y}", cb_a, &tags[8]);
-    router_add(r, "GET", "/buckets/{Bucket}/{Key+}", cb_b, &tags[9]);
-    router_add(r, "GET", "/dup/{A}", cb_a, &tags[10]);
-    router_add(r, "GET", "/dup/{B}", cb_b, &tags[11]);
-    router_add(r, "GET", "/", cb_a, &tags[12]);
+    router_add(r, "GET", "/2015-03-31/functions/", "test:Op", cb_a, &tags[0]);
+    router_add(r, "POST", "/2015-03-31/functions", "test:Op", cb_a, &tags[1]);
+    router_add(r, "GET", "/2015-03-31/functions/{FunctionName}", "test:Op", cb_a, &tags[2]);
+    router_add(r, "DELETE", "/2015-03-31/functions/{FunctionName}", "test:Op", cb_b, &tags[3]);
+    router_add(r, "POST", "/2015-03-31/functions/{FunctionName}/invocations", "test:Invoke", cb_b,
+               &tags[4]);
+    router_add(r, "GET", "/2018-06-01/runtime/invocation/next", "test:Op", cb_a, &tags[5]);
+    router_add(r, "POST", "/2018-06-01/runtime/invocation/{AwsRequestId}/response", "test:Op", cb_b,
+               &tags[6]);
+    router_add(r, "*", "/healthz", NULL, cb_a, &tags[7]);
+    router_add(r, "GET", "/a/{X}/b/{Y}", "test:Op", cb_a, &tags[8]);
+    router_add(r, "GET", "/buckets/{Bucket}/{Key+}", "test:Op", cb_b, &tags[9]);
+    router_add(r, "GET", "/dup/{A}", "test:Op", cb_a, &tags[10]);
+    router_add(r, "GET", "/dup/{B}", "test:Op", cb_b, &tags[11]);
+    router_add(r, "GET", "/", "test:Op", cb_a, &tags[12]);
     return r;
 }
 
@@ -121,6 +123,7 @@ static void test_labels_decoded(void **state)
                            "%3Afunction%3Amy-fn%3Aprod/invocations"),
                      NB_ROUTE_OK);
     assert_ptr_equal(f->data, &tags[4]);
+    assert_string_equal(f->m.action, "test:Invoke");
     assert_string_equal(route_param(&f->m, "FunctionName"),
                         "arn:aws:lambda:us-east-1:123456789012:function:my-fn:prod");
     /* %2F stays inside its segment and decodes to '/' */
@@ -165,6 +168,7 @@ static void test_methods(void **state)
     assert_int_equal(match(f, "GET", "/healthz"), NB_ROUTE_OK);
     assert_int_equal(match(f, "PATCH", "/healthz"), NB_ROUTE_OK);
     assert_ptr_equal(f->data, &tags[7]);
+    assert_null(f->m.action);
     /* not origin-form */
     assert_int_equal(match(f, "OPTIONS", "*"), NB_ROUTE_NOT_FOUND);
     assert_int_equal(match(f, "GET", "http://h/healthz"), NB_ROUTE_NOT_FOUND);
@@ -209,7 +213,7 @@ static bool add_dies(const char *pattern)
     if (pid == 0) {
         freopen("/dev/null", "w", stderr);
         struct nb_router *r = router_new();
-        router_add(r, "GET", pattern, cb_a, NULL);
+        router_add(r, "GET", pattern, NULL, cb_a, NULL);
         _exit(0);
     }
     int st;
