@@ -224,3 +224,12 @@ def invoke(client, name, payload=b"{}", **kw):
     """Invokes; returns (response dict, payload bytes)."""
     r = client.invoke(FunctionName=name, Payload=payload, **kw)
     return r, r["Payload"].read()
+
+
+@pytest.fixture(scope="module")
+def js(daemon):
+    """The AWS SDK for JavaScript v3 pointed at the module's daemon (tests/e2e/jssdk.py); skips
+    when tests/js/node_modules is missing (fails instead under CI)."""
+    import jssdk
+    jssdk.require()
+    return jssdk.JsSdk(daemon)
