@@ -1,7 +1,11 @@
 #!/bin/sh
 # Installs every build, test and benchmark dependency of nimbus from Debian 12's archive.
-# Idempotent: packages already present are skipped by apt-get. Needs root.
+# Then the npm packages of the e2e tests (the AWS SDK for JavaScript v3, tests/js), exactly as
+# pinned by tests/js/package-lock.json.
+# Idempotent: packages already present are skipped by apt-get; npm runs only when the lock file
+# changed since the last install (or tests/js/node_modules is missing). Needs root.
 set -eu
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PKGS="meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev \
   libuv1-dev libjansson-dev libsqlite3-dev libzip-dev libssl-dev libseccomp-dev libcap-dev \
   libinih-dev libcmocka-dev node-llhttp libcurl4-openssl-dev \
@@ -15,4 +19,18 @@ if [ -n "$missing" ]; then
     apt-get update -q >/dev/null
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $missing
+fi
+
+# npm ships with the nodejs package on machines set up from NodeSource, not with Debian's.
+if ! command -v npm >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends npm
+fi
+JS="$ROOT/tests/js"
+stamp="$JS/node_modules/.nimbus-lock-sha256"
+want=$(cat "$JS/package.json" "$JS/package-lock.json" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    npm ci --prefix "$JS" --no-audit --no-fund --loglevel=error
+    echo "$want" >"$stamp"
 fi
