@@ -20,7 +20,7 @@ import pytest
 
 from conftest import ROLE, zip_files
 from helpers import UUID, py_probe_zip, report_re, settle, uniq
-from jssdk import sdk_call
+from jssdk import JsSdk, require, sdk_call
 
 REGION, ACCOUNT = "us-east-1", "000000000000"
 LIMIT = 6291456  # Invoke's request limit, bytes
@@ -107,10 +107,8 @@ def test_create_and_get(js):
     assert r["LoggingConfig"] == {"LogFormat": "Text", "LogGroup": "/aws/lambda/" + name}
 
     want = {k: v for k, v in r.items() if k != "$metadata"}
-    cfg, got = js.run([
-        {"op": "GetFunctionConfiguration", "input": {"FunctionName": name}},
-        {"op": "GetFunction", "input": {"FunctionName": name}},
-    ])
+    cfg, got = js.run([sdk_call("GetFunctionConfiguration", FunctionName=name),
+                       sdk_call("GetFunction", FunctionName=name)])
     cfg, got = cfg["output"], got["output"]
     assert status(cfg) == 200 and status(got) == 200
     assert {k: v for k, v in cfg.items() if k != "$metadata"} == want
@@ -128,11 +126,10 @@ def test_create_and_get(js):
 
 
 def test_list_functions_paginated(fresh_daemon):
-    import jssdk
-    jssdk.require()
-    js = jssdk.JsSdk(fresh_daemon())
+    require()
+    js = JsSdk(fresh_daemon())  # alone on its daemon: the listing is exactly these functions
     names = sorted("js-page-%02d" % i for i in range(5))
-    created = js.run([{"op": "CreateFunction", "input": create_input(n)} for n in names])
+    created = js.run([sdk_call("CreateFunction", **create_input(n)) for n in names])
     assert all("output" in c for c in created), created
 
     first = js.call("ListFunctions", MaxItems=2)
@@ -180,10 +177,8 @@ def test_update_code_and_configuration_with_waiters(js):
     assert r2["EphemeralStorage"] == {"Size": 1024}
     assert r2["CodeSha256"] == r["CodeSha256"] and r2["RevisionId"] != r["RevisionId"]
 
-    updated, active = js.run([
-        {"op": "waitUntil:FunctionUpdatedV2", "input": {"FunctionName": name}},
-        {"op": "waitUntil:FunctionActiveV2", "input": {"FunctionName": name}},
-    ])
+    updated, active = js.run([sdk_call("waitUntil:FunctionUpdatedV2", FunctionName=name),
+                              sdk_call("waitUntil:FunctionActiveV2", FunctionName=name)])
     for w in (updated, active):
         assert w["output"]["state"] == "SUCCESS", w
         cfg = w["output"]["reason"]["Configuration"]  # the GetFunction the waiter polled
@@ -413,8 +408,13 @@ def test_error_mapping(js):
                  "does not match the specified qualifier")
 
 
-def test_harness_reports_its_own_faults(js):
-    unknown_op, unknown_client = js.run([{"op": "NoSuchOperation"},
-                                         {"client": "NoSuchService", "op": "X"}])
+def test_harness_blobs_and_faults(js, py):
+    text, unknown_op, unknown_client = js.run([
+        {"op": "Invoke", "input": {"FunctionName": py,
+                                   "Payload": {"$utf8": '{"op":"echo","data":"\u00fc"}'}}},
+        {"op": "NoSuchOperation"},
+        {"client": "NoSuchService", "op": "X"},
+    ])
+    assert json.loads(text["output"]["Payload"]) == "\u00fc"
     assert unknown_op["error"]["name"] == "HarnessError"
     assert unknown_client["error"]["name"] == "HarnessError"
