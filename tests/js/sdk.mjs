@@ -24,6 +24,9 @@
 //   {"output": {...members..., "$metadata": {"httpStatusCode": 200}}}
 //   {"error": {"name": "ResourceNotFoundException", "$fault": "client", "message": "...",
 //              "$metadata": {"httpStatusCode": 404}, ...modelled members such as "Reason"}}
+// A waiter that fails or times out is an error ("TimeoutError", ...) with "waiter": {"state",
+// "reason", "observedResponses"}; note that the JS SDK's waiters retry on errors no acceptor
+// names (botocore's fail), so a waiter on a missing function times out.
 // Returned blobs become {"$b64": "...", "$text": "..."} ($text only when the bytes are valid
 // UTF-8), Dates {"$date": "ISO"}, event streams the list of their events. Harness faults (no such
 // client or operation) are errors named "HarnessError"; the exit status is non-zero only when
