@@ -7,12 +7,13 @@ O_APPEND by the daemon, and keeps its records across a restart.
 """
 import json
 import os
+import subprocess
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ROLE, Daemon, zip_files
+from conftest import NIMBUS, ROLE, Daemon, free_port, zip_files
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -174,3 +175,26 @@ def test_file_is_append_only_and_survives_restart(fresh_daemon):
         assert os.stat(path).st_mode & 0o7777 == 0o600
     finally:
         dm2.stop()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["audit", "--since", "yesterday"], "invalid --since 'yesterday'"),
+    (["audit", "extra"], "too many arguments"),
+    (["audit", "--limit", "0"], "--limit must be an integer"),
+    (["audit", "--bogus"], "unknown option '--bogus'"),
+])
+def test_cli_usage_errors(nimbus_bin, args, message):
+    p = subprocess.run([NIMBUS] + args, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, (args, p.stderr)
+    assert "usage: nimbus audit" in p.stderr and "error: " + message in p.stderr
+
+
+def test_cli_help_and_unreachable(nimbus_bin):
+    p = subprocess.run([NIMBUS, "audit", "--help"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "--since WHEN" in p.stdout and "--limit N" in p.stdout
+    p = subprocess.run([NIMBUS, "--help"], capture_output=True, text=True, timeout=60)
+    assert "audit" in p.stdout
+    url = "http://127.0.0.1:%d" % free_port()
+    p = subprocess.run([NIMBUS, "audit", "--endpoint", url], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 3 and p.stderr.startswith("error: cannot reach nimbus at %s" % url)
