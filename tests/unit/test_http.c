@@ -5,9 +5,8 @@
  * from non-blocking client sockets on the same thread: pump() alternates client I/O with
  * uv_run(UV_RUN_NOWAIT) until a condition holds or 5 s pass. The handler's behaviour is chosen
  * by the request path (/echo, /defer/<ms>, /hold, /big, /inject, /hook and /hookhold for reply
- * hooks). Teardown closes the server
- * and requires uv_loop_close() to succeed, so a leaked handle fails the test; ASan catches a
- * use-after-free on late replies.
+ * hooks). Teardown closes the server and requires uv_loop_close() to succeed, so a leaked handle
+ * fails the test; ASan catches a use-after-free on late replies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
