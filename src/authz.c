@@ -125,19 +125,36 @@ void authz_refused(struct nb_daemon *d, struct nb_http_req *req, const char *key
     audit_on_reply(d, req, key_id, action, resource, "refused", type);
 }
 
+/* The canonical ARN of the function ref names, in the daemon's region and account whatever the
+ * ref says: handlers act on the local function of that name (or refuse a foreign ARN), so a
+ * foreign region or account in the ref must not dodge a statement written for the local one.
+ * NULL when ref does not parse (the handler will refuse it with the same parser). */
+static const char *canonical_arn(struct nb_daemon *d, struct nb_http_req *req, const char *ref,
+                                 bool query_qualifier)
+{
+    _cleanup_free_ char *name = NULL, *qual = NULL;
+    if (function_parse_ref_arn(ref, &name, &qual, NULL, NULL, NULL) < 0)
+        return NULL;
+    const char *q = qual ? qual : query_qualifier ? http_req_query(req, "Qualifier") : NULL;
+    return arena_printf(&req->arena, "arn:aws:lambda:%s:%s:function:%s%s%s", d->cfg.region,
+                        d->cfg.account_id, name, q && *q ? ":" : "", q && *q ? q : "");
+}
+
 const char *authz_resource(struct nb_daemon *d, struct nb_http_req *req,
                            const struct nb_route_match *m)
 {
-    const char *ref = route_param(m, "FunctionName");
+    const char *ref = route_param(m, "FunctionName"), *arn;
     if (ref) {
-        _cleanup_free_ char *name = NULL, *qual = NULL, *region = NULL, *account = NULL;
-        if (function_parse_ref_arn(ref, &name, &qual, &region, &account, NULL) < 0)
-            return "*";
-        const char *q = qual ? qual : http_req_query(req, "Qualifier");
-        return arena_printf(&req->arena, "arn:aws:lambda:%s:%s:function:%s%s%s",
-                            region ? region : d->cfg.region, account ? account : d->cfg.account_id,
-                            name, q && *q ? ":" : "", q && *q ? q : "");
+        arn = canonical_arn(d, req, ref, true);
+        return arn ? arn : "*";
     }
-    const char *arn = route_param(m, "ARN");
-    return arn ? arn : "*";
+    ref = route_param(m, "ARN");
+    if (ref) {
+        /* the tag routes refuse (400) what is not an "arn:…:function:…" before parsing it */
+        if (strncmp(ref, "arn:", 4) != 0 || !strstr(ref, ":function:"))
+            return ref;
+        arn = canonical_arn(d, req, ref, false);
+        return arn ? arn : ref;
+    }
+    return "*";
 }

@@ -38,9 +38,11 @@ void authz_refused(struct nb_daemon *d, struct nb_http_req *req, const char *key
 bool authz_is_change(const char *action);
 
 /* The resource of a routed request, in req's arena: a {FunctionName} label gives
- * arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER] (region and account from an ARN form
- * of the label, else the daemon's; the qualifier from the label, else from a Qualifier query
- * parameter), an {ARN} label gives itself, anything else (and a malformed FunctionName) "*". */
+ * arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER] (always the daemon's region and
+ * account, even when the label is an ARN naming others: handlers act on the local function or
+ * refuse; the qualifier from the label, else from a Qualifier query parameter); an {ARN} label
+ * gives the same canonical form (itself when it does not parse); anything else, and a malformed
+ * FunctionName, gives "*". */
 const char *authz_resource(struct nb_daemon *d, struct nb_http_req *req,
                            const struct nb_route_match *m);
 

@@ -450,11 +450,16 @@ static void test_resource(void **state)
     assert_string_equal(resource_of("FunctionName", "app:prod", ""), FN "app:prod");
     assert_string_equal(resource_of("FunctionName", "app", "Qualifier=7"), FN "app:7");
     assert_string_equal(resource_of("FunctionName", "000000000000:function:app", ""), FN "app");
+    /* a foreign region or account in the label cannot dodge a statement about the local
+     * function: the handlers act on (or refuse) the local one */
     assert_string_equal(
         resource_of("FunctionName", "arn:aws:lambda:eu-west-1:123456789012:function:x:1", ""),
-        "arn:aws:lambda:eu-west-1:123456789012:function:x:1");
+        FN "x:1");
     assert_string_equal(resource_of("FunctionName", "bad name!", ""), "*");
     assert_string_equal(resource_of("ARN", FN "tagged", ""), FN "tagged");
+    assert_string_equal(resource_of("ARN", "arn:aws:lambda:eu-west-1:123456789012:function:t", ""),
+                        FN "t");
+    assert_string_equal(resource_of("ARN", "arn:nope", ""), "arn:nope");
     assert_string_equal(resource_of(NULL, NULL, ""), "*");
 }
 
