@@ -3,8 +3,8 @@
  *
  * Start-up order matters: the spawner is forked first, while the process is single-threaded;
  * then the data dir, cgroups, the store, the audit log (its syncer is a thread, so after the
- * spawner), functions loaded into the registry, the loop's
- * listeners and the network-namespace pool. SIGTERM/SIGINT: stop admitting, wait up to
+ * spawner), the functions loaded into the registry, the loop's listeners and the
+ * network-namespace pool. SIGTERM/SIGINT: stop admitting, wait up to
  * drain_timeout_s for in-flight invocations, kill every instance, wait (bounded) for their exit
  * reports, close everything. A second SIGTERM skips the wait. SIGHUP reloads the config file.
  */
