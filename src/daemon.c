@@ -2,8 +2,9 @@
  * daemon.c - `nimbus serve`: start-up order, signals, the idle reaper and the bounded drain.
  *
  * Start-up order matters: the spawner is forked first, while the process is single-threaded;
- * then the data dir, cgroups, the store (functions loaded into the registry), the loop's
- * listeners and the network-namespace pool. SIGTERM/SIGINT: stop admitting, wait up to
+ * then the data dir, cgroups, the store, the audit log (its syncer is a thread, so after the
+ * spawner), the functions loaded into the registry, the loop's listeners and the
+ * network-namespace pool. SIGTERM/SIGINT: stop admitting, wait up to
  * drain_timeout_s for in-flight invocations, kill every instance, wait (bounded) for their exit
  * reports, close everything. A second SIGTERM skips the wait. SIGHUP reloads the config file.
  */
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "audit.h"
 #include "cgroup.h"
 #include "codepkg.h"
 #include "http.h"
@@ -23,6 +25,7 @@
 #include "logs.h"
 #include "netns_pool.h"
 #include "park_pool.h"
+#include "policy.h"
 #include "router.h"
 #include "spawner.h"
 #include "store.h"
@@ -205,6 +208,9 @@ static int setup(struct runtime *rt, struct nb_err *err)
     d->store = store_open(d->cfg.data_dir, err);
     if (!d->store)
         return -err->code;
+    d->audit = audit_open(d->cfg.data_dir, err);
+    if (!d->audit)
+        return -err->code;
     registry_init(d);
     if ((rc = store_function_each(d->store, load_function, d, err)) < 0)
         return rc;
@@ -293,6 +299,8 @@ out:
         router_free(d->router);
     if (d->store)
         store_close(d->store);
+    audit_close(d->audit); /* after the loop: no request can append any more */
+    policy_cache_clear();
     free(d->netns);
     config_release(&d->cfg);
     free(rt);

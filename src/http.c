@@ -15,6 +15,7 @@
 #include "http.h"
 #include "http_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <llhttp.h>
 #include <strings.h>
@@ -623,6 +624,7 @@ static int on_message_begin(llhttp_t *p)
     r->on_abort = NULL;
     r->abort_data = NULL;
     r->conn = c;
+    r->reply_hooks = NULL;
     c->req_state = REQ_PARSING;
     c->header_bytes = 0;
     c->n_hdrs = 0;
@@ -1230,12 +1232,57 @@ bool http_req_will_close(const struct nb_http_req *req)
     return !http_req_conn_alive(req) || !c->keep_alive || c->want_close || c->srv->closing;
 }
 
+struct nb_http_reply_hook {
+    struct nb_http_reply_hook *next;
+    nb_http_reply_cb cb;
+    void *data;
+};
+
+void http_req_on_reply(struct nb_http_req *req, nb_http_reply_cb cb, void *data)
+{
+    struct nb_http_reply_hook *h = arena_alloc(&req->arena, sizeof(*h)), **tail;
+    h->next = NULL;
+    h->cb = cb;
+    h->data = data;
+    for (tail = &req->reply_hooks; *tail; tail = &(*tail)->next)
+        ;
+    *tail = h;
+}
+
+void http_req_peer(const struct nb_http_req *req, char *buf, size_t len)
+{
+    const struct nb_http_conn *c = req->conn;
+    struct sockaddr_storage ss;
+    int sl = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN];
+    snprintf(buf, len, "-");
+    if (c->closed || uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(in, ip, sizeof(ip));
+        snprintf(buf, len, "%s:%d", ip, ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(in6, ip, sizeof(ip));
+        snprintf(buf, len, "[%s]:%d", ip, ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, len, "local");
+    }
+}
+
 static void reply(struct nb_http_req *req, int status, const struct nb_http_header *hdrs,
                   size_t n_hdrs, const char *body, size_t len, char *owned)
 {
     struct nb_http_conn *c = req->conn;
     if (!c || &c->req != req)
         BUG("http reply to something that is not a request");
+    if (c->req_state == REQ_ACTIVE || c->req_state == REQ_DEAD) {
+        struct nb_http_reply_hook *h = req->reply_hooks;
+        req->reply_hooks = NULL; /* once, even if a hook misbehaves */
+        for (; h; h = h->next)
+            h->cb(req, status, hdrs, n_hdrs, h->data);
+    }
     if (c->req_state == REQ_DEAD) {
         free(owned);
         request_end(c);

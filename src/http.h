@@ -56,6 +56,10 @@ struct nb_http_req;
 typedef void (*nb_http_abort_cb)(struct nb_http_req *req, void *data);
 /* Called for every complete request. */
 typedef void (*nb_http_handler_cb)(struct nb_http_req *req, void *data);
+/* Called once when the request's reply is given (see http_req_on_reply). */
+typedef void (*nb_http_reply_cb)(struct nb_http_req *req, int status,
+                                 const struct nb_http_header *hdrs, size_t n_hdrs, void *data);
+struct nb_http_reply_hook;
 
 struct nb_http_req {
     struct nb_arena arena; /* request-lifetime allocations (handlers may use it too) */
@@ -75,6 +79,7 @@ struct nb_http_req {
     void *abort_data;
     /* private */
     struct nb_http_conn *conn;
+    struct nb_http_reply_hook *reply_hooks; /* in the arena, in registration order */
 };
 
 struct nb_http_limits {
@@ -132,6 +137,15 @@ bool http_req_conn_alive(const struct nb_http_req *req);
 /* True when the connection will be closed after this request's reply (Connection: close,
  * HTTP/1.0 without keep-alive) or is already gone. */
 bool http_req_will_close(const struct nb_http_req *req);
+
+/* Registers cb to run once, with the status and headers the handler replies with, from inside
+ * http_reply*() just before the reply is queued (also for a dead request, whose reply writes
+ * nothing). Hooks run in registration order; they must not reply to req nor keep hdrs, and req
+ * (arena, headers) is still valid while they run. Used by the audit log (authz.c). */
+void http_req_on_reply(struct nb_http_req *req, nb_http_reply_cb cb, void *data);
+/* The client's address as "ip:port" ("[ip6]:port" for IPv6), "local" for a non-IP socket, or "-"
+ * once the connection is gone. Into buf (>= 64 bytes is enough). */
+void http_req_peer(const struct nb_http_req *req, char *buf, size_t len);
 
 /* Answers req and ends it. Headers are (name, value) pairs; Content-Length, Date and Connection
  * are added here and must not be passed (such headers, and Transfer-Encoding, are dropped; CR

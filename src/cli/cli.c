@@ -25,6 +25,7 @@ static const struct nb_cli_cmd commands[] = {
     {"rm", cmd_rm, "delete functions"},
     {"logs", cmd_logs, "print (or follow) a function's log"},
     {"stats", cmd_stats, "show a function's invocation figures and instances"},
+    {"audit", cmd_audit, "print the audit log (control-plane changes, denied requests)"},
 };
 
 static void usage(FILE *out)

@@ -4,9 +4,9 @@
  * Every test starts a server on 127.0.0.1 port 0 (or on an fd) in its own uv loop and drives it
  * from non-blocking client sockets on the same thread: pump() alternates client I/O with
  * uv_run(UV_RUN_NOWAIT) until a condition holds or 5 s pass. The handler's behaviour is chosen
- * by the request path (/echo, /defer/<ms>, /hold, /big, /inject). Teardown closes the server
- * and requires uv_loop_close() to succeed, so a leaked handle fails the test; ASan catches a
- * use-after-free on late replies.
+ * by the request path (/echo, /defer/<ms>, /hold, /big, /inject, /hook and /hookhold for reply
+ * hooks). Teardown closes the server and requires uv_loop_close() to succeed, so a leaked handle
+ * fails the test; ASan catches a use-after-free on late replies.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -102,8 +102,37 @@ static void on_abort(struct nb_http_req *req, void *data)
     }
 }
 
+/* Reply hooks (http_req_on_reply): what they saw. */
+static struct {
+    int calls, status, order[4];
+    char header[32], peer[80];
+} HK;
+
+static void hook_cb(struct nb_http_req *req, int status, const struct nb_http_header *hdrs,
+                    size_t n_hdrs, void *data)
+{
+    HK.order[HK.calls++ % 4] = (int)(intptr_t)data;
+    HK.status = status;
+    for (size_t i = 0; i < n_hdrs; i++)
+        if (!strcmp(hdrs[i].name, "X-Hook"))
+            snprintf(HK.header, sizeof(HK.header), "%s", hdrs[i].value);
+}
+
 static void handler(struct nb_http_req *req, void *data)
 {
+    if (!strncmp(req->path, "/hook", 5)) {
+        http_req_peer(req, HK.peer, sizeof(HK.peer));
+        http_req_on_reply(req, hook_cb, (void *)(intptr_t)1);
+        http_req_on_reply(req, hook_cb, (void *)(intptr_t)2);
+        if (!strcmp(req->path, "/hook")) {
+            struct nb_http_header h[] = {{"X-Hook", "seen"}};
+            H.calls++;
+            http_reply(req, 201, h, 1, "ok", 2);
+            return;
+        }
+        /* /hookhold: falls through to /hold below */
+        req->path = "/hold";
+    }
     H.calls++;
     H.reentered += H.in_reply;
     if (++H.outstanding > H.max_outstanding)
@@ -457,6 +486,41 @@ static void test_get(void **state)
     assert_int_equal(http_server_conn_count(srv), 1);
     client_free(c);
     assert_true(pump(NULL, conns_are, 0));
+}
+
+static void test_reply_hooks(void **state)
+{
+    memset(&HK, 0, sizeof(HK));
+    start_server(NULL);
+    struct client *c = client_new();
+    client_sends(c, "GET /hook HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(pump(c, have_resps, 1));
+    assert_int_equal(c->resps[0].status, 201);
+    /* both hooks, once each, in registration order, with the status and headers replied */
+    assert_int_equal(HK.calls, 2);
+    assert_int_equal(HK.order[0], 1);
+    assert_int_equal(HK.order[1], 2);
+    assert_int_equal(HK.status, 201);
+    assert_string_equal(HK.header, "seen");
+    assert_true(!strncmp(HK.peer, "127.0.0.1:", 10));
+    /* the next request on the connection starts without hooks */
+    client_sends(c, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(pump(c, have_resps, 2));
+    assert_int_equal(HK.calls, 2);
+    /* a dead request's reply still runs its hooks (the handler did reply) */
+    client_sends(c, "GET /hookhold HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(pump(c, have_calls, 3));
+    assert_non_null(H.held);
+    close(c->fd);
+    c->fd = -1;
+    assert_true(pump(NULL, have_aborts, 1));
+    char peer[80];
+    http_req_peer(H.held, peer, sizeof(peer));
+    assert_string_equal(peer, "-");
+    reply_held();
+    assert_int_equal(HK.calls, 4);
+    assert_int_equal(HK.status, 200);
+    client_free(c);
 }
 
 static void test_post_body(void **state)
@@ -1133,6 +1197,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_get, teardown),
+        cmocka_unit_test_teardown(test_reply_hooks, teardown),
         cmocka_unit_test_teardown(test_post_body, teardown),
         cmocka_unit_test_teardown(test_chunked_body, teardown),
         cmocka_unit_test_teardown(test_pipelined_in_order, teardown),
