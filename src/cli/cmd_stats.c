@@ -1,12 +1,12 @@
 /*
  * cmd_stats.c - `nimbus stats NAME`: one function's figures from GET /metrics, for humans.
  *
- * Reads the Prometheus text the daemon serves (metrics.c), keeps the samples labelled
- * function="NAME" and prints one "key: value" line per figure: counters, duration and init
- * duration p50/p99 estimated from the histogram buckets (metrics_quantile), concurrent executions
- * and instances by state. A function with no sample is not deployed: that is reported like an
- * API error (exit 3). Samples are matched by name and labels, so new families or labels in the
- * exposition do not break it.
+ * Reads the Prometheus text the daemon serves (metrics.c), keeps the nimbus_function_* samples
+ * labelled function="NAME", adds up the series of its versions, and prints one "key: value" line
+ * per figure: the versions seen, counters, duration and init duration p50/p99 estimated from the
+ * histogram buckets (metrics_quantile), concurrent executions and instances by state. A function
+ * with no sample is not deployed: that is reported like an API error (exit 3). Samples are matched
+ * by name and labels, so new families or labels in the exposition do not break it.
  */
 #include <errno.h>
 #include <math.h>
@@ -23,6 +23,8 @@ static const char usage[] =
     "\n"
     "options:\n" CLI_COMMON_HELP;
 
+#define MAX_VERSIONS 32
+
 struct hist {
     double le[NB_HIST_BUCKETS];
     uint64_t cum[NB_HIST_BUCKETS];
@@ -34,11 +36,13 @@ struct stats {
     double invocations, errors, timeouts, throttles, cold_starts, concurrent;
     double idle, busy, starting;
     struct hist duration, init;
+    char versions[MAX_VERSIONS][64];
+    size_t n_versions;
 };
 
 /* One sample line's labels of interest; values point into a scratch buffer. */
 struct labels {
-    char function[256], le[32], state[32];
+    char function[256], version[64], le[32], state[32];
 };
 
 /* Parses `{k="v",...}` at *p into l (unknown labels are skipped). Returns false when malformed. */
@@ -61,6 +65,8 @@ static bool parse_labels(const char **p, struct labels *l)
             dst = l->le, cap = sizeof(l->le);
         else if (klen == 5 && !memcmp(k, "state", 5))
             dst = l->state, cap = sizeof(l->state);
+        else if (klen == 7 && !memcmp(k, "version", 7))
+            dst = l->version, cap = sizeof(l->version);
         for (; *s && *s != '"'; s++) {
             char c = *s;
             if (c == '\\') {
@@ -86,12 +92,30 @@ static bool parse_labels(const char **p, struct labels *l)
     return true;
 }
 
+/* Adds a cumulative bucket; the versions' series share the bounds, so their counts add up. */
 static void add_bucket(struct hist *h, const char *le, double v)
 {
+    double ms = !strcmp(le, "+Inf") ? INFINITY : strtod(le, NULL) * 1000.0;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->le[i] == ms) {
+            h->cum[i] += (uint64_t)v;
+            return;
+        }
     if (h->n >= NB_HIST_BUCKETS)
         return;
-    h->le[h->n] = !strcmp(le, "+Inf") ? INFINITY : strtod(le, NULL) * 1000.0; /* ms */
+    h->le[h->n] = ms;
     h->cum[h->n++] = (uint64_t)v;
+}
+
+static void add_version(struct stats *st, const char *version)
+{
+    if (!version[0])
+        return;
+    for (size_t i = 0; i < st->n_versions; i++)
+        if (!strcmp(st->versions[i], version))
+            return;
+    if (st->n_versions < MAX_VERSIONS)
+        snprintf(st->versions[st->n_versions++], sizeof(st->versions[0]), "%s", version);
 }
 
 static void take(struct stats *st, const char *name, const struct labels *l, double v)
@@ -100,28 +124,29 @@ static void take(struct stats *st, const char *name, const struct labels *l, dou
         const char *name;
         double *dst;
     } scalars[] = {
-        {"nimbus_invocations_total", &st->invocations},
+        {"nimbus_function_invocations_total", &st->invocations},
         {"nimbus_function_errors_total", &st->errors},
-        {"nimbus_timeouts_total", &st->timeouts},
-        {"nimbus_throttles_total", &st->throttles},
-        {"nimbus_cold_starts_total", &st->cold_starts},
-        {"nimbus_concurrent_executions", &st->concurrent},
+        {"nimbus_function_timeouts_total", &st->timeouts},
+        {"nimbus_function_throttles_total", &st->throttles},
+        {"nimbus_function_cold_starts_total", &st->cold_starts},
+        {"nimbus_function_concurrent_executions", &st->concurrent},
     };
     st->found = true;
+    add_version(st, l->version);
     for (size_t i = 0; i < ARRAY_SIZE(scalars); i++)
         if (!strcmp(name, scalars[i].name)) {
-            *scalars[i].dst = v;
+            *scalars[i].dst += v; /* summed over the versions' series */
             return;
         }
-    if (!strcmp(name, "nimbus_duration_seconds_bucket"))
+    if (!strcmp(name, "nimbus_function_duration_seconds_bucket"))
         add_bucket(&st->duration, l->le, v);
-    else if (!strcmp(name, "nimbus_init_duration_seconds_bucket"))
+    else if (!strcmp(name, "nimbus_function_init_duration_seconds_bucket"))
         add_bucket(&st->init, l->le, v);
-    else if (!strcmp(name, "nimbus_instances") && !strcmp(l->state, "idle"))
+    else if (!strcmp(name, "nimbus_function_instances") && !strcmp(l->state, "idle"))
         st->idle = v;
-    else if (!strcmp(name, "nimbus_instances") && !strcmp(l->state, "busy"))
+    else if (!strcmp(name, "nimbus_function_instances") && !strcmp(l->state, "busy"))
         st->busy = v;
-    else if (!strcmp(name, "nimbus_instances") && !strcmp(l->state, "starting"))
+    else if (!strcmp(name, "nimbus_function_instances") && !strcmp(l->state, "starting"))
         st->starting = v;
 }
 
@@ -149,7 +174,7 @@ static int parse(char *text, const char *fn, struct stats *st, struct nb_err *er
         double v = strtod(p, &end);
         if (end == p)
             return err_set(err, EPROTO, "invalid /metrics answer: no value on line %d", lineno);
-        if (!strcmp(l.function, fn))
+        if (!strncmp(name, "nimbus_function_", 16) && !strcmp(l.function, fn))
             take(st, name, &l, v);
     }
     return 0;
@@ -180,6 +205,10 @@ static int stats(struct nb_client *c, const char *fn, struct nb_err *err)
     if (!st.found)
         return err_set(err, EREMOTEIO, "function '%s' not found", fn);
     printf("function: %s\n", fn);
+    printf("versions:");
+    for (size_t i = 0; i < st.n_versions; i++)
+        printf("%s%s", i ? ", " : " ", st.versions[i]);
+    printf("\n");
     printf("invocations: %.0f\n", st.invocations);
     printf("errors: %.0f\n", st.errors);
     printf("timeouts: %.0f\n", st.timeouts);
