@@ -11,7 +11,8 @@ blocked for the whole window shows 0 of both; a periodic timer shows as wake-ups
 Groups: the daemon, its spawner (the daemon's direct children) and the instances (every other
 descendant: sandbox inits and runtimes). Prints per-second figures; never asserts.
 
-usage: /usr/bin/python3 bench/idle.py [N] [WINDOW_S]
+usage: /usr/bin/python3 bench/idle.py [N] [WINDOW_S] [c|python|node]
+(python and node run a sleeping handler of their own; their instances are heavier: use a small N.)
 """
 import os
 import subprocess
@@ -19,11 +20,26 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from common import c_sleep_zip, deploy, report, start_daemon, stop_daemon
+from common import c_sleep_zip, deploy, report, start_daemon, stop_daemon, zip_files
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 WINDOW = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
+RUNTIME = sys.argv[3] if len(sys.argv) > 3 else "c"
 TCK = os.sysconf("SC_CLK_TCK")
+
+PY_SLEEP = "import time\n\ndef handler(event, context):\n    time.sleep(event.get('ms', 0) / 1000)\n" \
+    "    return {'slept': event.get('ms', 0)}\n"
+NODE_SLEEP = "exports.handler = async (e) => {\n  await new Promise((r) => setTimeout(r, e.ms || 0));\n" \
+    "  return { slept: e.ms || 0 };\n};\n"
+
+
+def package():
+    """(zip, Runtime, Handler) of the sleeping function for RUNTIME."""
+    if RUNTIME == "python":
+        return zip_files({"app.py": (PY_SLEEP, 0o644)}), "python3.11", "app.handler"
+    if RUNTIME == "node":
+        return zip_files({"index.js": (NODE_SLEEP, 0o644)}), "nodejs18.x", "index.handler"
+    return c_sleep_zip(), "provided.al2023", "handler"
 
 
 def parents():
@@ -136,7 +152,8 @@ def main():
     try:
         time.sleep(2)  # start-up work (pools filling) done
         base = measure(dict(groups(dm.proc.pid), sleep=[sleeper.pid]))
-        deploy(dm, "idle", c_sleep_zip(), "provided.al2023", memory=128, timeout=60)
+        zip_bytes, runtime, handler = package()
+        deploy(dm, "idle", zip_bytes, runtime, handler=handler, memory=128, timeout=60)
         ok = fire(dm, "idle", N)
         deadline = time.time() + 30
         while warm_instances(dm) < ok and time.time() < deadline:
@@ -144,8 +161,8 @@ def main():
         time.sleep(2)
         g = groups(dm.proc.pid)
         warm = measure(g)
-        report("idle cost: %d warm C instances (%d invocations answered 200, %d warm), "
-               "%.0f s windows" % (N, ok, warm_instances(dm), WINDOW),
+        report("idle cost: %d warm %s instances (%d invocations answered 200, %d warm), "
+               "%.0f s windows" % (N, RUNTIME, ok, warm_instances(dm), WINDOW),
                rows("baseline", base) + rows("warm", warm) +
                [("warm: per instance (instances group)", "%.4f ms CPU/s, %.4f wake-ups/s" % (
                    warm["instances"][1] / max(1, N), warm["instances"][2] / max(1, N)))])

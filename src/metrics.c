@@ -74,10 +74,11 @@ void metrics_invocation(struct nb_daemon *d, struct nb_fn *fn, const struct nb_f
     struct nb_fn_metrics *m = &metrics_series(fn, cfg->version)->m;
     d->stats.invocations++;
     m->invocations++;
-    if (outcome == NB_FN_ERROR) {
+    if (outcome == NB_FN_ERROR || outcome == NB_TIMEOUT) { /* Lambda's Errors counts timeouts */
         d->stats.function_errors++;
         m->function_errors++;
-    } else if (outcome == NB_TIMEOUT) {
+    }
+    if (outcome == NB_TIMEOUT) {
         d->stats.timeouts++;
         m->timeouts++;
     }
@@ -225,7 +226,7 @@ static void render_daemon(struct nb_daemon *d, struct nb_buf *b)
     metrics_counter(b, "nimbus_invocations_total", "Completed invocations, all functions.",
                     d->stats.invocations);
     metrics_counter(b, "nimbus_errors_total",
-                    "Invocations ending in a function error, all functions.",
+                    "Invocations ending in a function error or timeout, all functions.",
                     d->stats.function_errors);
     metrics_counter(b, "nimbus_timeouts_total", "Invocations that timed out, all functions.",
                     d->stats.timeouts);
@@ -253,7 +254,7 @@ static const struct {
 } fn_counters[] = {
     {"nimbus_function_invocations_total", "Completed invocations.",
      offsetof(struct nb_fn_metrics, invocations)},
-    {"nimbus_function_errors_total", "Invocations ending in a function error.",
+    {"nimbus_function_errors_total", "Invocations ending in a function error or timeout.",
      offsetof(struct nb_fn_metrics, function_errors)},
     {"nimbus_function_timeouts_total", "Invocations that timed out.",
      offsetof(struct nb_fn_metrics, timeouts)},

@@ -43,8 +43,10 @@ struct nb_histogram {
 };
 
 struct nb_fn_metrics {
-    uint64_t invocations, function_errors, timeouts, throttles, cold_starts;
-    struct nb_histogram duration;      /* every completed invocation */
+    uint64_t invocations, throttles, cold_starts;
+    uint64_t function_errors;     /* function errors and timeouts, like Lambda's Errors metric */
+    uint64_t timeouts;            /* timeouts alone */
+    struct nb_histogram duration; /* every completed invocation */
     struct nb_histogram init_duration; /* every cold start */
 };
 

@@ -526,7 +526,7 @@ static void test_render(void **state)
     const char *total = line_at(t, "nimbus_invocations_total 4\n");
     assert_non_null(help);
     assert_true(help < type && type < total);
-    assert_non_null(line_at(t, "nimbus_errors_total 1\n"));
+    assert_non_null(line_at(t, "nimbus_errors_total 2\n")); /* the timeout too, like Lambda */
     assert_non_null(line_at(t, "nimbus_timeouts_total 1\n"));
     assert_non_null(line_at(t, "nimbus_throttles_total 1\n"));
     assert_non_null(line_at(t, "nimbus_cold_starts_total 2\n"));
@@ -553,6 +553,7 @@ static void test_render(void **state)
     HAS("nimbus_function_errors_total%s 1\n", al);
     HAS("nimbus_function_errors_total%s 0\n", a1);
     HAS("nimbus_function_timeouts_total%s 1\n", "{function=\"beta\",version=\"$LATEST\"}");
+    HAS("nimbus_function_errors_total%s 1\n", "{function=\"beta\",version=\"$LATEST\"}");
     HAS("nimbus_function_throttles_total%s 1\n", al);
     HAS("nimbus_function_cold_starts_total%s 1\n", a1);
     HAS("nimbus_function_duration_seconds_bucket{%s,le=\"0.005\"} 1\n",
