@@ -404,9 +404,15 @@ static void render_process(struct nb_daemon *d, struct nb_buf *b)
     unsigned long long utime = 0, stime = 0, start = 0, vsize = 0;
     bool have = proc_stat(&utime, &stime, &start, &vsize) == 0;
     double tck = (double)sysconf(_SC_CLK_TCK);
+    /* getrusage: microseconds, where /proc's utime and stime count 10 ms ticks */
+    struct rusage ru;
+    double cpu = (double)(utime + stime) / tck;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+              (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     metrics_family(b, "process_cpu_seconds_total", "counter",
                    "Total user and system CPU time spent in seconds.");
-    sample(b, "process_cpu_seconds_total", "", have ? (double)(utime + stime) / tck : NAN);
+    sample(b, "process_cpu_seconds_total", "", cpu);
     metrics_gauge(b, "process_start_time_seconds",
                   "Start time of the process since unix epoch in seconds.",
                   have ? boot_time() + (double)start / tck : NAN);
