@@ -162,7 +162,8 @@ def test_scraped_values_match_invocations(prom, daemon, lam):
     assert prom.scalar('sum(nimbus_function_invocations_total{job="nimbus"})') <= \
         prom.scalar('nimbus_invocations_total{job="nimbus"}')
     idle = '{job="nimbus",function="%s",state="idle"}' % name
-    assert wait_for(lambda: prom.scalar("nimbus_function_instances" + idle) == 1, 30)
+    # (a call may land before the previous runtime is back at `next`: then it starts another)
+    assert wait_for(lambda: (prom.scalar("nimbus_function_instances" + idle) or 0) >= 1, 30)
 
 
 def test_promtool_checks_the_exposition(daemon, lam):
