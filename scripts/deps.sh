@@ -9,7 +9,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PKGS="meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev \
   libuv1-dev libjansson-dev libsqlite3-dev libzip-dev libssl-dev libseccomp-dev libcap-dev \
   libinih-dev libcmocka-dev node-llhttp libcurl4-openssl-dev \
-  python3 python3-pytest python3-boto3 awscli nodejs zip unzip curl"
+  python3 python3-pytest python3-boto3 awscli nodejs zip unzip curl prometheus"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -17,8 +17,21 @@ done
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
+    # prometheus (for tests/e2e/test_prometheus.py, which runs its own instance) ships a service
+    # its postinst would start: a policy-rc.d that refuses every start keeps the install inert.
+    guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        guard=1
+    fi
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $missing
+    [ -z "$guard" ] || rm -f /usr/sbin/policy-rc.d
+fi
+# Never leave the packaged prometheus service running (systemd hosts start it on install).
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now prometheus.service >/dev/null 2>&1 || true
 fi
 
 # npm ships with the nodejs package on machines set up from NodeSource, not with Debian's.

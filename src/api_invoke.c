@@ -18,10 +18,10 @@
 #define SYNC_PAYLOAD_MAX 6291456
 #define CLIENT_CONTEXT_MAX 3583
 
-static void throttle(struct nb_daemon *d, struct nb_fn *fn, struct nb_http_req *req,
-                     const char *reason)
+static void throttle(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg,
+                     struct nb_http_req *req, const char *reason)
 {
-    metrics_throttle(d, fn);
+    metrics_throttle(d, fn, cfg);
     json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "Type", "User", "message", "Rate Exceeded.",
                           "Message", "Rate Exceeded.", "Reason", reason);
     char *body = json_dumps(o, JSON_COMPACT);
@@ -165,7 +165,7 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
     const char *reason = pool_admit(d, fn, cfg);
     if (reason) {
         free(cc);
-        throttle(d, fn, req, reason);
+        throttle(d, fn, cfg, req, reason);
         return;
     }
     struct nb_invocation *inv = xcalloc(1, sizeof(*inv));

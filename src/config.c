@@ -73,7 +73,8 @@ static const struct row table[] = {
      "cgroup (v1) under which instances' groups are made; stale groups there are removed at "
      "start; give each daemon on a host its own"},
     {"reap_interval_ms", K_INT, OFF(reap_interval_ms), "1000", 10, 600000, NULL, 0,
-     "how often idle instances are checked against keep_warm_s"},
+     "least time between two runs of the keep-warm reaper, which runs only while an instance is "
+     "idle: an idle instance stops between keep_warm_s and keep_warm_s plus this"},
 };
 
 static char **str_field(struct nb_config *cfg, const struct row *r)

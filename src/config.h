@@ -28,7 +28,7 @@ struct nb_config {
     int64_t netns_pool;       /* network namespaces kept ready */
     int64_t park_pool;        /* parked sandboxes kept ready (park_pool.c) */
     char *cgroup_parent;      /* instances' cgroups live under <controller>/<cgroup_parent>/ */
-    int64_t reap_interval_ms; /* how often idle instances are checked against keep_warm_s */
+    int64_t reap_interval_ms; /* least time between two keep-warm reaper runs (pool.c) */
     /* derived from listen */
     char listen_host[256];
     int listen_port;

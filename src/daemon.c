@@ -1,5 +1,5 @@
 /*
- * daemon.c - `nimbus serve`: start-up order, signals, the idle reaper and the bounded drain.
+ * daemon.c - `nimbus serve`: start-up order, signals and the bounded drain.
  *
  * Start-up order matters: the spawner is forked first, while the process is single-threaded;
  * then the data dir, cgroups, the store, the audit log (its syncer is a thread, so after the
@@ -7,6 +7,7 @@
  * network-namespace pool. SIGTERM/SIGINT: stop admitting, wait up to
  * drain_timeout_s for in-flight invocations, kill every instance, wait (bounded) for their exit
  * reports, close everything. A second SIGTERM skips the wait. SIGHUP reloads the config file.
+ * The keep-warm reaper lives in pool.c. While nothing happens, no timer of the daemon is armed.
  */
 #include "daemon.h"
 
@@ -37,7 +38,7 @@
 struct runtime {
     struct nb_daemon d;
     uv_signal_t sig_term, sig_int, sig_hup;
-    uv_timer_t reaper, drain;
+    uv_timer_t drain;
     uint64_t drain_deadline_ns, kill_deadline_ns;
     bool killed, closing, grace_expired;
 };
@@ -83,7 +84,7 @@ static void close_all(struct runtime *rt)
     rt->closing = true;
     log_info("stopping instances=%lld", (long long)d->instances);
     uv_timer_stop(&rt->drain);
-    uv_close((uv_handle_t *)&rt->reaper, NULL);
+    pool_reaper_close(d);
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
     uv_close((uv_handle_t *)&rt->sig_hup, NULL);
@@ -150,16 +151,11 @@ static void on_signal(uv_signal_t *s, int signum)
         log_parse_level(rt->d.cfg.log_level, &nb_log_level);
         netns_pool_fill(&rt->d);
         park_pool_fill(&rt->d);
+        pool_reaper_reschedule(&rt->d); /* keep_warm_s may have changed */
         log_info("config reloaded file=%s", rt->d.cfg.config_file ? rt->d.cfg.config_file : "-");
         return;
     }
     begin_drain(rt, true);
-}
-
-static void on_reap(uv_timer_t *t)
-{
-    struct runtime *rt = t->data;
-    pool_reap(&rt->d, false);
 }
 
 /* runtimes/ beside the binary: <src>/<build dir>/src/nimbus -> <src>/runtimes; installed:
@@ -268,11 +264,9 @@ int daemon_run(struct nb_config *cfg, struct nb_err *err)
     uv_signal_start(&rt->sig_term, on_signal, SIGTERM);
     uv_signal_start(&rt->sig_int, on_signal, SIGINT);
     uv_signal_start(&rt->sig_hup, on_signal, SIGHUP);
-    uv_timer_init(d->loop, &rt->reaper);
     uv_timer_init(d->loop, &rt->drain);
-    rt->reaper.data = rt->drain.data = rt;
-    uv_timer_start(&rt->reaper, on_reap, (uint64_t)d->cfg.reap_interval_ms,
-                   (uint64_t)d->cfg.reap_interval_ms);
+    rt->drain.data = rt;
+    pool_reaper_start(d);
     log_info("listening addr=%s:%d data_dir=%s functions=%zu pid=%d", d->cfg.listen_host,
              http_server_port(d->api), d->cfg.data_dir, d->fn_count, (int)getpid());
     uv_run(d->loop, UV_RUN_DEFAULT);

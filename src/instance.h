@@ -120,8 +120,16 @@ void pool_unlink(struct nb_instance *inst);
 void pool_retire_all(struct nb_daemon *d, struct nb_fn *fn);
 /* The snapshot changed in ways instances do not see (e.g. concurrency): keep them. */
 void pool_adopt_config(struct nb_fn *fn, struct nb_function *cfg);
-/* Stops idle instances idle for longer than keep_warm_s (all of them when force). */
-void pool_reap(struct nb_daemon *d, bool force);
+/* Stops idle instances idle for longer than keep_warm_s (all of them when force). Returns the
+ * earliest keep-warm expiry (mono_ns) of the idle instances left, UINT64_MAX when none is. */
+uint64_t pool_reap(struct nb_daemon *d, bool force);
+/* The keep-warm reaper: one timer (d->reaper), armed only while some instance is idle, for the
+ * earliest expiry (never sooner than reap_interval_ms after it last fired, which coalesces
+ * expiries): an idle daemon has no periodic wake-up. pool_push_idle arms it. _start after the
+ * loop exists; _close on shutdown; _reschedule after keep_warm_s changed (config reload). */
+void pool_reaper_start(struct nb_daemon *d);
+void pool_reaper_close(struct nb_daemon *d);
+void pool_reaper_reschedule(struct nb_daemon *d);
 /* Kills every instance of every function (shutdown). */
 void pool_kill_all(struct nb_daemon *d);
 

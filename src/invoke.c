@@ -152,7 +152,7 @@ void invoke_complete(struct nb_invocation *inv, enum nb_outcome outcome, char *b
     double ms = inv->start_ns ? (double)(mono_ns() - inv->start_ns) / 1e6 : 0.0;
     if (outcome == NB_TIMEOUT && ms > inv->cfg->timeout_s * 1000.0)
         ms = inv->cfg->timeout_s * 1000.0;
-    metrics_invocation(inv->d, inv->fn, outcome, ms);
+    metrics_invocation(inv->d, inv->fn, inv->cfg, outcome, ms);
     uint64_t billed = (uint64_t)ceil(ms);
     if (billed == 0)
         billed = 1;

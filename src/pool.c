@@ -5,6 +5,13 @@
  * Invariant: an instance is on its function's idle list iff its state is INST_IDLE; it is on the
  * all list from instance_start until its teardown. Admission counters (d->inflight,
  * d->inflight_unreserved, fn->pool.inflight) change only in pool_admit / pool_release.
+ *
+ * The keep-warm reaper is a one-shot timer armed for the earliest expiry of an idle instance, and
+ * not at all while none is idle, so an idle daemon does not wake up for it. d->reaper_due_ns is
+ * when it fires (0: not armed). Since every instance gets the same keep-warm window, a newly idle
+ * instance expires after every armed expiry, so pool_push_idle only arms an unarmed timer; a
+ * config reload (keep_warm_s changed) reschedules. The timer may fire with nothing to do (the
+ * instance it was armed for was reused): it then stays unarmed.
  */
 #include "daemon.h"
 #include "instance.h"
@@ -36,6 +43,67 @@ void pool_unlink(struct nb_instance *inst)
     p->n_all--;
 }
 
+static uint64_t keep_ns(const struct nb_daemon *d)
+{
+    return (uint64_t)d->cfg.keep_warm_s * 1000000000ull;
+}
+
+static void on_reap(uv_timer_t *t);
+
+/* Arms the reaper to fire at due (mono_ns), but not sooner than reap_interval_ms from now. */
+static void reaper_arm(struct nb_daemon *d, uint64_t due)
+{
+    uint64_t now = mono_ns();
+    uint64_t ms = due > now ? (due - now + 999999) / 1000000 : 0;
+    if (ms < (uint64_t)d->cfg.reap_interval_ms)
+        ms = (uint64_t)d->cfg.reap_interval_ms;
+    d->reaper_due_ns = now + ms * 1000000;
+    uv_timer_start(&d->reaper, on_reap, ms, 0);
+}
+
+static void on_reap(uv_timer_t *t)
+{
+    struct nb_daemon *d = t->data;
+    d->reaper_due_ns = 0;
+    uint64_t next = pool_reap(d, false);
+    if (next != UINT64_MAX)
+        reaper_arm(d, next);
+}
+
+void pool_reaper_start(struct nb_daemon *d)
+{
+    uv_timer_init(d->loop, &d->reaper);
+    d->reaper.data = d;
+    d->reaper_on = true;
+    d->reaper_due_ns = 0;
+    pool_reaper_reschedule(d); /* instances idle already (none at start-up today) */
+}
+
+void pool_reaper_close(struct nb_daemon *d)
+{
+    if (!d->reaper_on)
+        return;
+    d->reaper_on = false;
+    d->reaper_due_ns = 0;
+    uv_close((uv_handle_t *)&d->reaper, NULL); /* embedded in d, which outlives the loop */
+}
+
+void pool_reaper_reschedule(struct nb_daemon *d)
+{
+    if (!d->reaper_on)
+        return;
+    uv_timer_stop(&d->reaper);
+    d->reaper_due_ns = 0;
+    uint64_t earliest = UINT64_MAX;
+    for (size_t i = 0; i < d->fn_table_size; i++)
+        for (struct nb_fn *fn = d->fn_table[i]; fn; fn = fn->hnext)
+            for (struct nb_instance *inst = fn->pool.idle_head; inst; inst = inst->idle_next)
+                if (inst->idle_since_ns + keep_ns(d) < earliest)
+                    earliest = inst->idle_since_ns + keep_ns(d);
+    if (earliest != UINT64_MAX)
+        reaper_arm(d, earliest);
+}
+
 void pool_push_idle(struct nb_instance *inst)
 {
     struct nb_pool *p = &inst->fn->pool;
@@ -47,6 +115,9 @@ void pool_push_idle(struct nb_instance *inst)
         p->idle_head->idle_prev = inst;
     p->idle_head = inst;
     p->n_idle++;
+    struct nb_daemon *d = inst->d;
+    if (d && d->reaper_on && !d->reaper_due_ns)
+        reaper_arm(d, inst->idle_since_ns + keep_ns(d));
 }
 
 void pool_unlink_idle(struct nb_instance *inst)
@@ -95,10 +166,10 @@ void pool_adopt_config(struct nb_fn *fn, struct nb_function *cfg)
     }
 }
 
-void pool_reap(struct nb_daemon *d, bool force)
+uint64_t pool_reap(struct nb_daemon *d, bool force)
 {
     uint64_t now = mono_ns();
-    uint64_t keep = (uint64_t)d->cfg.keep_warm_s * 1000000000ull;
+    uint64_t keep = keep_ns(d), earliest = UINT64_MAX;
     for (size_t i = 0; i < d->fn_table_size; i++) {
         for (struct nb_fn *fn = d->fn_table[i]; fn; fn = fn->hnext) {
             struct nb_instance *inst = fn->pool.idle_head;
@@ -106,10 +177,13 @@ void pool_reap(struct nb_daemon *d, bool force)
                 struct nb_instance *next = inst->idle_next;
                 if (force || now - inst->idle_since_ns >= keep)
                     instance_kill(inst, force ? "shutdown" : "idle");
+                else if (inst->idle_since_ns + keep < earliest)
+                    earliest = inst->idle_since_ns + keep;
                 inst = next;
             }
         }
     }
+    return earliest;
 }
 
 void pool_kill_all(struct nb_daemon *d)

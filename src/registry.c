@@ -39,6 +39,7 @@ void fn_unref(struct nb_fn *fn)
     if (--fn->refs)
         return;
     function_unref(fn->cfg);
+    metrics_fn_release(fn);
     free(fn->name);
     free(fn);
 }

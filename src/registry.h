@@ -20,10 +20,10 @@ struct nb_fn {
     bool removed;  /* deleted: no new invocations */
     bool updating; /* a control-plane write is in progress (ResourceConflictException) */
     char *name;
-    struct nb_function *cfg;      /* current snapshot ($LATEST); owned reference */
-    struct nb_pool pool;          /* instances of this function */
-    struct nb_fn_metrics metrics; /* counters and histograms for /metrics (metrics.h) */
-    struct nb_fn *hnext;          /* hash chain */
+    struct nb_function *cfg;     /* current snapshot ($LATEST); owned reference */
+    struct nb_pool pool;         /* instances of this function */
+    struct nb_fn_series *series; /* per-version figures for /metrics (metrics.h); owned */
+    struct nb_fn *hnext;         /* hash chain */
 };
 
 void registry_init(struct nb_daemon *d);

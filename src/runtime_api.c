@@ -56,7 +56,7 @@ static void end_init(struct nb_instance *inst)
     inst->init_done = true;
     if (inst->inv) {
         inst->inv->init_ms = (double)(mono_ns() - inst->started_ns) / 1e6;
-        metrics_cold_start(inst->d, inst->fn, inst->inv->init_ms);
+        metrics_cold_start(inst->d, inst->fn, inst->inv->cfg, inst->inv->init_ms);
     }
     uint64_t quota = (uint64_t)NB_CPU_PERIOD_US * (uint64_t)inst->cfg->memory_mb / NB_MB_PER_VCPU;
     struct nb_err err = {0};

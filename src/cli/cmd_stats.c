@@ -1,18 +1,20 @@
 /*
  * cmd_stats.c - `nimbus stats NAME`: one function's figures from GET /metrics, for humans.
  *
- * Reads the Prometheus text the daemon serves (metrics.c), keeps the samples labelled
- * function="NAME" and prints one "key: value" line per figure: counters, duration and init
+ * Reads the Prometheus text the daemon serves (metrics.c, read with prom_text.h), keeps the
+ * nimbus_function_* samples labelled function="NAME", adds up the series of its versions, and
+ * prints one "key: value" line per figure: the versions seen, counters, duration and init
  * duration p50/p99 estimated from the histogram buckets (metrics_quantile), concurrent executions
- * and instances by state. A function with no sample is not deployed: that is reported like an
- * API error (exit 3). Samples are matched by name and labels, so new families or labels in the
- * exposition do not break it.
+ * and instances by state. A function
+ * with no sample is not deployed: that is reported like an API error (exit 3). Samples are matched
+ * by name and labels, so new families or labels in the exposition do not break it.
  */
 #include <errno.h>
 #include <math.h>
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/prom_text.h"
 #include "metrics.h"
 
 static const char usage[] =
@@ -23,6 +25,8 @@ static const char usage[] =
     "\n"
     "options:\n" CLI_COMMON_HELP;
 
+#define MAX_VERSIONS 32
+
 struct hist {
     double le[NB_HIST_BUCKETS];
     uint64_t cum[NB_HIST_BUCKETS];
@@ -30,129 +34,76 @@ struct hist {
 };
 
 struct stats {
+    const char *fn; /* the function asked for */
     bool found;
     double invocations, errors, timeouts, throttles, cold_starts, concurrent;
     double idle, busy, starting;
     struct hist duration, init;
+    char versions[MAX_VERSIONS][64];
+    size_t n_versions;
 };
 
-/* One sample line's labels of interest; values point into a scratch buffer. */
-struct labels {
-    char function[256], le[32], state[32];
-};
-
-/* Parses `{k="v",...}` at *p into l (unknown labels are skipped). Returns false when malformed. */
-static bool parse_labels(const char **p, struct labels *l)
-{
-    const char *s = *p + 1;
-    while (*s != '}') {
-        const char *k = s;
-        while (*s && *s != '=')
-            s++;
-        size_t klen = (size_t)(s - k);
-        if (s[0] != '=' || s[1] != '"')
-            return false;
-        s += 2;
-        char *dst = NULL;
-        size_t cap = 0, len = 0;
-        if (klen == 8 && !memcmp(k, "function", 8))
-            dst = l->function, cap = sizeof(l->function);
-        else if (klen == 2 && !memcmp(k, "le", 2))
-            dst = l->le, cap = sizeof(l->le);
-        else if (klen == 5 && !memcmp(k, "state", 5))
-            dst = l->state, cap = sizeof(l->state);
-        for (; *s && *s != '"'; s++) {
-            char c = *s;
-            if (c == '\\') {
-                s++;
-                c = *s == 'n' ? '\n' : *s;
-                if (!c)
-                    return false;
-            }
-            if (dst && len + 1 < cap)
-                dst[len++] = c;
-        }
-        if (*s != '"')
-            return false;
-        if (dst)
-            dst[len] = '\0';
-        s++;
-        if (*s == ',')
-            s++;
-        else if (*s != '}')
-            return false;
-    }
-    *p = s + 1;
-    return true;
-}
-
+/* Adds a cumulative bucket; the versions' series share the bounds, so their counts add up. */
 static void add_bucket(struct hist *h, const char *le, double v)
 {
+    double ms = !strcmp(le, "+Inf") ? INFINITY : strtod(le, NULL) * 1000.0;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->le[i] == ms) {
+            h->cum[i] += v >= 0 && v < 1e18 ? (uint64_t)v : 0;
+            return;
+        }
     if (h->n >= NB_HIST_BUCKETS)
         return;
-    h->le[h->n] = !strcmp(le, "+Inf") ? INFINITY : strtod(le, NULL) * 1000.0; /* ms */
-    h->cum[h->n++] = (uint64_t)v;
+    h->le[h->n] = ms;
+    h->cum[h->n++] = v >= 0 && v < 1e18 ? (uint64_t)v : 0;
 }
 
-static void take(struct stats *st, const char *name, const struct labels *l, double v)
+static void add_version(struct stats *st, const char *version)
 {
+    if (!version[0])
+        return;
+    for (size_t i = 0; i < st->n_versions; i++)
+        if (!strcmp(st->versions[i], version))
+            return;
+    if (st->n_versions < MAX_VERSIONS)
+        snprintf(st->versions[st->n_versions++], sizeof(st->versions[0]), "%s", version);
+}
+
+/* A sample of the exposition (prom_sample_cb): kept when it is one of fn's. */
+static void take(void *data, const char *name, const struct prom_label *labels, size_t n, double v)
+{
+    struct stats *st = data;
+    if (strncmp(name, "nimbus_function_", 16) || strcmp(prom_label(labels, n, "function"), st->fn))
+        return;
+    const char *le = prom_label(labels, n, "le"), *state = prom_label(labels, n, "state");
     struct {
         const char *name;
         double *dst;
     } scalars[] = {
-        {"nimbus_invocations_total", &st->invocations},
+        {"nimbus_function_invocations_total", &st->invocations},
         {"nimbus_function_errors_total", &st->errors},
-        {"nimbus_timeouts_total", &st->timeouts},
-        {"nimbus_throttles_total", &st->throttles},
-        {"nimbus_cold_starts_total", &st->cold_starts},
-        {"nimbus_concurrent_executions", &st->concurrent},
+        {"nimbus_function_timeouts_total", &st->timeouts},
+        {"nimbus_function_throttles_total", &st->throttles},
+        {"nimbus_function_cold_starts_total", &st->cold_starts},
+        {"nimbus_function_concurrent_executions", &st->concurrent},
     };
     st->found = true;
+    add_version(st, prom_label(labels, n, "version"));
     for (size_t i = 0; i < ARRAY_SIZE(scalars); i++)
         if (!strcmp(name, scalars[i].name)) {
-            *scalars[i].dst = v;
+            *scalars[i].dst += v; /* summed over the versions' series */
             return;
         }
-    if (!strcmp(name, "nimbus_duration_seconds_bucket"))
-        add_bucket(&st->duration, l->le, v);
-    else if (!strcmp(name, "nimbus_init_duration_seconds_bucket"))
-        add_bucket(&st->init, l->le, v);
-    else if (!strcmp(name, "nimbus_instances") && !strcmp(l->state, "idle"))
+    if (!strcmp(name, "nimbus_function_duration_seconds_bucket"))
+        add_bucket(&st->duration, le, v);
+    else if (!strcmp(name, "nimbus_function_init_duration_seconds_bucket"))
+        add_bucket(&st->init, le, v);
+    else if (!strcmp(name, "nimbus_function_instances") && !strcmp(state, "idle"))
         st->idle = v;
-    else if (!strcmp(name, "nimbus_instances") && !strcmp(l->state, "busy"))
+    else if (!strcmp(name, "nimbus_function_instances") && !strcmp(state, "busy"))
         st->busy = v;
-    else if (!strcmp(name, "nimbus_instances") && !strcmp(l->state, "starting"))
+    else if (!strcmp(name, "nimbus_function_instances") && !strcmp(state, "starting"))
         st->starting = v;
-}
-
-/* Collects fn's samples from the exposition text; returns -EPROTO on a malformed line. */
-static int parse(char *text, const char *fn, struct stats *st, struct nb_err *err)
-{
-    int lineno = 0;
-    for (char *line = text, *next; line && *line; line = next) {
-        lineno++;
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        if (line[0] == '#' || line[0] == '\0')
-            continue;
-        const char *p = line;
-        while (*p && *p != '{' && *p != ' ')
-            p++;
-        char name[128];
-        snprintf(name, sizeof(name), "%.*s", (int)(p - line), line);
-        struct labels l;
-        memset(&l, 0, sizeof(l));
-        if (*p == '{' && !parse_labels(&p, &l))
-            return err_set(err, EPROTO, "invalid /metrics answer: bad labels on line %d", lineno);
-        char *end;
-        double v = strtod(p, &end);
-        if (end == p)
-            return err_set(err, EPROTO, "invalid /metrics answer: no value on line %d", lineno);
-        if (!strcmp(l.function, fn))
-            take(st, name, &l, v);
-    }
-    return 0;
 }
 
 static void print_ms(const char *key, const struct hist *h, double q)
@@ -172,14 +123,19 @@ static int stats(struct nb_client *c, const char *fn, struct nb_err *err)
     if (r == 0)
         r = client_check(&resp, err);
     struct stats st = {0};
-    if (r == 0)
-        r = parse(resp.body.data ? resp.body.data : (char *)"", fn, &st, err);
+    st.fn = fn;
+    if (r == 0 && resp.body.data)
+        r = prom_text_parse(resp.body.data, take, &st, err);
     client_resp_release(&resp);
     if (r < 0)
         return r;
     if (!st.found)
         return err_set(err, EREMOTEIO, "function '%s' not found", fn);
     printf("function: %s\n", fn);
+    printf("versions:");
+    for (size_t i = 0; i < st.n_versions; i++)
+        printf("%s%s", i ? ", " : " ", st.versions[i]);
+    printf("\n");
     printf("invocations: %.0f\n", st.invocations);
     printf("errors: %.0f\n", st.errors);
     printf("timeouts: %.0f\n", st.timeouts);

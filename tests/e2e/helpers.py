@@ -166,6 +166,6 @@ def settle(timeout=15.0):
 
     def quiet():
         m = metrics(dm)
-        return not any(v for k, v in m.items() if k.startswith("nimbus_instances{")
+        return not any(v for k, v in m.items() if k.startswith("nimbus_function_instances{")
                        and ('state="busy"' in k or 'state="starting"' in k))
     wait_for(quiet, timeout=timeout)

@@ -7,7 +7,7 @@ deleted functions leaving the output, and the CLI's human summary and exit codes
 """
 import math
 import re
-import urllib.request
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -106,9 +106,9 @@ def check_histogram(fam, samples):
 
 
 def scrape(daemon):
-    with urllib.request.urlopen(daemon.endpoint + "/metrics", timeout=10) as r:
-        assert r.headers["Content-Type"] == "text/plain; version=0.0.4"
-        return r.read().decode()
+    status, headers, body = daemon.request("GET", "/metrics")
+    assert status == 200 and headers["content-type"] == "text/plain; version=0.0.4"
+    return body.decode()
 
 
 def value(families, fam, name=None, **labels):
@@ -144,38 +144,49 @@ def test_per_function_metrics_and_stats(fresh_daemon):
 
     def settled():
         f = parse_strict(scrape(dm))
-        return f if value(f, "nimbus_instances", function=name, state="busy") == 0 else None
+        return f if value(f, "nimbus_function_instances", function=name, state="busy") == 0 \
+            else None
     fams = wait_for(settled, 5)
     assert fams, scrape(dm)
-    fn = {"function": name}
-    assert value(fams, "nimbus_invocations_total", **fn) == 5
+    fn = {"function": name, "version": "$LATEST"}
+    assert value(fams, "nimbus_function_invocations_total", **fn) == 5
     assert value(fams, "nimbus_function_errors_total", **fn) == 1
-    assert value(fams, "nimbus_timeouts_total", **fn) == 0
-    assert value(fams, "nimbus_throttles_total", **fn) == 1
-    assert value(fams, "nimbus_cold_starts_total", **fn) == cold
-    assert value(fams, "nimbus_duration_seconds", "nimbus_duration_seconds_count", **fn) == 5
-    assert value(fams, "nimbus_duration_seconds", "nimbus_duration_seconds_sum", **fn) > 0
-    assert value(fams, "nimbus_init_duration_seconds", "nimbus_init_duration_seconds_count",
-                 **fn) == cold
-    assert value(fams, "nimbus_concurrent_executions", **fn) == 0
-    assert value(fams, "nimbus_instances", function=name, state="starting") == 0
-    assert value(fams, "nimbus_instances", function=name, state="idle") >= 1
+    assert value(fams, "nimbus_function_timeouts_total", **fn) == 0
+    assert value(fams, "nimbus_function_throttles_total", **fn) == 1
+    assert value(fams, "nimbus_function_cold_starts_total", **fn) == cold
+    dur, init = "nimbus_function_duration_seconds", "nimbus_function_init_duration_seconds"
+    assert value(fams, dur, dur + "_count", **fn) == 5
+    assert value(fams, dur, dur + "_sum", **fn) > 0
+    assert value(fams, init, init + "_count", **fn) == cold
+    assert value(fams, "nimbus_function_concurrent_executions", function=name) == 0
+    assert value(fams, "nimbus_function_instances", function=name, state="starting") == 0
+    assert value(fams, "nimbus_function_instances", function=name, state="idle") >= 1
     # the other function: present, all zero
-    assert value(fams, "nimbus_invocations_total", function=other) == 0
-    assert value(fams, "nimbus_duration_seconds", "nimbus_duration_seconds_bucket",
-                 function=other, le="+Inf") == 0
-    # daemon-wide unlabelled totals (this daemon served only these calls)
+    assert value(fams, "nimbus_function_invocations_total", function=other, version="$LATEST") == 0
+    assert value(fams, dur, dur + "_bucket", function=other, version="$LATEST", le="+Inf") == 0
+    # daemon-wide unlabelled totals (this daemon served only these calls), in families of their
+    # own: summing a per-function family never counts a total twice
+    for fam in fams:
+        labelled = {bool(set(ls) - {"le"}) for _, ls, _ in fams[fam]["samples"]}
+        if fam.startswith("nimbus_function_"):
+            assert labelled <= {True}, fam
+        elif fam.startswith("nimbus_") and fam != "nimbus_build_info":
+            assert labelled <= {False}, fam
     assert value(fams, "nimbus_invocations_total") == 5
-    assert value(fams, "nimbus_function_errors_total") == 1
+    assert value(fams, "nimbus_errors_total") == 1
     assert value(fams, "nimbus_throttles_total") == 1
     assert value(fams, "nimbus_cold_starts_total") == cold
     assert value(fams, "nimbus_functions") == 2
     assert value(fams, "nimbus_instances") >= 1
+    assert value(fams, "nimbus_warm_instances") >= 1
     assert value(fams, "nimbus_concurrent_executions") == 0
     for g in ("nimbus_parked_sandboxes", "nimbus_netns_pool_free"):
         assert fams[g]["type"] == "gauge" and value(fams, g) >= 0
     assert value(fams, "process_resident_memory_bytes") > 1 << 20
     assert value(fams, "process_open_fds") > 3
+    assert 0 < value(fams, "process_cpu_seconds_total") < 3600
+    assert time.time() - 3600 < value(fams, "process_start_time_seconds") <= time.time() + 1
+    assert value(fams, "process_max_fds") >= value(fams, "process_open_fds")
     # helpers.metrics() (unlabelled lines) keeps working
     flat = metrics(dm)
     assert flat["nimbus_invocations_total"] == 5 and flat["nimbus_throttles_total"] == 1
@@ -184,6 +195,7 @@ def test_per_function_metrics_and_stats(fresh_daemon):
     assert p.returncode == 0, p.stderr
     out = dict(line.split(": ", 1) for line in p.stdout.splitlines())
     assert out["function"] == name
+    assert out["versions"] == "$LATEST"
     assert out["invocations"] == "5"
     assert out["errors"] == "1"
     assert out["timeouts"] == "0"

@@ -1,7 +1,8 @@
 /*
  * test_pool.c - admission (reserved and account concurrency, with Lambda's 429 Reasons) and the
- * warm pool (most recently used first, snapshot matching, retire, keep-warm reaping), on a daemon
- * struct with no loop: instances here were never spawned, so stopping one only marks it.
+ * warm pool (most recently used first, snapshot matching, retire, keep-warm reaping, the reaper's
+ * timer armed only while an instance is idle), on a daemon struct (with a private loop for the
+ * reaper test): instances here were never spawned, so stopping one only marks it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -188,6 +189,60 @@ static void test_reap_and_retire(void **state)
     free_instance(busy);
 }
 
+/* The reaper's timer is armed only while an instance is idle, and a run with nothing left to do
+ * leaves it unarmed: an idle daemon has no periodic wake-up (bench/idle.py measures it). */
+static void test_reaper_armed_only_while_idle(void **state)
+{
+    uv_loop_t loop;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    D.loop = &loop;
+    D.cfg.reap_interval_ms = 10;
+    D.cfg.keep_warm_s = 0;
+    struct nb_fn *fn = add_fn("reaper", -1);
+    struct nb_instance *a = fake_instance(fn, fn->cfg), *b = fake_instance(fn, fn->cfg);
+    pool_reaper_start(&D);
+    assert_false(uv_is_active((uv_handle_t *)&D.reaper)); /* busy instances: nothing to reap */
+    assert_int_equal(D.reaper_due_ns, 0);
+
+    pool_push_idle(a);
+    assert_true(uv_is_active((uv_handle_t *)&D.reaper));
+    uint64_t due = D.reaper_due_ns;
+    assert_true(due > mono_ns());
+    pool_push_idle(b); /* expires later: the armed timer stays as it is */
+    assert_int_equal(D.reaper_due_ns, due);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0); /* returns once nothing is armed */
+    assert_true(a->killed && b->killed);
+    assert_false(uv_is_active((uv_handle_t *)&D.reaper));
+    assert_int_equal(D.reaper_due_ns, 0);
+
+    /* reused before expiry: the timer fires once, finds nothing, stays unarmed */
+    struct nb_instance *c = fake_instance(fn, fn->cfg);
+    pool_push_idle(c);
+    assert_ptr_equal(pool_take_idle(fn, fn->cfg), c);
+    c->state = INST_BUSY;
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_false(c->killed);
+    assert_int_equal(D.reaper_due_ns, 0);
+
+    /* a long window, then a reload shortening it: rescheduled for the new expiry */
+    D.cfg.keep_warm_s = 600;
+    pool_push_idle(c);
+    assert_true(D.reaper_due_ns > mono_ns() + 500 * 1000000000ull);
+    D.cfg.keep_warm_s = 0;
+    pool_reaper_reschedule(&D);
+    assert_true(D.reaper_due_ns < mono_ns() + 500 * 1000000000ull);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_true(c->killed);
+
+    pool_reaper_close(&D);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    D.loop = NULL;
+    free_instance(a);
+    free_instance(b);
+    free_instance(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +252,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_most_recently_used_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_only_current_snapshot_is_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap_and_retire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reaper_armed_only_while_idle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
