@@ -21,6 +21,13 @@ struct nb_daemon;
 void api_lambda_routes(struct nb_router *r, struct nb_daemon *d);
 void api_invoke_routes(struct nb_router *r, struct nb_daemon *d);
 
+/* For routes registered with a "service:*" action (the operation is named in the body, as in
+ * SQS's protocols): authorizes m's caller for action on resource once the handler knows them.
+ * 0 when allowed; -EACCES with IAM's AccessDenied message in err when not (audited); the handler
+ * replies in its own protocol's error shape. */
+int api_authorize(struct nb_daemon *d, struct nb_http_req *req, const struct nb_route_match *m,
+                  const char *action, const char *resource, struct nb_err *err);
+
 /* Handles one request of the API listener (the http handler; data = struct nb_daemon *). */
 void api_handle(struct nb_http_req *req, void *data);
 

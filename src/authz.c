@@ -11,6 +11,7 @@
  */
 #include "authz.h"
 
+#include <errno.h>
 #include <strings.h>
 
 #include "api.h"
@@ -82,40 +83,49 @@ bool authz_is_change(const char *action)
     return strcasecmp(action, "lambda:InvokeFunction") != 0;
 }
 
-bool authz_check(struct nb_daemon *d, struct nb_http_req *req, const char *key_id, bool root,
-                 const char *policy, const char *action, const char *resource)
+int authz_decide(struct nb_daemon *d, struct nb_http_req *req, const char *key_id, bool root,
+                 const char *policy, const char *action, const char *resource, struct nb_err *err)
 {
     enum nb_policy_decision dec = POLICY_IMPLICIT_DENY;
     if (root) {
         dec = POLICY_ALLOW;
     } else if (policy) {
-        struct nb_err err = {0};
-        const struct nb_policy *p = policy_cached(policy, &err);
+        struct nb_err perr = {0};
+        const struct nb_policy *p = policy_cached(policy, &perr);
         if (p)
             dec = policy_evaluate(p, action, resource);
         else
             log_warn("msg=\"key policy does not parse: denying\" key=%s err=\"%s\"",
-                     key_id ? key_id : "-", err.msg);
+                     key_id ? key_id : "-", perr.msg);
     }
     if (dec == POLICY_ALLOW) {
         if (authz_is_change(action))
             audit_on_reply(d, req, key_id, action, resource, "allowed", NULL);
-        return true;
+        return 0;
     }
     audit_on_reply(d, req, key_id, action, resource, "denied", "AccessDeniedException");
     log_info("msg=\"access denied\" key=%s action=%s resource=%s", key_id ? key_id : "-", action,
              resource);
     const char *account = d->cfg.account_id;
     if (dec == POLICY_EXPLICIT_DENY)
-        api_error(req, 403, "AccessDeniedException",
-                  "User: arn:aws:iam::%s:user/%s is not authorized to perform: %s on resource: %s "
-                  "with an explicit deny in an identity-based policy",
-                  account, key_id ? key_id : "unknown", action, resource);
-    else
-        api_error(req, 403, "AccessDeniedException",
-                  "User: arn:aws:iam::%s:user/%s is not authorized to perform: %s on resource: %s "
-                  "because no identity-based policy allows the %s action",
-                  account, key_id ? key_id : "unknown", action, resource, action);
+        return err_set(
+            err, EACCES,
+            "User: arn:aws:iam::%s:user/%s is not authorized to perform: %s on resource: "
+            "%s with an explicit deny in an identity-based policy",
+            account, key_id ? key_id : "unknown", action, resource);
+    return err_set(err, EACCES,
+                   "User: arn:aws:iam::%s:user/%s is not authorized to perform: %s on resource: %s "
+                   "because no identity-based policy allows the %s action",
+                   account, key_id ? key_id : "unknown", action, resource, action);
+}
+
+bool authz_check(struct nb_daemon *d, struct nb_http_req *req, const char *key_id, bool root,
+                 const char *policy, const char *action, const char *resource)
+{
+    struct nb_err err = {0};
+    if (authz_decide(d, req, key_id, root, policy, action, resource, &err) == 0)
+        return true;
+    api_error(req, 403, "AccessDeniedException", "%s", err.msg);
     return false;
 }
 

@@ -8,12 +8,25 @@
 struct nb_daemon;
 struct nb_http_req;
 struct nb_route_match;
+struct nb_err;
+
+/* Who sent a request, once authenticated (api.c puts it in the route match for handlers). */
+struct nb_caller {
+    const char *key_id; /* access key id */
+    bool root;          /* the root key: all-powerful */
+    const char *policy; /* the key's JSON policy text, or NULL */
+};
 
 /* key_id: the caller's access key id; root: the root key (all-powerful); policy: the key's JSON
  * policy text or NULL; action "service:Operation"; resource an ARN or "*". True when allowed;
  * otherwise replies 403 AccessDeniedException (req ended), audits the denial and returns false. */
 bool authz_check(struct nb_daemon *d, struct nb_http_req *req, const char *key_id, bool root,
                  const char *policy, const char *action, const char *resource);
+/* The decision of authz_check without the reply, for services whose error shape is not Lambda's
+ * (SQS's XML/JSON errors): 0 when allowed; -EACCES with IAM's AccessDenied message in err when
+ * denied (audited like authz_check). The caller replies. */
+int authz_decide(struct nb_daemon *d, struct nb_http_req *req, const char *key_id, bool root,
+                 const char *policy, const char *action, const char *resource, struct nb_err *err);
 /* Audits a request refused before authorization (type: the error type replied, e.g.
  * "InvalidSignatureException"; key_id NULL when unknown). */
 void authz_refused(struct nb_daemon *d, struct nb_http_req *req, const char *key_id,

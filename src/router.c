@@ -191,6 +191,7 @@ enum nb_route_result router_match(const struct nb_router *r, struct nb_http_req 
         *data = rt->data;
         *m = tmp;
         m->action = rt->action;
+        m->caller = NULL;
         return NB_ROUTE_OK;
     }
     return path_matched ? NB_ROUTE_BAD_METHOD : NB_ROUTE_NOT_FOUND;

@@ -18,12 +18,16 @@
 
 #define NB_ROUTE_MAX_PARAMS 4
 
+struct nb_caller;
+
 struct nb_route_match {
     const char *names[NB_ROUTE_MAX_PARAMS];
     const char *values[NB_ROUTE_MAX_PARAMS]; /* decoded, arena-allocated */
     size_t n;
     const char *action; /* the route's IAM-style action ("lambda:InvokeFunction"), or NULL for
                            public routes (/healthz, /metrics) that need no credentials */
+    const struct nb_caller *caller; /* set by api.c once the request is authenticated (authz.h);
+                                       NULL on public routes */
 };
 
 typedef void (*nb_route_cb)(struct nb_http_req *req, const struct nb_route_match *m, void *data);
