@@ -9,8 +9,11 @@
 
 #include <errno.h>
 
+#include "authn.h"
+#include "authz.h"
 #include "daemon.h"
 #include "function.h"
+#include "keys.h"
 #include "log.h"
 
 #define MAX_HDRS 8
@@ -125,14 +128,35 @@ json_t *api_body_json(struct nb_http_req *req)
     return j;
 }
 
+/* BEGIN auth: authentication (unless --insecure) and the authorization hook of every
+ * non-public route. Under --insecure the caller is treated as the root key. */
+static bool api_authorize(struct nb_daemon *d, struct nb_http_req *req, struct nb_route_match *m)
+{
+    const struct nb_key *key;
+    m->key_id = NULL;
+    if (d->cfg.insecure) {
+        key = keys_root(d->keys);
+    } else {
+        key = authn_request(d, req, m);
+        if (!key)
+            return false;
+        m->key_id = key->id;
+    }
+    return authz_check(d, req, key->id, key->root, key->policy, m->action,
+                       authz_resource(d, req, m));
+}
+/* END auth */
+
 void api_handle(struct nb_http_req *req, void *data)
 {
     struct nb_daemon *d = data;
     nb_route_cb cb;
     void *cb_data;
-    struct nb_route_match m;
+    struct nb_route_match m = {0};
     switch (router_match(d->router, req, &cb, &cb_data, &m)) {
     case NB_ROUTE_OK:
+        if (m.action && !api_authorize(d, req, &m)) /* auth */
+            return;
         cb(req, &m, cb_data);
         return;
     case NB_ROUTE_BAD_PATH:

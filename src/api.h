@@ -20,6 +20,7 @@ struct nb_daemon;
 /* Registers every route of the API listener on r. */
 void api_lambda_routes(struct nb_router *r, struct nb_daemon *d);
 void api_invoke_routes(struct nb_router *r, struct nb_daemon *d);
+void api_keys_routes(struct nb_router *r, struct nb_daemon *d); /* auth: api_keys.c */
 
 /* Handles one request of the API listener (the http handler; data = struct nb_daemon *). */
 void api_handle(struct nb_http_req *req, void *data);

@@ -24,6 +24,8 @@ struct nb_route_match {
     size_t n;
     const char *action; /* the route's IAM-style action ("lambda:InvokeFunction"), or NULL for
                            public routes (/healthz, /metrics) that need no credentials */
+    const char *key_id; /* auth: the authenticated caller's access key id (set by api_handle after
+                           authentication; NULL for public routes and under --insecure) */
 };
 
 typedef void (*nb_route_cb)(struct nb_http_req *req, const struct nb_route_match *m, void *data);
