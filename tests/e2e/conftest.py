@@ -133,6 +133,15 @@ class Daemon:
                   "us-east-1").add_auth(req)
         return dict(req.headers.items())
 
+    def raw_request(self, method, path, body=b"", headers=None):
+        """The bytes of one HTTP/1.1 request signed with the root key (Host and Content-Length
+        included), for tests that drive a raw socket."""
+        headers = self.sign(method, path, body, headers)
+        lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1:%d" % self.port,
+                 "Content-Length: %d" % len(body)]
+        lines += ["%s: %s" % kv for kv in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
     def request(self, method, path, body=b"", headers=None, timeout=120, sign=True):
         """One raw HTTP request to the API listener (for what no AWS client can send: malformed
         bodies, odd headers). Signed with the root key unless sign=False. Returns (status,

@@ -242,7 +242,7 @@ static void test_malformed(void **state)
         "SignedHeaders=host",
         "AWS4-HMAC-SHA256 Credential=AK/20250101/us-east-1/lambda, SignedHeaders=host, "
         "Signature=" /* 64 hex */ "000000000000000000000000000000000000000000000000000000000000000"
-                                  "0",
+        "0",
         "AWS4-HMAC-SHA256 Credential=AK/20250101/us-east-1/lambda/aws4_request, "
         "SignedHeaders=x-amz-date, "
         "Signature=0000000000000000000000000000000000000000000000000000000000000000",
