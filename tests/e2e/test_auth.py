@@ -92,6 +92,29 @@ def test_nimbus_cli_reads_the_data_dir_credentials(daemon):
     assert "MissingAuthenticationTokenException" in p.stderr
 
 
+def test_nimbus_cli_profile_option(daemon):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"NIMBUS_ENDPOINT": daemon.endpoint, "AWS_SHARED_CREDENTIALS_FILE":
+                daemon.credentials, "NIMBUS_DATA_DIR": "/nonexistent"})
+    p = subprocess.run([NIMBUS, "--profile", "nimbus", "keys", "ls"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and daemon.key_id in p.stdout, p.stderr
+    p = subprocess.run([NIMBUS, "--profile", "absent", "ls"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 3 and "MissingAuthenticationTokenException" in p.stderr
+
+
+def test_scope_of_another_region_or_service(daemon):
+    lam = daemon.boto3(region_name="eu-west-1")
+    st, code, msg = error_of(lambda: lam.list_functions())
+    assert (st, code) == (403, "InvalidSignatureException")
+    assert "scoped to a valid region, not 'eu-west-1'" in msg
+    hdrs = daemon.sign("GET", "/2015-03-31/functions/", service="sqs")
+    st, h, body = daemon.request("GET", "/2015-03-31/functions/", b"", hdrs, sign=False)
+    assert (st, h["x-amzn-ErrorType"]) == (403, "InvalidSignatureException")
+    assert "correct service: 'lambda'" in json.loads(body)["message"]
+
+
 def test_wrong_secret_is_invalid_signature(daemon):
     lam = daemon.boto3(aws_secret_access_key=daemon.secret[:-1] + "x")
     st, code, msg = error_of(lambda: lam.list_functions())
