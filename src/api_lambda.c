@@ -719,7 +719,7 @@ static void code_location(struct nb_http_req *req, struct nb_daemon *d,
     /* The address the client used reaches us; fall back to the listen address. */
     const char *host = http_req_header(req, "Host");
     char hostbuf[300];
-    if (!host || !*host || strpbrk(host, " /\\\"'<>?#@")) {
+    if (!host || !*host || strlen(host) > 255 || strpbrk(host, " /\\\"'<>?#@")) {
         snprintf(hostbuf, sizeof(hostbuf), "%s:%d", d->cfg.listen_host,
                  d->api ? http_server_port(d->api) : d->cfg.listen_port);
         host = hostbuf;
