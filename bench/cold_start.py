@@ -37,7 +37,7 @@ def spawn_baseline(argv, n, env=None):
 
 
 def measure_cold(dm, name, n):
-    c = Conn(dm.port)
+    c = Conn(dm.port, dm)
     lat, init = [], []
     for _ in range(n):
         dt, status, headers, body = c.invoke(name, b'{"ms":0}', tail=True)
@@ -54,7 +54,7 @@ def measure_cold(dm, name, n):
 
 
 def measure_warm(dm, name, n):
-    c = Conn(dm.port)
+    c = Conn(dm.port, dm)
     c.invoke(name, b'{"ms":0}')
     time.sleep(0.2)
     out = []

@@ -45,12 +45,17 @@ def c_sleep_zip():
 
 
 class Conn:
-    """One keep-alive connection; invoke() returns (seconds, status, headers, body)."""
+    """One keep-alive connection; invoke() returns (seconds, status, headers, body). With a
+    daemon, every request is SigV4-signed with its root key before the clock starts (the
+    client's signing is not part of the figure; the daemon's verification is)."""
 
-    def __init__(self, port):
+    def __init__(self, port, daemon=None):
         self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.daemon = daemon
 
     def request(self, method, path, body=None, headers=None):
+        if self.daemon is not None and self.daemon.key_id:
+            headers = self.daemon.sign(method, path, body or b"", headers)
         t0 = time.perf_counter()
         self.c.request(method, path, body=body, headers=headers or {})
         r = self.c.getresponse()

@@ -74,11 +74,15 @@ def live_instances(dm):
     return 0
 
 
+SIGNED = {}  # headers of one signed Invoke, replayed by every request of the burst (valid 15 min)
+
+
 async def invoke(port, i):
     r, w = await asyncio.open_connection("127.0.0.1", port)
     body = b'{"ms":%d}' % SLEEP_MS
-    w.write(b"POST /2015-03-31/functions/dense/invocations HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    hdrs = b"".join(b"%s: %s\r\n" % (k.encode(), v.encode()) for k, v in SIGNED.items())
+    w.write(b"POST /2015-03-31/functions/dense/invocations HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+            b"%sContent-Length: %d\r\n\r\n" % (port, hdrs, len(body)) + body)
     await w.drain()
     data = await r.read(200)
     w.close()
@@ -93,6 +97,8 @@ def main():
     dm = start_daemon(["--account-concurrency", str(max(N, 1000)), "--netns-pool", "8"])
     try:
         deploy(dm, "dense", c_sleep_zip(), "provided.al2023", memory=128, timeout=60)
+        SIGNED.update(dm.sign("POST", "/2015-03-31/functions/dense/invocations",
+                              b'{"ms":%d}' % SLEEP_MS))
         time.sleep(1)
         daemon_pid = dm.proc.pid
         parent = "nimbus-e2e-%d" % dm.port

@@ -9,9 +9,11 @@
 
 #include <errno.h>
 
+#include "authn.h"
 #include "authz.h"
 #include "daemon.h"
 #include "function.h"
+#include "keys.h"
 #include "log.h"
 
 #define MAX_HDRS 8
@@ -135,27 +137,39 @@ int api_authorize(struct nb_daemon *d, struct nb_http_req *req, const struct nb_
                         resource, err);
 }
 
+/* Authenticates req (unless --insecure, where the caller is the root key) and fills *caller.
+ * False after replying the refusal (audited by authn.c). */
+static bool authenticate(struct nb_daemon *d, struct nb_http_req *req,
+                         const struct nb_route_match *m, struct nb_caller *caller)
+{
+    const struct nb_key *key = d->cfg.insecure ? keys_root(d->keys) : authn_request(d, req, m);
+    if (!key)
+        return false;
+    *caller = (struct nb_caller){.key_id = key->id, .root = key->root, .policy = key->policy};
+    return true;
+}
+
 void api_handle(struct nb_http_req *req, void *data)
 {
     struct nb_daemon *d = data;
     nb_route_cb cb;
     void *cb_data;
-    struct nb_route_match m;
+    struct nb_route_match m = {0};
     switch (router_match(d->router, req, &cb, &cb_data, &m)) {
     case NB_ROUTE_OK:
         if (!m.action) { /* public route */
             cb(req, &m, cb_data);
             return;
         }
-        /* Until requests are authenticated (SigV4 keys), every caller acts as the root key; the
-         * check still runs so that control-plane changes reach the audit log. */
-        static const struct nb_caller root = {.key_id = "root", .root = true};
-        m.caller = &root;
+        struct nb_caller caller;
+        if (!authenticate(d, req, &m, &caller))
+            return;
+        m.caller = &caller;
         /* A route whose action is "service:*" names its operation only in the body (SQS's
          * protocols): its handler authorizes with api_authorize once it has parsed it. */
         size_t alen = strlen(m.action);
         if (!(alen >= 2 && !strcmp(m.action + alen - 2, ":*")) &&
-            !authz_check(d, req, m.caller->key_id, m.caller->root, m.caller->policy, m.action,
+            !authz_check(d, req, caller.key_id, caller.root, caller.policy, m.action,
                          authz_resource(d, req, &m)))
             return;
         cb(req, &m, cb_data);

@@ -20,6 +20,7 @@ struct nb_daemon;
 /* Registers every route of the API listener on r. */
 void api_lambda_routes(struct nb_router *r, struct nb_daemon *d);
 void api_invoke_routes(struct nb_router *r, struct nb_daemon *d);
+void api_keys_routes(struct nb_router *r, struct nb_daemon *d); /* auth: api_keys.c */
 
 /* For routes registered with a "service:*" action (the operation is named in the body, as in
  * SQS's protocols): authorizes m's caller for action on resource once the handler knows them.

@@ -18,10 +18,13 @@
 #include <errno.h>
 
 #include "api.h"
+#include "authz.h"
 #include "codec.h"
 #include "codepkg.h"
 #include "daemon.h"
+#include "keys.h" /* auth: presigned Code.Location */
 #include "log.h"
+#include "sigv4.h" /* auth */
 #include "store.h"
 
 #define ZIPPED_MAX 52428800ll    /* direct upload limit, Lambda's CodeSizeZipped */
@@ -708,16 +711,28 @@ static void h_delete_concurrency(struct nb_http_req *req, const struct nb_route_
     h_write(req, m, data, OP_DELETE_CONCURRENCY);
 }
 
-static void code_location(struct nb_http_req *req, struct nb_daemon *d, const char *name, char *out,
-                          size_t n)
+/* auth: Code.Location is a presigned URL (SigV4 query auth, signed with the caller's key, valid
+ * CODE_URL_EXPIRES_S like Lambda's) so curl or urllib can fetch it without credentials. */
+#define CODE_URL_EXPIRES_S 600
+static void code_location(struct nb_http_req *req, struct nb_daemon *d,
+                          const struct nb_route_match *m, const char *name, char *out, size_t n)
 {
     /* The address the client used reaches us; fall back to the listen address. */
     const char *host = http_req_header(req, "Host");
-    if (host && *host && !strpbrk(host, " /\\\"'<>"))
-        snprintf(out, n, "http://%s/nimbus/v1/functions/%s/code", host, name);
-    else
-        snprintf(out, n, "http://%s:%d/nimbus/v1/functions/%s/code", d->cfg.listen_host,
-                 d->api ? http_server_port(d->api) : d->cfg.listen_port, name);
+    char hostbuf[300];
+    if (!host || !*host || strlen(host) > 255 || strpbrk(host, " /\\\"'<>?#@")) {
+        snprintf(hostbuf, sizeof(hostbuf), "%s:%d", d->cfg.listen_host,
+                 d->api ? http_server_port(d->api) : d->cfg.listen_port);
+        host = hostbuf;
+    }
+    _cleanup_free_ char *path = xasprintf("/nimbus/v1/functions/%s/code", name);
+    const struct nb_key *key = m->caller ? keys_find(d->keys, m->caller->key_id) : NULL;
+    if (!key)
+        key = keys_root(d->keys);
+    _cleanup_free_ char *q =
+        sigv4_presign("GET", path, NULL, host, key->id, key->secret, d->cfg.region, "lambda",
+                      (int64_t)time(NULL), CODE_URL_EXPIRES_S);
+    snprintf(out, n, "http://%s%s?%s", host, path, q);
 }
 
 static void h_get(struct nb_http_req *req, const struct nb_route_match *m, void *data)
@@ -727,8 +742,8 @@ static void h_get(struct nb_http_req *req, const struct nb_route_match *m, void 
     struct nb_fn *fn = resolve(req, d, m, &qual);
     if (!fn)
         return;
-    char loc[1024];
-    code_location(req, d, fn->name, loc, sizeof(loc));
+    char loc[2048];
+    code_location(req, d, m, fn->name, loc, sizeof(loc));
     json_t *o = json_object();
     json_object_set_new(o, "Configuration", function_config_json_qualified(fn->cfg, qual));
     json_object_set_new(o, "Code", json_pack("{s:s,s:s}", "RepositoryType", "S3", "Location", loc));

@@ -11,10 +11,11 @@
 #include <errno.h>
 #include <ini.h>
 #include <stddef.h>
+#include <strings.h>
 
 #include "log.h"
 
-enum kind { K_STR, K_INT };
+enum kind { K_STR, K_INT, K_BOOL };
 enum flags { F_RELOAD = 1 << 0 };
 
 struct row {
@@ -34,6 +35,7 @@ static int check_level(const char *v, struct nb_err *err);
 static int check_abs_path(const char *v, struct nb_err *err);
 static int check_runtime_dir(const char *v, struct nb_err *err);
 static int check_cgroup_name(const char *v, struct nb_err *err);
+static int check_master_key(const char *v, struct nb_err *err);
 
 #define OFF(f) offsetof(struct nb_config, f)
 static const struct row table[] = {
@@ -75,6 +77,14 @@ static const struct row table[] = {
     {"reap_interval_ms", K_INT, OFF(reap_interval_ms), "1000", 10, 600000, NULL, 0,
      "least time between two runs of the keep-warm reaper, which runs only while an instance is "
      "idle: an idle instance stops between keep_warm_s and keep_warm_s plus this"},
+    /* BEGIN auth settings */
+    {"insecure", K_BOOL, OFF(insecure), "false", 0, 0, NULL, 0,
+     "skip authentication (every request is served as the root key); refused unless listen is a "
+     "loopback address. Flag form: --insecure"},
+    {"master_key_file", K_STR, OFF(master_key_file), "auto", 0, 0, check_master_key, 0,
+     "file with the 32-byte key that encrypts access-key secrets at rest (created at first "
+     "start); auto = DATA_DIR/master.key. Keep it off the data disk to separate the two"},
+    /* END auth settings */
 };
 
 static char **str_field(struct nb_config *cfg, const struct row *r)
@@ -156,9 +166,32 @@ static int check_cgroup_name(const char *v, struct nb_err *err)
     return 0;
 }
 
+static int check_master_key(const char *v, struct nb_err *err)
+{
+    return strcmp(v, "auto") ? check_abs_path(v, err) : 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no",
+                                                                                "off", "0"};
+    for (size_t i = 0; i < ARRAY_SIZE(yes); i++) {
+        if (!strcasecmp(v, yes[i]))
+            return *out = true, 0;
+        if (!strcasecmp(v, no[i]))
+            return *out = false, 0;
+    }
+    return -EINVAL;
+}
+
 /* Sets one key from text; the only place values are parsed. */
 static int set_value(struct nb_config *cfg, const struct row *r, const char *v, struct nb_err *err)
 {
+    if (r->kind == K_BOOL) {
+        if (parse_bool(v, (bool *)((char *)cfg + r->off)) < 0)
+            return err_set(err, EINVAL, "'%s' for %s is not true or false", v, r->name);
+        return 0;
+    }
     if (r->kind == K_INT) {
         int64_t n;
         int rc = parse_i64(v, r->min, r->max, &n);
@@ -257,7 +290,11 @@ static int apply_flags(struct nb_config *cfg, int argc, char **argv, bool only_c
         for (size_t k = 0; k < n; k++)
             name[k] = a[2 + k] == '-' ? '_' : a[2 + k];
         name[n] = '\0';
-        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        const struct row *br = find_row(name);
+        /* A boolean flag alone means true; only --flag=VALUE gives it a value. */
+        const char *value = eq                         ? eq + 1
+                            : br && br->kind == K_BOOL ? "true"
+                                                       : (i + 1 < argc ? argv[++i] : NULL);
         if (!value)
             return err_set(err, EINVAL, "flag '%s' needs a value", a);
         if (!strcmp(name, "config")) {
@@ -309,7 +346,9 @@ int config_reload(struct nb_config *cfg, struct nb_err *err)
             const struct row *r = &table[i];
             if (!(r->flags & F_RELOAD))
                 continue;
-            if (r->kind == K_INT) {
+            if (r->kind == K_BOOL) {
+                *(bool *)((char *)cfg + r->off) = *(bool *)((char *)&fresh + r->off);
+            } else if (r->kind == K_INT) {
                 *int_field(cfg, r) = *int_field(&fresh, r);
             } else {
                 char **dst = str_field(cfg, r);
@@ -327,7 +366,10 @@ void config_show(const struct nb_config *cfg, FILE *out)
     fprintf(out, "[nimbus]\n");
     for (size_t i = 0; i < ARRAY_SIZE(table); i++) {
         const struct row *r = &table[i];
-        if (r->kind == K_INT)
+        if (r->kind == K_BOOL)
+            fprintf(out, "%s = %s\n", r->name,
+                    *(const bool *)((const char *)cfg + r->off) ? "true" : "false");
+        else if (r->kind == K_INT)
             fprintf(out, "%s = %lld\n", r->name, (long long)*int_field((struct nb_config *)cfg, r));
         else
             fprintf(out, "%s = %s\n", r->name, *str_field((struct nb_config *)cfg, r));
@@ -346,7 +388,10 @@ void config_usage(FILE *out)
         for (char *p = flag; *p; p++)
             if (*p == '_')
                 *p = '-';
-        fprintf(out, "  --%s %s (default %s)%s\n      %s\n", flag, r->kind == K_INT ? "N" : "VALUE",
+        fprintf(out, "  --%s%s (default %s)%s\n      %s\n", flag,
+                r->kind == K_INT    ? " N"
+                : r->kind == K_BOOL ? "[=true|false]"
+                                    : " VALUE",
                 r->def, r->flags & F_RELOAD ? " [reloadable]" : "", r->help);
     }
 }

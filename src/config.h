@@ -29,6 +29,10 @@ struct nb_config {
     int64_t park_pool;        /* parked sandboxes kept ready (park_pool.c) */
     char *cgroup_parent;      /* instances' cgroups live under <controller>/<cgroup_parent>/ */
     int64_t reap_interval_ms; /* least time between two keep-warm reaper runs (pool.c) */
+    /* BEGIN auth settings */
+    bool insecure;         /* no authentication (loopback listeners only) */
+    char *master_key_file; /* "auto" = DATA_DIR/master.key */
+    /* END auth settings */
     /* derived from listen */
     char listen_host[256];
     int listen_port;

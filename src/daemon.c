@@ -11,6 +11,7 @@
  */
 #include "daemon.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "codepkg.h"
 #include "http.h"
 #include "instance.h"
+#include "keys.h"
 #include "log.h"
 #include "logs.h"
 #include "netns_pool.h"
@@ -180,6 +182,41 @@ static char *find_runtime_dir(void)
     return xstrdup(NIMBUS_SOURCE_ROOT "/runtimes");
 }
 
+/* BEGIN auth */
+static bool is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return !strcmp(host, "localhost");
+}
+
+/* Loads the access keys (creating the master key, root key and credentials file at first
+ * start) and checks --insecure against the listen address. */
+static int setup_auth(struct nb_daemon *d, struct nb_err *err)
+{
+    if (d->cfg.insecure && !is_loopback(d->cfg.listen_host))
+        return err_set(err, EINVAL,
+                       "--insecure needs a loopback listen address (127.0.0.0/8 or ::1), not "
+                       "'%s': an unauthenticated API must not be reachable from the network",
+                       d->cfg.listen_host);
+    _cleanup_free_ char *master = !strcmp(d->cfg.master_key_file, "auto")
+                                      ? xasprintf("%s/master.key", d->cfg.data_dir)
+                                      : xstrdup(d->cfg.master_key_file);
+    d->keys = keys_open(d->store, d->cfg.data_dir, master, d->cfg.region, err);
+    if (!d->keys)
+        return -err->code;
+    if (d->cfg.insecure)
+        log_warn("INSECURE MODE: authentication is OFF; every request on %s is served with root "
+                 "powers. Use only for local development",
+                 d->cfg.listen);
+    return 0;
+}
+/* END auth */
+
 static int setup(struct runtime *rt, struct nb_err *err)
 {
     struct nb_daemon *d = &rt->d;
@@ -207,6 +244,8 @@ static int setup(struct runtime *rt, struct nb_err *err)
     d->audit = audit_open(d->cfg.data_dir, err);
     if (!d->audit)
         return -err->code;
+    if ((rc = setup_auth(d, err)) < 0) /* auth */
+        return rc;
     registry_init(d);
     if ((rc = store_function_each(d->store, load_function, d, err)) < 0)
         return rc;
@@ -221,6 +260,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     api_lambda_routes(d->router, d);
     api_invoke_routes(d->router, d);
     api_nimbus_routes(d->router, d);
+    api_keys_routes(d->router, d); /* auth */
     struct nb_http_limits lim;
     http_limits_default(&lim);
     lim.max_body = API_MAX_BODY;
@@ -293,6 +333,7 @@ out:
         router_free(d->router);
     if (d->store)
         store_close(d->store);
+    keys_free(d->keys);    /* auth */
     audit_close(d->audit); /* after the loop: no request can append any more */
     policy_cache_clear();
     free(d->netns);

@@ -38,4 +38,23 @@ typedef int (*nb_store_function_cb)(void *data, const char *name, const char *do
 int store_function_each(struct nb_store *st, nb_store_function_cb cb, void *data,
                         struct nb_err *err);
 
+/* ---- access keys (keys.c) ---- */
+/* One access key as stored: the secret only encrypted (keys.c seals it). Strings borrowed. */
+struct nb_store_key {
+    const char *id;
+    const char *secret_sealed; /* keys.c's sealed form; never the plaintext */
+    const char *policy;        /* JSON policy text or NULL */
+    const char *description;   /* never NULL ("" for none) */
+    bool root;
+    int64_t created_ms;
+};
+/* Inserts a key; -EEXIST if its id exists. */
+int store_key_insert(struct nb_store *st, const struct nb_store_key *k, struct nb_err *err);
+/* Deletes a key; -ENOENT if absent. */
+int store_key_delete(struct nb_store *st, const char *id, struct nb_err *err);
+/* Calls cb for every key in id order (strings valid during the call only; like
+ * store_function_each, read first and called outside the lock). Non-zero from cb stops. */
+typedef int (*nb_store_key_cb)(void *data, const struct nb_store_key *k);
+int store_key_each(struct nb_store *st, nb_store_key_cb cb, void *data, struct nb_err *err);
+
 #endif

@@ -32,6 +32,15 @@ static const char *const migrations[] = {
      "  created_ms INTEGER NOT NULL,"
      "  updated_ms INTEGER NOT NULL"
      ");"),
+    /* 2: access keys (secrets sealed by keys.c, never plaintext) */
+    ("CREATE TABLE access_keys ("
+     "  id TEXT PRIMARY KEY,"
+     "  secret_sealed TEXT NOT NULL,"
+     "  policy TEXT,"
+     "  description TEXT NOT NULL,"
+     "  root INTEGER NOT NULL,"
+     "  created_ms INTEGER NOT NULL"
+     ");"),
 };
 
 enum stmt_id {
@@ -40,6 +49,9 @@ enum stmt_id {
     STMT_FN_DELETE,
     STMT_FN_GET,
     STMT_FN_EACH,
+    STMT_KEY_INSERT,
+    STMT_KEY_DELETE,
+    STMT_KEY_EACH,
     STMT__MAX,
 };
 
@@ -50,6 +62,11 @@ static const char *const stmt_sql[STMT__MAX] = {
     [STMT_FN_DELETE] = "DELETE FROM functions WHERE name = ?1",
     [STMT_FN_GET] = "SELECT doc FROM functions WHERE name = ?1",
     [STMT_FN_EACH] = "SELECT name, doc FROM functions ORDER BY name",
+    [STMT_KEY_INSERT] = ("INSERT INTO access_keys(id, secret_sealed, policy, description, root, "
+                         "created_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING"),
+    [STMT_KEY_DELETE] = "DELETE FROM access_keys WHERE id = ?1",
+    [STMT_KEY_EACH] = ("SELECT id, secret_sealed, policy, description, root, created_ms "
+                       "FROM access_keys ORDER BY id"),
 };
 
 struct nb_store {
@@ -416,5 +433,123 @@ int store_function_each(struct nb_store *st, nb_store_function_cb cb, void *data
     for (size_t i = 0; i < n && r == 0; i++)
         r = cb(data, rows[i].name, rows[i].doc);
     rows_free(rows, n);
+    return r;
+}
+
+/* ---- access keys ---- */
+
+int store_key_insert(struct nb_store *st, const struct nb_store_key *k, struct nb_err *err)
+{
+    ASSERT(k && k->id && k->secret_sealed && k->description);
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_KEY_INSERT, err);
+    if (!s)
+        return err_prefix(err, "cannot insert key '%s'", k->id);
+    int r = bind_text(st, s, 1, k->id, err);
+    if (r == 0)
+        r = bind_text(st, s, 2, k->secret_sealed, err);
+    if (r == 0)
+        r = k->policy ? bind_text(st, s, 3, k->policy, err)
+                      : (sqlite3_bind_null(s, 3) == SQLITE_OK ? 0 : db_err(st, err, "bind", NULL));
+    if (r == 0)
+        r = bind_text(st, s, 4, k->description, err);
+    if (r == 0)
+        r = bind_i64(st, s, 5, k->root ? 1 : 0, err);
+    if (r == 0)
+        r = bind_i64(st, s, 6, k->created_ms, err);
+    if (r < 0)
+        return err_prefix(err, "cannot insert key '%s'", k->id);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_err(st, err, "insert key", k->id);
+    if (sqlite3_changes(st->db) == 0)
+        return err_set(err, EEXIST, "access key '%s' already exists", k->id);
+    return 0;
+}
+
+int store_key_delete(struct nb_store *st, const char *id, struct nb_err *err)
+{
+    ASSERT(id);
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_KEY_DELETE, err);
+    if (!s || bind_text(st, s, 1, id, err) < 0)
+        return err_prefix(err, "cannot delete key '%s'", id);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_err(st, err, "delete key", id);
+    if (sqlite3_changes(st->db) == 0)
+        return err_set(err, ENOENT, "access key '%s' not found", id);
+    return 0;
+}
+
+struct key_row {
+    char *id, *sealed, *policy, *description;
+    bool root;
+    int64_t created_ms;
+};
+
+static void key_rows_free(struct key_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].id);
+        free(rows[i].sealed);
+        free(rows[i].policy);
+        free(rows[i].description);
+    }
+    free(rows);
+}
+
+static char *col_dup(sqlite3_stmt *s, int i)
+{
+    const unsigned char *v = sqlite3_column_text(s, i);
+    return v ? xstrdup((const char *)v) : NULL;
+}
+
+static int collect_keys(struct nb_store *st, struct key_row **out, size_t *nout, struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_KEY_EACH, err);
+    if (!s)
+        return err_prefix(err, "cannot list keys");
+    struct key_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 8;
+            rows = xrealloc(rows, cap * sizeof(*rows));
+        }
+        rows[n] = (struct key_row){col_dup(s, 0),
+                                   col_dup(s, 1),
+                                   col_dup(s, 2),
+                                   col_dup(s, 3),
+                                   sqlite3_column_int64(s, 4) != 0,
+                                   sqlite3_column_int64(s, 5)};
+        n++;
+        if (!rows[n - 1].id || !rows[n - 1].sealed || !rows[n - 1].description) {
+            key_rows_free(rows, n);
+            return db_err(st, err, "list keys", NULL);
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        key_rows_free(rows, n);
+        return db_err(st, err, "list keys", NULL);
+    }
+    *out = rows;
+    *nout = n;
+    return 0;
+}
+
+int store_key_each(struct nb_store *st, nb_store_key_cb cb, void *data, struct nb_err *err)
+{
+    struct key_row *rows = NULL;
+    size_t n = 0;
+    int r = collect_keys(st, &rows, &n, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n && r == 0; i++) {
+        struct nb_store_key k = {rows[i].id,          rows[i].sealed, rows[i].policy,
+                                 rows[i].description, rows[i].root,   rows[i].created_ms};
+        r = cb(data, &k);
+    }
+    key_rows_free(rows, n);
     return r;
 }

@@ -26,11 +26,12 @@ static const struct nb_cli_cmd commands[] = {
     {"logs", cmd_logs, "print (or follow) a function's log"},
     {"stats", cmd_stats, "show a function's invocation figures and instances"},
     {"audit", cmd_audit, "print the audit log (control-plane changes, denied requests)"},
+    {"keys", cmd_keys, "create, list and delete access keys"},
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: nimbus [--endpoint URL] COMMAND [ARGS...]\n"
+    fprintf(out, "usage: nimbus [--endpoint URL] [--profile NAME] COMMAND [ARGS...]\n"
                  "       nimbus --help | --version | help [COMMAND]\n"
                  "\n"
                  "nimbus is a self-hosted serverless platform that speaks AWS Lambda's APIs.\n"
@@ -40,7 +41,10 @@ static void usage(FILE *out)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n"
                  "Run 'nimbus COMMAND --help' for a command's options. Client commands talk to\n"
-                 "--endpoint URL, else $NIMBUS_ENDPOINT, else http://127.0.0.1:9000.\n"
+                 "--endpoint URL, else $NIMBUS_ENDPOINT, else http://127.0.0.1:9000, and sign\n"
+                 "requests with $AWS_ACCESS_KEY_ID/$AWS_SECRET_ACCESS_KEY, else profile --profile\n"
+                 "(default nimbus) of $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, else of\n"
+                 "$NIMBUS_DATA_DIR/credentials (default ./.nimbus/credentials).\n"
                  "exit codes: 0 ok, 1 function error, 2 usage, 3 platform error\n");
 }
 
@@ -98,6 +102,14 @@ int cli_main(int argc, char **argv)
                 return CLI_EXIT_USAGE;
             }
             setenv("NIMBUS_ENDPOINT", url, 1);
+        } else if (!strcmp(a, "--profile") || !strncmp(a, "--profile=", 10)) {
+            const char *prof = a[9] == '=' ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!prof) {
+                fprintf(stderr, "error: option '--profile' requires an argument\n");
+                usage(stderr);
+                return CLI_EXIT_USAGE;
+            }
+            setenv("AWS_PROFILE", prof, 1);
         } else {
             fprintf(stderr, "error: unknown option '%s'\n", a);
             usage(stderr);

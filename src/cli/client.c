@@ -3,8 +3,9 @@
  * per run (connections reused), request/response plumbing, AWS error parsing and botocore-style
  * percent-encoding.
  *
- * Every request goes through sign_request() just before it is sent; it is the single place where
- * SigV4 signing will be added. curl is told not to send "Expect: 100-continue" (a round trip for
+ * Every request goes through sign_request() just before it is sent: SigV4 with sigv4.c, signing
+ * host, x-amz-content-sha256 and x-amz-date (the Host header is set explicitly so the signed value
+ * is the one sent). curl is told not to send "Expect: 100-continue" (a round trip for
  * nothing against nimbus) nor its default form Content-Type. Only the headers of the final
  * response are kept (a 100 Continue's are dropped).
  */
@@ -12,7 +13,10 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <ini.h>
 #include <strings.h>
+
+#include "sigv4.h"
 
 #ifndef NIMBUS_VERSION
 #define NIMBUS_VERSION "unknown"
@@ -38,6 +42,9 @@ int client_init(struct nb_client *c, const char *endpoint, struct nb_err *err)
     while (n > 0 && endpoint[n - 1] == '/')
         n--;
     c->endpoint = xstrndup(endpoint, n);
+    const char *h = strstr(c->endpoint, "://") + 3;
+    c->host = xstrndup(h, strcspn(h, "/?#"));
+    client_find_credentials(&c->key_id, &c->secret, &c->region);
     if (!curl_ready) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return err_set(err, EIO, "cannot initialise libcurl");
@@ -54,8 +61,86 @@ void client_release(struct nb_client *c)
     if (c->curl)
         curl_easy_cleanup(c->curl);
     free(c->endpoint);
+    free(c->host);
+    free(c->key_id);
+    if (c->secret)
+        memset(c->secret, 0, strlen(c->secret));
+    free(c->secret);
+    free(c->region);
     c->curl = NULL;
     c->endpoint = NULL;
+    c->host = c->key_id = c->secret = c->region = NULL;
+}
+
+struct profile_ctx {
+    const char *profile;
+    char *key_id, *secret, *region;
+};
+
+static int on_profile_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct profile_ctx *p = user;
+    if (strcmp(section, p->profile))
+        return 1;
+    char **dst = !strcmp(name, "aws_access_key_id")       ? &p->key_id
+                 : !strcmp(name, "aws_secret_access_key") ? &p->secret
+                 : !strcmp(name, "region")                ? &p->region
+                                                          : NULL;
+    if (dst) {
+        free(*dst);
+        *dst = xstrdup(value);
+    }
+    return 1;
+}
+
+/* Reads profile from an INI credentials file; true when it has both key id and secret. */
+static bool read_profile(const char *path, const char *profile, char **key_id, char **secret,
+                         char **region)
+{
+    struct profile_ctx p = {profile, NULL, NULL, NULL};
+    if (ini_parse(path, on_profile_entry, &p) < 0 || !p.key_id || !p.secret) {
+        free(p.key_id);
+        free(p.secret);
+        free(p.region);
+        return false;
+    }
+    *key_id = p.key_id;
+    *secret = p.secret;
+    if (p.region && !*region)
+        *region = p.region;
+    else
+        free(p.region);
+    return true;
+}
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+void client_find_credentials(char **key_id, char **secret, char **region)
+{
+    *key_id = *secret = *region = NULL;
+    const char *r = env("AWS_REGION") ? env("AWS_REGION") : env("AWS_DEFAULT_REGION");
+    if (r)
+        *region = xstrdup(r);
+    if (env("AWS_ACCESS_KEY_ID") && env("AWS_SECRET_ACCESS_KEY")) {
+        *key_id = xstrdup(env("AWS_ACCESS_KEY_ID"));
+        *secret = xstrdup(env("AWS_SECRET_ACCESS_KEY"));
+    } else {
+        const char *profile = env("AWS_PROFILE") ? env("AWS_PROFILE") : "nimbus";
+        _cleanup_free_ char *shared = env("AWS_SHARED_CREDENTIALS_FILE")
+                                          ? xstrdup(env("AWS_SHARED_CREDENTIALS_FILE"))
+                                      : env("HOME") ? xasprintf("%s/.aws/credentials", env("HOME"))
+                                                    : NULL;
+        _cleanup_free_ char *own = xasprintf(
+            "%s/credentials", env("NIMBUS_DATA_DIR") ? env("NIMBUS_DATA_DIR") : "./.nimbus");
+        if (!(shared && read_profile(shared, profile, key_id, secret, region)))
+            read_profile(own, profile, key_id, secret, region);
+    }
+    if (!*region)
+        *region = xstrdup("us-east-1");
 }
 
 void client_resp_release(struct nb_client_resp *resp)
@@ -124,16 +209,34 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
     return c->cancel && *c->cancel ? 1 : 0;
 }
 
-/*
- * The signing hook: called once per request with the final method, path, query, body and header
- * list, just before it is sent. Unsigned for now (nimbus accepts any request until access keys
- * exist). SigV4 goes here: read AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN /
- * AWS_REGION, add X-Amz-Date and X-Amz-Content-Sha256 (sha256 of req->body), build the canonical
- * request (Lambda: path re-encoded, query sorted), and append the Authorization header to *headers.
- */
+static struct curl_slist *append_header(struct curl_slist *list, const char *h);
+
+/* Signs the request (when credentials were found): adds Host, X-Amz-Date, X-Amz-Content-Sha256
+ * and Authorization to *headers. */
 static int sign_request(struct nb_client *c, const struct nb_client_req *req,
                         struct curl_slist **headers, struct nb_err *err)
 {
+    char amz[17], hash[65];
+    int64_t now = (int64_t)time(NULL);
+    sigv4_amz_date(now, amz);
+    sigv4_sha256_hex(req->body ? req->body : "", req->body_len, hash);
+    _cleanup_free_ char *hh = xasprintf("Host: %s", c->host);
+    *headers = append_header(*headers, hh);
+    if (!c->key_id)
+        return 0;
+    struct nb_http_header h[] = {
+        {"host", c->host}, {"x-amz-content-sha256", hash}, {"x-amz-date", amz}};
+    struct nb_sigv4_request sr = {
+        req->method, req->path,    req->query ? req->query : "", h, ARRAY_SIZE(h),
+        req->body,   req->body_len};
+    _cleanup_free_ char *authz = sigv4_sign(&sr, "host;x-amz-content-sha256;x-amz-date", hash,
+                                            c->key_id, c->secret, c->region, "lambda", now);
+    _cleanup_free_ char *l1 = xasprintf("X-Amz-Date: %s", amz);
+    _cleanup_free_ char *l2 = xasprintf("X-Amz-Content-Sha256: %s", hash);
+    _cleanup_free_ char *l3 = xasprintf("Authorization: %s", authz);
+    *headers = append_header(*headers, l1);
+    *headers = append_header(*headers, l2);
+    *headers = append_header(*headers, l3);
     return 0;
 }
 

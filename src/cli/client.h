@@ -6,7 +6,13 @@
  * client_request() performs one request and fills a struct nb_client_resp whatever the status;
  * it fails only when no HTTP answer arrived ("cannot reach nimbus at URL: ..."). Callers then use
  * client_check() to turn an unexpected status into the AWS error ("<Type>: <message>").
- * Requests are unsigned for now; sign_request() in client.c is where SigV4 goes.
+ * Every request is signed with SigV4 (sigv4.c, service "lambda") when credentials are found,
+ * in this order: $AWS_ACCESS_KEY_ID + $AWS_SECRET_ACCESS_KEY; else profile $AWS_PROFILE (default
+ * "nimbus"; the global --profile sets it) in $AWS_SHARED_CREDENTIALS_FILE (else
+ * ~/.aws/credentials); else that profile in DATA_DIR/credentials, the file the daemon writes
+ * (DATA_DIR = $NIMBUS_DATA_DIR, else the default ./.nimbus). Without credentials requests go
+ * unsigned (enough for a daemon run with --insecure). Region: $AWS_REGION, $AWS_DEFAULT_REGION,
+ * the profile's region, else us-east-1.
  *
  * Error codes (see cli_report): EHOSTUNREACH no answer, EREMOTEIO an error answer, EPROTO an
  * answer that cannot be parsed, EINVAL a bad endpoint URL.
@@ -22,10 +28,16 @@
 #define CLIENT_DEFAULT_ENDPOINT "http://127.0.0.1:9000"
 
 struct nb_client {
-    char *endpoint;                /* owned; no trailing '/' */
-    void *curl;                    /* CURL *, owned */
-    volatile sig_atomic_t *cancel; /* when set and *cancel != 0, a running request is aborted */
+    char *endpoint;                 /* owned; no trailing '/' */
+    void *curl;                     /* CURL *, owned */
+    volatile sig_atomic_t *cancel;  /* when set and *cancel != 0, a running request is aborted */
+    char *host;                     /* host[:port] of endpoint, sent as Host and signed */
+    char *key_id, *secret, *region; /* credentials (owned; key_id NULL: unsigned) */
 };
+
+/* Finds credentials as described above into *key_id, *secret, *region (malloc'd; key_id and
+ * secret NULL when none are found). */
+void client_find_credentials(char **key_id, char **secret, char **region);
 
 struct nb_client_req {
     const char *method;         /* "GET", "POST", "PUT", "DELETE" */

@@ -26,6 +26,28 @@ AWS = "/usr/bin/aws"  # Debian's awscli 2.9 (not a pip one on PATH)
 FUNCS = os.path.join(ROOT, "tests", "e2e", "functions")
 
 
+class Headers(dict):
+    """Response headers: lower-case names, looked up case-insensitively."""
+
+    def get(self, k, default=None):
+        return dict.get(self, k.lower(), default)
+
+    def __getitem__(self, k):
+        return dict.__getitem__(self, k.lower())
+
+    def __contains__(self, k):
+        return dict.__contains__(self, k.lower())
+
+
+def read_credentials(path, profile="nimbus"):
+    """(access key id, secret) of profile in a shared-credentials file, or (None, None)."""
+    import configparser
+    cp = configparser.ConfigParser()
+    if not cp.read(path) or not cp.has_section(profile):
+        return None, None
+    return cp.get(profile, "aws_access_key_id"), cp.get(profile, "aws_secret_access_key")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -42,6 +64,8 @@ class Daemon:
         self.extra_args = list(extra_args)
         self.proc = None
         self.log_path = os.path.join(data_dir, "daemon.log")
+        self.credentials = os.path.join(data_dir, "credentials")
+        self.key_id = self.secret = None  # the root key, read at start()
 
     def start(self):
         os.makedirs(self.data_dir, exist_ok=True)
@@ -57,6 +81,8 @@ class Daemon:
             try:
                 with urllib.request.urlopen(self.endpoint + "/healthz", timeout=1) as r:
                     if r.status == 200:
+                        # the daemon writes its root key there at first start
+                        self.key_id, self.secret = read_credentials(self.credentials)
                         return self
             except OSError:
                 time.sleep(0.05)
@@ -87,27 +113,53 @@ class Daemon:
     def env(self):
         e = dict(os.environ)
         e.update({
-            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_ACCESS_KEY_ID": self.key_id, "AWS_SECRET_ACCESS_KEY": self.secret,
             "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
             "NIMBUS_ENDPOINT": self.endpoint, "AWS_PAGER": "",
             "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
         })
         return e
 
-    def request(self, method, path, body=b"", headers=None, timeout=120):
+    def sign(self, method, path, body=b"", headers=None, key_id=None, secret=None,
+             service="lambda"):
+        """Headers of a request signed (SigV4, botocore's SigV4Auth) with the root key or the
+        given one; path is the wire path (already percent-encoded), with any query."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        req = AWSRequest(method=method, url=self.endpoint + path, data=body,
+                         headers=dict(headers or {}))
+        SigV4Auth(Credentials(key_id or self.key_id, secret or self.secret), service,
+                  "us-east-1").add_auth(req)
+        return dict(req.headers.items())
+
+    def raw_request(self, method, path, body=b"", headers=None):
+        """The bytes of one HTTP/1.1 request signed with the root key (Host and Content-Length
+        included), for tests that drive a raw socket."""
+        headers = self.sign(method, path, body, headers)
+        lines = ["%s %s HTTP/1.1" % (method, path), "Host: 127.0.0.1:%d" % self.port,
+                 "Content-Length: %d" % len(body)]
+        lines += ["%s: %s" % kv for kv in headers.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+    def request(self, method, path, body=b"", headers=None, timeout=120, sign=True):
         """One raw HTTP request to the API listener (for what no AWS client can send: malformed
-        bodies, odd headers). Returns (status, headers dict with lower-case names, body bytes).
-        Tests use this (or boto3/aws/cli) for every call to the API listener, never urllib
-        directly, so that credentials are applied in one place."""
+        bodies, odd headers). Signed with the root key unless sign=False. Returns (status,
+        headers (lower-case names, case-insensitive lookups), body bytes). Tests use this (or
+        boto3/aws/cli) for every call to the API listener, never urllib directly, so that
+        credentials are applied in one place."""
         import http.client
+        if isinstance(body, str):
+            body = body.encode()
+        headers = dict(headers or {})
+        if sign:
+            headers = self.sign(method, path, body, headers)
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            if isinstance(body, str):
-                body = body.encode()
-            conn.request(method, path, body=body, headers=dict(headers or {}))
+            conn.request(method, path, body=body, headers=headers)
             r = conn.getresponse()
             data = r.read()
-            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+            return r.status, Headers({k.lower(): v for k, v in r.getheaders()}), data
         finally:
             conn.close()
 
@@ -116,9 +168,10 @@ class Daemon:
         from botocore.config import Config
         cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120,
                      connect_timeout=5)
-        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test", config=cfg,
-                            **kw)
+        args = dict(endpoint_url=self.endpoint, region_name="us-east-1",
+                    aws_access_key_id=self.key_id, aws_secret_access_key=self.secret, config=cfg)
+        args.update(kw)
+        return boto3.client(service, **args)
 
     def aws(self, *args, check=True, input=None):
         """Runs the aws CLI; returns (rc, stdout, stderr)."""

@@ -144,7 +144,7 @@ def no_retry(daemon):
     import boto3
     from botocore.config import Config
     return boto3.client("lambda", endpoint_url=daemon.endpoint, region_name="us-east-1",
-                        aws_access_key_id="test", aws_secret_access_key="test",
+                        aws_access_key_id=daemon.key_id, aws_secret_access_key=daemon.secret,
                         config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
                                       read_timeout=120, connect_timeout=5,
                                       max_pool_connections=20))

@@ -80,7 +80,7 @@ def test_changes_are_audited_reads_are_not(fresh_daemon):
     assert recs[4]["error"] == "ResourceNotFoundException"
     assert "error" not in recs[0]
     for r in recs:
-        assert r["keyId"] == "root"  # nothing authenticates yet: every caller is the root key
+        assert r["keyId"] == dm.key_id  # the root key of the credentials file
         assert r["source"].startswith("127.0.0.1:")
         assert r["time"].endswith("Z") and len(r["time"]) == 24
 

@@ -53,7 +53,7 @@ def raw_client(daemon):
     """boto3 without client-side parameter validation, to reach the server's own checks."""
     import boto3
     return boto3.client("lambda", endpoint_url=daemon.endpoint, region_name=REGION,
-                        aws_access_key_id="test", aws_secret_access_key="test",
+                        aws_access_key_id=daemon.key_id, aws_secret_access_key=daemon.secret,
                         config=Config(parameter_validation=False,
                                       retries={"max_attempts": 1, "mode": "standard"}))
 
@@ -64,17 +64,11 @@ def create(client, name, code=None, runtime="provided.al2023", handler="bootstra
 
 
 def http(daemon, method, path, body=None, headers=None):
-    """Unsigned raw request; returns (status, headers, body bytes)."""
-    data = body.encode() if isinstance(body, str) else body
-    req = urllib.request.Request(daemon.endpoint + path, data=data, method=method,
-                                 headers=headers or {})
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
+    """Raw (signed) request; returns (status, headers, body bytes)."""
+    headers = dict(headers or {})
+    if body is not None:
+        headers.setdefault("Content-Type", "application/json")
+    return daemon.request(method, path, body if body is not None else b"", headers)
 
 
 def assert_client_error(fn, status, code, message=None):
@@ -280,8 +274,9 @@ def test_update_code(lam):
 
 def raw_client_for(lam):
     import boto3
+    creds = lam._request_signer._credentials
     return boto3.client("lambda", endpoint_url=lam.meta.endpoint_url, region_name=REGION,
-                        aws_access_key_id="test", aws_secret_access_key="test",
+                        aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
                         config=Config(parameter_validation=False,
                                       retries={"max_attempts": 1, "mode": "standard"}))
 

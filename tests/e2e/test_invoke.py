@@ -364,9 +364,9 @@ def test_function_log_file(daemon, lam):
     rid = r["ResponseMetadata"]["RequestId"]
 
     def events():
-        with urllib.request.urlopen("%s/nimbus/v1/functions/%s/logs" % (daemon.endpoint, name),
-                                    timeout=10) as resp:
-            evs = json.loads(resp.read())["events"]
+        st, _, data = daemon.request("GET", "/nimbus/v1/functions/%s/logs" % name, timeout=10)
+        assert st == 200, data
+        evs = json.loads(data)["events"]
         return evs if any(e["message"].startswith("REPORT RequestId: " + rid) for e in evs) \
             else None
 

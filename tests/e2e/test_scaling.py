@@ -265,9 +265,8 @@ def test_caller_hanging_up_mid_invocation(daemon, lam):
     settle()
     s = socket.create_connection(("127.0.0.1", daemon.port))
     body = json.dumps({"op": "sleep", "seconds": 1.0}).encode()
-    s.sendall(b"POST /2015-03-31/functions/%s/invocations HTTP/1.1\r\nHost: x\r\n"
-              b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-                  name.encode(), len(body), body))
+    s.sendall(daemon.raw_request("POST", "/2015-03-31/functions/%s/invocations" % name, body,
+                                 {"Content-Type": "application/json"}))
     wait_inflight(daemon, 1)
     s.close()  # the caller is gone; the invocation runs to its end and its reply is dropped
     assert wait_for(lambda: metrics(daemon)["nimbus_concurrent_executions"] == 0, 5), \
@@ -380,11 +379,12 @@ def test_burst_of_cold_starts(daemon, lam):
                         Role="arn:aws:iam::000000000000:role/x", Code={"ZipFile": z})
     n = 250
 
+    raw = daemon.raw_request("POST", "/2015-03-31/functions/%s/invocations" % name,
+                             b'{"ms":1500}')
+
     async def one():
         r, w = await asyncio.open_connection("127.0.0.1", daemon.port)
-        body = b'{"ms":1500}'
-        w.write(b"POST /2015-03-31/functions/%s/invocations HTTP/1.1\r\nHost: x\r\n"
-                b"Content-Length: %d\r\n\r\n" % (name.encode(), len(body)) + body)
+        w.write(raw)
         await w.drain()
         head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 60)
         w.close()

@@ -384,6 +384,65 @@ static void test_endpoint(void **state)
     unsetenv("NIMBUS_ENDPOINT");
 }
 
+/* auth: where the CLI finds credentials (env, then profile in the shared file, then
+ * DATA_DIR/credentials) and its region */
+static void test_credentials(void **state)
+{
+    char dir[] = "/tmp/nimbus-test-creds-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *shared = xasprintf("%s/shared", dir);
+    _cleanup_free_ char *own = xasprintf("%s/credentials", dir);
+    FILE *f = fopen(shared, "w");
+    fputs("[default]\naws_access_key_id = D\naws_secret_access_key = d\n"
+          "[other]\naws_access_key_id = O\naws_secret_access_key = o\nregion = eu-west-1\n",
+          f);
+    fclose(f);
+    f = fopen(own, "w");
+    fputs("[nimbus]\naws_access_key_id = N\naws_secret_access_key = n\nregion = ap-south-1\n", f);
+    fclose(f);
+    static const char *const vars[] = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE",
+                                       "AWS_REGION", "AWS_DEFAULT_REGION"};
+    for (size_t i = 0; i < ARRAY_SIZE(vars); i++)
+        unsetenv(vars[i]);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", shared, 1);
+    setenv("NIMBUS_DATA_DIR", dir, 1);
+    char *id, *secret, *region;
+    /* profile nimbus is not in the shared file: DATA_DIR/credentials */
+    client_find_credentials(&id, &secret, &region);
+    assert_string_equal(id, "N");
+    assert_string_equal(secret, "n");
+    assert_string_equal(region, "ap-south-1");
+    free(id), free(secret), free(region);
+    /* --profile / AWS_PROFILE picks a profile of the shared file */
+    setenv("AWS_PROFILE", "other", 1);
+    client_find_credentials(&id, &secret, &region);
+    assert_string_equal(id, "O");
+    assert_string_equal(region, "eu-west-1");
+    free(id), free(secret), free(region);
+    /* the environment wins; AWS_REGION too */
+    setenv("AWS_ACCESS_KEY_ID", "E", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "e", 1);
+    setenv("AWS_REGION", "us-west-2", 1);
+    client_find_credentials(&id, &secret, &region);
+    assert_string_equal(id, "E");
+    assert_string_equal(secret, "e");
+    assert_string_equal(region, "us-west-2");
+    free(id), free(secret), free(region);
+    /* nothing anywhere: unsigned, default region */
+    for (size_t i = 0; i < ARRAY_SIZE(vars); i++)
+        unsetenv(vars[i]);
+    setenv("AWS_PROFILE", "absent", 1);
+    client_find_credentials(&id, &secret, &region);
+    assert_null(id);
+    assert_null(secret);
+    assert_string_equal(region, "us-east-1");
+    free(region);
+    unsetenv("AWS_PROFILE");
+    unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+    unsetenv("NIMBUS_DATA_DIR");
+    rm_rf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -391,7 +450,7 @@ int main(void)
         cmocka_unit_test(test_env),      cmocka_unit_test(test_payload),
         cmocka_unit_test(test_zip_dir),  cmocka_unit_test(test_zip_refusals),
         cmocka_unit_test(test_escape),   cmocka_unit_test(test_aws_error),
-        cmocka_unit_test(test_endpoint),
+        cmocka_unit_test(test_endpoint), cmocka_unit_test(test_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

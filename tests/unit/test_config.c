@@ -145,6 +145,33 @@ static void test_show_round_trips(void **state)
     unlink(path);
 }
 
+/* auth: --insecure is a boolean flag (alone = true), master_key_file defaults to auto */
+static void test_bool_flag(void **state)
+{
+    struct nb_config cfg;
+    struct nb_err err = {0};
+    char *a0[] = {"serve"};
+    assert_int_equal(config_load(&cfg, 1, a0, &err), 0);
+    assert_false(cfg.insecure);
+    assert_string_equal(cfg.master_key_file, "auto");
+    config_release(&cfg);
+    char *a1[] = {"serve", "--insecure", "--keep-warm-s", "7"};
+    assert_int_equal(config_load(&cfg, 4, a1, &err), 0);
+    assert_true(cfg.insecure);
+    assert_int_equal(cfg.keep_warm_s, 7);
+    config_release(&cfg);
+    char *a2[] = {"serve", "--keep-warm-s", "7", "--insecure=false"};
+    assert_int_equal(config_load(&cfg, 4, a2, &err), 0);
+    assert_false(cfg.insecure);
+    config_release(&cfg);
+    char *a3[] = {"serve", "--insecure=maybe"};
+    assert_int_equal(config_load(&cfg, 2, a3, &err), -EINVAL);
+    config_release(&cfg);
+    char *a4[] = {"serve", "--master-key-file", "relative/path"};
+    assert_int_equal(config_load(&cfg, 3, a4, &err), -EINVAL);
+    config_release(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -154,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_reload_only_reloadable),
         cmocka_unit_test(test_show_round_trips),
+        cmocka_unit_test(test_bool_flag),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
