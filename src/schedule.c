@@ -371,7 +371,10 @@ int schedule_next(const struct nb_schedule *s, int64_t after_s, int64_t *next_s)
         return cron_next(s, after_s, next_s);
     ASSERT(s->kind == SCHEDULE_RATE && s->period_s > 0);
     int64_t k = floor_div(after_s - s->anchor_s, s->period_s) + 1;
-    *next_s = s->anchor_s + (k < 1 ? 1 : k) * s->period_s;
+    int64_t t = s->anchor_s + (k < 1 ? 1 : k) * s->period_s;
+    if (t > SCHEDULE_TIME_LIMIT)
+        return -ENOENT;
+    *next_s = t;
     return 0;
 }
 

@@ -23,7 +23,8 @@
 #define SCHEDULE_EXPR_MAX 256 /* PutRule's ScheduleExpression length limit */
 #define SCHEDULE_YEAR_MIN 1970
 #define SCHEDULE_YEAR_MAX 2199
-/* Times outside [-2^40, 2^40] s (about +-34,800 years) are clamped before any arithmetic. */
+/* Times outside [-2^40, 2^40] s (about +-34,800 years) are clamped before any arithmetic, and
+ * no tick lies beyond them. */
 #define SCHEDULE_TIME_LIMIT ((int64_t)1 << 40)
 
 enum nb_schedule_kind {
@@ -83,7 +84,8 @@ int schedule_parse(const char *expr, int64_t anchor_s, struct nb_schedule *out, 
 /*
  * The first tick strictly after after_s, in *next_s. Returns 0, or -ENOENT when there is none
  * (a cron year set entirely in the past, a day that never exists such as 30 February, or a time
- * past 2199). Cost: a few hundred steps at worst (it skips by field, never minute by minute).
+ * past 2199; a rate tick past SCHEDULE_TIME_LIMIT). Cost: a few hundred steps at worst (it skips
+ * by field, never minute by minute).
  */
 int schedule_next(const struct nb_schedule *s, int64_t after_s, int64_t *next_s);
 

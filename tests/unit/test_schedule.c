@@ -498,6 +498,15 @@ static void test_year_boundaries(void **state)
     check_next("cron(* * * * ? *)", INT64_MIN, 0);
     check_next("cron(* * * * ? *)", INT64_MAX, NONE);
     check_prev("cron(* * * * ? *)", INT64_MIN, NONE);
+    /* rate ticks stop at SCHEDULE_TIME_LIMIT */
+    struct nb_schedule r = parse_ok("rate(1 day)");
+    int64_t t;
+    assert_int_equal(schedule_next(&r, SCHEDULE_TIME_LIMIT - 10, &t), -ENOENT);
+    assert_int_equal(schedule_next(&r, INT64_MAX, &t), -ENOENT);
+    assert_int_equal(schedule_prev(&r, INT64_MAX, &t), 0);
+    assert_true(t <= SCHEDULE_TIME_LIMIT && t > SCHEDULE_TIME_LIMIT - 86400);
+    assert_int_equal(schedule_next(&r, INT64_MIN, &t), 0);
+    assert_int_equal(t, anchor + 86400);
     /* seconds: ticks are whole minutes, strictly after */
     check_next("cron(* * * * ? *)", T(2026, 1, 1, 0, 0) + 59, T(2026, 1, 1, 0, 1));
     check_next("cron(* * * * ? *)", T(2026, 1, 1, 0, 0), T(2026, 1, 1, 0, 1));
