@@ -101,7 +101,7 @@ int schedule_prev(const struct nb_schedule *s, int64_t before_s, int64_t *prev_s
 int schedule_missed(const struct nb_schedule *s, int64_t from_s, int64_t to_s, uint32_t max_count,
                     uint32_t *count, int64_t *last_s);
 
-/* Civil-calendar helpers the module uses, exported for tests and for event 'time' fields. */
+/* The proleptic Gregorian calendar helpers the module uses (exported for its tests). */
 int64_t schedule_days_from_civil(int64_t y, int m, int d); /* days since 1970-01-01 */
 int schedule_days_in_month(int64_t y, int m);
 int schedule_weekday(int64_t y, int m, int d); /* 1 = SUN ... 7 = SAT */
