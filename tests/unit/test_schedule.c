@@ -1004,6 +1004,18 @@ static void cross_check_one(const char *expr, const struct meaning *m, const boo
                 break;
             q = want; /* walk on from the tick itself */
         }
+        /* the ticks missed in (q, q + 3 days], counted by walking the reference */
+        int64_t to = q + 3 * 86400, t = q, last = 0, got_last = 0;
+        if (to >= ref_t1)
+            continue;
+        uint32_t want_n = 0, got_n = 0;
+        while (want_n < 300 && ref_next(m, day_ok, t, &t) && t <= to)
+            want_n++, last = t;
+        assert_int_equal(schedule_missed(&s, q, to, 300, &got_n, &got_last), 0);
+        if (got_n != want_n || (want_n > 0 && want_n < 300 && got_last != last))
+            fail_msg("%s missed in (%s, +3d]: reference %u ending %s, got %u ending %s", expr,
+                     fmt_t(q, a, sizeof(a)), want_n, fmt_t(last, w, sizeof(w)), got_n,
+                     fmt_t(got_last, g, sizeof(g)));
     }
 }
 
