@@ -74,6 +74,19 @@ static const struct row table[] = {
      "start; give each daemon on a host its own"},
     {"reap_interval_ms", K_INT, OFF(reap_interval_ms), "1000", 10, 600000, NULL, 0,
      "how often idle instances are checked against keep_warm_s"},
+    {"async_concurrency", K_INT, OFF(async_concurrency), "16", 1, 10000, NULL, F_RELOAD,
+     "asynchronous (Event) invocations delivered at once, all functions together"},
+    {"async_queue_max", K_INT, OFF(async_queue_max), "100000", 1, 100000000, NULL, F_RELOAD,
+     "accepted asynchronous events not yet finished; beyond it Event invocations get 429"},
+    {"async_retry_delay_ms", K_INT, OFF(async_retry_delay_ms), "60000", 1, 3600000, NULL, F_RELOAD,
+     "after a function error the n-th retry of an Event invocation waits n times this (Lambda: 1 "
+     "min, then 2 min)"},
+    {"async_backoff_min_ms", K_INT, OFF(async_backoff_min_ms), "1000", 1, 3600000, NULL, F_RELOAD,
+     "first wait before retrying an Event invocation after a throttle or platform error"},
+    {"async_backoff_max_ms", K_INT, OFF(async_backoff_max_ms), "300000", 1, 3600000, NULL, F_RELOAD,
+     "longest wait between retries after throttles or platform errors (doubling)"},
+    {"async_age_unit_ms", K_INT, OFF(async_age_unit_ms), "1000", 1, 1000, NULL, F_RELOAD,
+     "milliseconds in one second of MaximumEventAgeInSeconds; only tests change it"},
 };
 
 static char **str_field(struct nb_config *cfg, const struct row *r)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "async.h"
 #include "cgroup.h"
 #include "codepkg.h"
 #include "http.h"
@@ -80,6 +81,7 @@ static void close_all(struct runtime *rt)
     rt->closing = true;
     log_info("stopping instances=%lld", (long long)d->instances);
     uv_timer_stop(&rt->drain);
+    async_stop(d);
     uv_close((uv_handle_t *)&rt->reaper, NULL);
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
@@ -218,6 +220,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     d->router = router_new();
     api_lambda_routes(d->router, d);
     api_invoke_routes(d->router, d);
+    api_async_routes(d->router, d);
     api_nimbus_routes(d->router, d);
     struct nb_http_limits lim;
     http_limits_default(&lim);
@@ -233,6 +236,9 @@ static int setup(struct runtime *rt, struct nb_err *err)
     netns_pool_fill(d);
     park_pool_init(d);
     park_pool_fill(d);
+    /* last: pending events are delivered once the loop runs (everything above is ready) */
+    if ((rc = async_start(d, err)) < 0)
+        return rc;
     return 0;
 }
 
@@ -287,6 +293,7 @@ out:
         if (uv_loop_close(d->loop) == UV_EBUSY)
             log_warn("event loop closed with handles still open");
     }
+    async_free(d); /* before the registry: events may hold function references */
     if (d->fn_table)
         registry_release(d);
     if (d->router)

@@ -21,6 +21,8 @@ struct nb_park_pool;
 struct nb_logs;
 struct nb_instance;
 struct nb_metrics;
+struct nb_async;
+struct nb_eic_table;
 
 struct nb_daemon {
     uv_loop_t *loop;
@@ -47,7 +49,9 @@ struct nb_daemon {
     bool draining;                 /* SIGTERM received: no new invocations */
     struct {
         uint64_t invocations, function_errors, timeouts, throttles, cold_starts;
-    } stats; /* daemon-wide totals for /metrics; updated only by metrics.c */
+    } stats;                  /* daemon-wide totals for /metrics; updated only by metrics.c */
+    struct nb_async *async;   /* asynchronous invocations (async.c) */
+    struct nb_eic_table *eic; /* event invoke configs (async_config.c) */
     uint64_t started_ms;
     char runtime_dir_abs[4096];
 };

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include "async.h"
 #include "daemon.h"
 #include "instance.h"
 #include "netns_pool.h"
@@ -222,6 +223,7 @@ void metrics_render(struct nb_daemon *d, struct nb_buf *b)
           (long long)netns_pool_n_free(d));
     gauge(b, "process_resident_memory_bytes", "Resident memory size in bytes.", resident_bytes());
     gauge(b, "process_open_fds", "Number of open file descriptors.", open_fds());
+    async_metrics_render(d, b); /* nimbus_async_* (async.c) */
     free(fns);
 }
 
