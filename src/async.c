@@ -348,7 +348,8 @@ static void finish(struct nb_async *a, struct event *ev, const char *condition, 
     const char *dest = eic ? (ok ? eic->on_success : eic->on_failure) : NULL;
     _cleanup_free_ char *dname = NULL, *dqual = NULL;
     struct nb_err err = {0};
-    if (dest && async_destination_parse(a->d, dest, &dname, &dqual, &err) < 0) {
+    if (dest && async_destination_parse(a->d->cfg.region, a->d->cfg.account_id, dest, &dname,
+                                        &dqual, &err) < 0) {
         log_warn("async destination unusable request_id=%s destination=%s err=\"%s\"",
                  ev->request_id, dest, err.msg);
         dest = NULL;

@@ -17,6 +17,7 @@
 #ifndef NIMBUS_ASYNC_H
 #define NIMBUS_ASYNC_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "http.h"
@@ -68,21 +69,36 @@ void async_accept(struct nb_daemon *d, struct nb_fn *fn, const char *qualifier,
 /* Appends the nimbus_async_* families (Prometheus text) to b. */
 void async_metrics_render(struct nb_daemon *d, struct nb_buf *b);
 
-/* Event invoke configs (async_config.c). */
+/* Event invoke configs: the table and the API (api_async.c). */
 /* The config for (function, qualifier or NULL = "$LATEST"), or NULL. Borrowed. */
 const struct nb_eic *async_config_find(struct nb_daemon *d, const char *function,
                                        const char *qualifier);
 /* Drops the configs of a deleted function from memory (the store deletes them with it). */
 void async_config_forget(struct nb_daemon *d, const char *function);
-/* Loads every stored config (start-up). */
+/* Loads every stored config of a present function (start-up). */
 int async_config_load(struct nb_daemon *d, struct nb_err *err);
 void async_config_free(struct nb_daemon *d);
 /* The /2019-09-25/functions/{FunctionName}/event-invoke-config routes. */
 void api_async_routes(struct nb_router *r, struct nb_daemon *d);
-/* Parses a destination ARN naming a Lambda function of this region and account into *name and
- * *qualifier (malloc'd; qualifier may be NULL). -EINVAL for anything else (queues, topics, event
- * buses and buckets are not supported yet: the hook for them is here). */
-int async_destination_parse(struct nb_daemon *d, const char *arn, char **name, char **qualifier,
-                            struct nb_err *err);
+
+/* Event invoke configs: pure functions over outside input (async_config.c; fuzzed). */
+/* Parses a Put (cur NULL) or Update (cur = the existing config) body for function:qualifier into
+ * a new config (*out, free with async_config_release). Put: unnamed fields are unset; Update:
+ * unnamed fields keep cur's values. Destinations are checked for form only (existence is the
+ * caller's). On error returns -EINVAL with *type = the AWS error type (400) and err's message. */
+int async_config_parse(const char *region, const char *account, const char *function,
+                       const char *qualifier, json_t *body, const struct nb_eic *cur,
+                       struct nb_eic **out, const char **type, struct nb_err *err);
+/* FunctionEventInvokeConfig as Lambda answers it (also the stored record). New reference. */
+json_t *async_config_json(const char *region, const char *account, const struct nb_eic *c);
+/* A config from its stored record; NULL when unreadable. */
+struct nb_eic *async_config_from_record(const char *function, const char *qualifier,
+                                        const char *doc);
+void async_config_release(struct nb_eic *c);
+/* Parses a destination ARN naming a Lambda function of region and account into *name and
+ * *qualifier (malloc'd; qualifier may be NULL). -EINVAL with Lambda's message for anything else:
+ * queues, topics, event buses and buckets are not supported yet (the hook for them is here). */
+int async_destination_parse(const char *region, const char *account, const char *arn, char **name,
+                            char **qualifier, struct nb_err *err);
 
 #endif
