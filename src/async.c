@@ -21,6 +21,8 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdatomic.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "async_sched.h"
@@ -72,14 +74,16 @@ struct nb_async {
     int64_t next_id;
     struct batch next, inflight;
     bool committing, stopping;
+    atomic_bool worker_busy; /* commit_work is running (async_free waits for it) */
     uv_work_t work;
     int commit_rc;
     struct nb_err commit_err;
     struct event *ready_head, *ready_tail;
     struct nb_heap waiting;
     uv_timer_t retry_timer, kick_timer;
-    int64_t running; /* MARKING + RUNNING */
-    int64_t held;    /* every in-memory event */
+    int64_t running;    /* MARKING + RUNNING */
+    int64_t held;       /* every in-memory event */
+    int64_t held_bytes; /* their payloads */
     struct {
         uint64_t accepted, delivered, failed, dropped, redelivered, commits, writes;
         uint64_t retries[RETRY__MAX];
@@ -105,6 +109,7 @@ static void event_free(struct nb_async *a, struct event *ev)
     free(ev->function);
     free(ev->qualifier);
     free(ev->payload);
+    a->held_bytes -= (int64_t)ev->payload_len;
     free(ev->last_body);
     if (ev->cfg)
         function_unref(ev->cfg);
@@ -178,6 +183,7 @@ static void commit_work(uv_work_t *w)
     err_clear(&a->commit_err);
     a->commit_rc = store_events_write(a->d->store, v, a->inflight.n, &a->commit_err);
     free(v);
+    atomic_store(&a->worker_busy, false);
 }
 
 static void reply_accepted(struct event *ev)
@@ -194,20 +200,18 @@ static void attempt_failed_to_start(struct nb_async *a, struct event *ev);
 
 static void commit_start(struct nb_async *a);
 
-static void commit_done(uv_work_t *w, int status)
+/* Carries on with the events of batch b, whose commit returned rc. Writes this queues go to
+ * a->next (b is never a->next while this runs: the caller holds a->committing). */
+static void batch_done(struct nb_async *a, struct batch *b, int rc, const char *msg)
 {
-    struct nb_async *a = w->data;
-    a->committing = false;
-    int rc = status < 0 ? status : a->commit_rc;
-    if (rc < 0)
-        log_err("async commit failed writes=%zu err=\"%s\"", a->inflight.n,
-                status < 0 ? uv_strerror(status) : a->commit_err.msg);
-    else {
+    if (rc < 0) {
+        log_err("async commit failed writes=%zu err=\"%s\"", b->n, msg);
+    } else {
         a->n.commits++;
-        a->n.writes += a->inflight.n;
+        a->n.writes += b->n;
     }
-    for (size_t i = 0; i < a->inflight.n; i++) {
-        struct write *wr = &a->inflight.v[i];
+    for (size_t i = 0; i < b->n; i++) {
+        struct write *wr = &b->v[i];
         struct event *ev = wr->ev;
         if (!ev)
             continue;
@@ -215,7 +219,7 @@ static void commit_done(uv_work_t *w, int status)
             if (rc < 0) {
                 if (ev->req)
                     api_error(steal_ptr(ev->req), 500, "ServiceException",
-                              "cannot store the event: %s", a->commit_err.msg);
+                              "cannot store the event: %s", msg);
                 else
                     log_err("async destination record lost request_id=%s", ev->request_id);
                 event_free(a, ev);
@@ -231,15 +235,22 @@ static void commit_done(uv_work_t *w, int status)
                 start_attempt(a, ev);
         }
     }
-    a->inflight.n = 0;
-    if (!a->stopping)
-        commit_start(a);
+    b->n = 0;
+}
+
+static void commit_done(uv_work_t *w, int status)
+{
+    struct nb_async *a = w->data;
+    int rc = status < 0 ? status : a->commit_rc;
+    batch_done(a, &a->inflight, rc, status < 0 ? uv_strerror(status) : a->commit_err.msg);
+    a->committing = false;
+    commit_start(a);
     pump(a);
 }
 
 static void commit_start(struct nb_async *a)
 {
-    if (a->committing || a->stopping || a->next.n == 0)
+    if (a->committing || a->next.n == 0)
         return;
     /* A deleted event is never delivered again, so the log lines of its attempts must be in its
      * function's log file (written; kill -9 of the daemon does not lose them) before the delete
@@ -255,13 +266,12 @@ static void commit_start(struct nb_async *a)
     a->next = t;
     a->committing = true;
     a->work.data = a;
+    atomic_store(&a->worker_busy, true);
     int rc = uv_queue_work(a->d->loop, &a->work, commit_work, commit_done);
     if (rc < 0) {
-        /* only when the loop is closing: commit_done reports it for each write */
-        a->committing = true;
-        a->commit_rc = rc;
-        err_set(&a->commit_err, EIO, "cannot queue work: %s", uv_strerror(rc));
-        commit_done(&a->work, rc);
+        atomic_store(&a->worker_busy, false);
+        batch_done(a, &a->inflight, rc, uv_strerror(rc));
+        a->committing = false;
     }
 }
 
@@ -365,6 +375,7 @@ static void finish(struct nb_async *a, struct event *ev, const char *condition, 
         rec->function = steal_ptr(dname);
         rec->qualifier = steal_ptr(dqual);
         rec->payload = destination_record(a, ev, condition, &rec->payload_len);
+        a->held_bytes += (int64_t)rec->payload_len;
         rec->st.created_ms = now_ms();
         rec->state = EV_ACCEPTING;
         a->n.destinations[ok ? 0 : 1]++;
@@ -563,10 +574,12 @@ void async_accept(struct nb_daemon *d, struct nb_fn *fn, const char *qualifier,
                   struct nb_http_req *req)
 {
     struct nb_async *a = d->async;
-    if (a->held >= d->cfg.async_queue_max) {
+    if (a->held >= d->cfg.async_queue_max ||
+        a->held_bytes + (int64_t)req->body_len > d->cfg.async_queue_max_bytes) {
         api_error(req, 429, "TooManyRequestsException",
-                  "Rate Exceeded. (nimbus holds %lld asynchronous events, async_queue_max)",
-                  (long long)a->held);
+                  "Rate Exceeded. (nimbus holds %lld asynchronous events of %lld bytes: "
+                  "async_queue_max, async_queue_max_bytes)",
+                  (long long)a->held, (long long)a->held_bytes);
         return;
     }
     struct event *ev = event_new(a);
@@ -580,6 +593,7 @@ void async_accept(struct nb_daemon *d, struct nb_fn *fn, const char *qualifier,
         ev->payload = xstrdup("{}");
         ev->payload_len = 2;
     }
+    a->held_bytes += (int64_t)ev->payload_len;
     ev->st.created_ms = now_ms();
     ev->state = EV_ACCEPTING;
     ev->req = req;
@@ -600,6 +614,7 @@ static int load_event(void *data, const struct nb_store_event *se)
     memcpy(ev->payload, se->payload, se->payload_len);
     ev->payload[se->payload_len] = '\0';
     ev->payload_len = se->payload_len;
+    a->held_bytes += (int64_t)ev->payload_len;
     ev->st.created_ms = (uint64_t)se->created_ms;
     ev->st.errors = se->errors;
     ev->attempts = se->attempts;
@@ -639,9 +654,27 @@ void async_stop(struct nb_daemon *d)
     if (!a || a->stopping)
         return;
     a->stopping = true;
-    a->next.n = 0; /* dropped: those rows stay as they were and are delivered again */
     uv_close((uv_handle_t *)&a->retry_timer, NULL);
     uv_close((uv_handle_t *)&a->kick_timer, NULL);
+    /* Shutdown only: the writes still queued (deletes of finished events, inserts waiting for
+     * their 202) are committed here, on the loop thread, so a clean stop redelivers nothing. The
+     * store's lock orders this after a commit in flight on a worker. */
+    if (a->next.n && !a->committing) {
+        if (d->logs)
+            logs_flush(d->logs);
+        struct batch b = a->next;
+        a->next = (struct batch){0};
+        a->committing = true;
+        struct nb_store_event_write *v = xmalloc(b.n * sizeof(*v));
+        for (size_t i = 0; i < b.n; i++)
+            v[i] = b.v[i].w;
+        struct nb_err err = {0};
+        int rc = store_events_write(d->store, v, b.n, &err);
+        free(v);
+        batch_done(a, &b, rc, err.msg);
+        a->committing = false;
+        free(b.v);
+    }
 }
 
 void async_free(struct nb_daemon *d)
@@ -649,6 +682,9 @@ void async_free(struct nb_daemon *d)
     struct nb_async *a = d->async;
     if (!a)
         return;
+    /* the loop may have been stopped with a commit on a worker thread: the store must outlive it */
+    while (atomic_load(&a->worker_busy))
+        usleep(1000);
     struct event *ev;
     while ((ev = ready_pop(a)))
         event_free(a, ev);
@@ -675,40 +711,43 @@ void async_metrics_render(struct nb_daemon *d, struct nb_buf *b)
         uint64_t v;
     } rows[] = {
         {"nimbus_async_accepted_total", "counter",
-         "Event invocations accepted (durably stored, 202) including destination records",
+         "Asynchronous events accepted (stored durably; 202), destination records included.",
          a->n.accepted},
         {"nimbus_async_delivered_total", "counter",
-         "asynchronous events whose function succeeded (condition Success)", a->n.delivered},
+         "Asynchronous events whose function succeeded (condition Success).", a->n.delivered},
         {"nimbus_async_failed_total", "counter",
-         "asynchronous events that ended without success (RetriesExhausted, EventAgeExceeded)",
+         "Asynchronous events that ended without success (RetriesExhausted, EventAgeExceeded).",
          a->n.failed},
         {"nimbus_async_dropped_total", "counter",
-         "failed asynchronous events with no OnFailure destination (logged, then deleted)",
+         "Failed asynchronous events without an OnFailure destination (logged, then deleted).",
          a->n.dropped},
         {"nimbus_async_redelivered_total", "counter",
-         "events found in flight at start-up and delivered again (possible duplicates)",
+         "Asynchronous events found in flight at start-up and delivered again (possible "
+         "duplicates).",
          a->n.redelivered},
         {"nimbus_async_queue_depth", "gauge",
-         "asynchronous events held: accepted and not finished (including running ones)",
+         "Asynchronous events held: accepted and not finished (running ones included).",
          (uint64_t)a->held},
-        {"nimbus_async_running", "gauge", "asynchronous attempts admitted and not finished",
+        {"nimbus_async_queue_bytes", "gauge", "Payload bytes of the asynchronous events held.",
+         (uint64_t)a->held_bytes},
+        {"nimbus_async_running", "gauge", "Asynchronous attempts admitted and not finished.",
          (uint64_t)a->running},
-        {"nimbus_async_commits_total", "counter", "group commits of the event journal (fsyncs)",
-         a->n.commits},
+        {"nimbus_async_commits_total", "counter",
+         "Group commits of the asynchronous event journal (one fsync each).", a->n.commits},
         {"nimbus_async_commit_writes_total", "counter",
-         "event journal writes (insert, mark, unmark, delete) in those commits", a->n.writes},
+         "Event journal writes (insert, mark, unmark, delete) in those commits.", a->n.writes},
     };
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
         buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].help,
                     rows[i].name, rows[i].type, rows[i].name, (unsigned long long)rows[i].v);
     static const char *const reasons[RETRY__MAX] = {"function_error", "throttle", "platform"};
-    buf_appends(b, "# HELP nimbus_async_retries_total asynchronous attempts scheduled again, by "
-                   "reason\n# TYPE nimbus_async_retries_total counter\n");
+    buf_appends(b, "# HELP nimbus_async_retries_total Asynchronous attempts scheduled again, by "
+                   "reason.\n# TYPE nimbus_async_retries_total counter\n");
     for (size_t i = 0; i < RETRY__MAX; i++)
         buf_appendf(b, "nimbus_async_retries_total{reason=\"%s\"} %llu\n", reasons[i],
                     (unsigned long long)a->n.retries[i]);
-    buf_appends(b, "# HELP nimbus_async_destination_records_total destination records sent, by "
-                   "destination\n# TYPE nimbus_async_destination_records_total counter\n");
+    buf_appends(b, "# HELP nimbus_async_destination_records_total Destination records sent, by "
+                   "destination.\n# TYPE nimbus_async_destination_records_total counter\n");
     buf_appendf(b, "nimbus_async_destination_records_total{destination=\"OnSuccess\"} %llu\n",
                 (unsigned long long)a->n.destinations[0]);
     buf_appendf(b, "nimbus_async_destination_records_total{destination=\"OnFailure\"} %llu\n",

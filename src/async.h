@@ -53,8 +53,9 @@ struct nb_eic_table {
 /* Loads event invoke configs and pending events (blocking: start-up only, before the loop runs)
  * and arms the dispatcher. */
 int async_start(struct nb_daemon *d, struct nb_err *err);
-/* Shutdown: no new attempts or commits; timers closed. Queued writes are dropped (their events
- * stay in the store and are delivered again after restart). */
+/* Shutdown (after the drain): no new attempts; timers closed; queued writes are committed (on the
+ * loop thread if no commit is in flight, else by the commits that follow it), so a clean stop
+ * leaves only unfinished events in the store. */
 void async_stop(struct nb_daemon *d);
 /* Frees everything (after the loop ended). */
 void async_free(struct nb_daemon *d);

@@ -78,6 +78,9 @@ static const struct row table[] = {
      "asynchronous (Event) invocations delivered at once, all functions together"},
     {"async_queue_max", K_INT, OFF(async_queue_max), "100000", 1, 100000000, NULL, F_RELOAD,
      "accepted asynchronous events not yet finished; beyond it Event invocations get 429"},
+    {"async_queue_max_bytes", K_INT, OFF(async_queue_max_bytes), "1073741824", 1048576,
+     1099511627776LL, NULL, F_RELOAD,
+     "payload bytes of those events (kept in memory); beyond it Event invocations get 429"},
     {"async_retry_delay_ms", K_INT, OFF(async_retry_delay_ms), "60000", 1, 3600000, NULL, F_RELOAD,
      "after a function error the n-th retry of an Event invocation waits n times this (Lambda: 1 "
      "min, then 2 min)"},

@@ -30,12 +30,13 @@ struct nb_config {
     char *cgroup_parent;      /* instances' cgroups live under <controller>/<cgroup_parent>/ */
     int64_t reap_interval_ms; /* how often idle instances are checked against keep_warm_s */
     /* asynchronous invocations (async.c) */
-    int64_t async_concurrency;    /* async attempts running (or about to) at once */
-    int64_t async_queue_max;      /* events held (accepted, not finished) before 429 */
-    int64_t async_retry_delay_ms; /* n-th retry after a function error waits n x this */
-    int64_t async_backoff_min_ms; /* first wait after a throttle or platform error */
-    int64_t async_backoff_max_ms; /* cap of that wait's doubling */
-    int64_t async_age_unit_ms;    /* one second of MaximumEventAgeInSeconds (tests shrink it) */
+    int64_t async_concurrency;     /* async attempts running (or about to) at once */
+    int64_t async_queue_max;       /* events held (accepted, not finished) before 429 */
+    int64_t async_queue_max_bytes; /* their payload bytes (held in memory) before 429 */
+    int64_t async_retry_delay_ms;  /* n-th retry after a function error waits n x this */
+    int64_t async_backoff_min_ms;  /* first wait after a throttle or platform error */
+    int64_t async_backoff_max_ms;  /* cap of that wait's doubling */
+    int64_t async_age_unit_ms;     /* one second of MaximumEventAgeInSeconds (tests shrink it) */
     /* derived from listen */
     char listen_host[256];
     int listen_port;

@@ -406,6 +406,33 @@ def test_event_invoke_config_persists_and_goes_with_its_function(fresh_daemon, r
 # ---- durability ------------------------------------------------------------------------------
 
 
+def test_sigterm_keeps_waiting_events_for_the_next_start(fresh_daemon):
+    # a throttled function (reserved concurrency 0) holds its events in retry; a clean stop
+    # keeps them, the next start delivers them once the function may run: none was in flight
+    d1 = fresh_daemon(FAST)
+    lam = d1.boto3()
+    name = create_py(lam, uniq("held"), FLAKY)
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    rids = [send_event(lam, name, {"n": i}) for i in range(5)]
+    assert wait_for(lambda: metric(d1, 'nimbus_async_retries_total{reason="throttle"}') >= 5)
+    assert metric(d1, "nimbus_async_queue_depth") == 5
+    assert d1.stop() == 0
+    d2 = Daemon(d1.data_dir, FAST).start()
+    try:
+        assert metric(d2, "nimbus_async_queue_depth") == 5
+        assert metric(d2, "nimbus_async_redelivered_total") == 0
+        d2.boto3().delete_function_concurrency(FunctionName=name)
+        for rid in rids:
+            assert wait_for(lambda: attempts(d2, name, rid), timeout=20), rid
+        assert wait_for(lambda: metric(d2, "nimbus_async_queue_depth") == 0)
+        assert metric(d2, "nimbus_async_delivered_total") == 5
+        for rid in rids:
+            assert len(attempts(d2, name, rid)) == 1
+    finally:
+        d2.stop()
+
+
+
 @pytest.mark.slow
 def test_kill_9_loses_no_accepted_event(fresh_daemon):
     """10,000 Event invocations from 16 clients; the daemon is killed with SIGKILL midway and
