@@ -96,6 +96,15 @@ static void kick(struct nb_async *a);
 
 /* ---- events ------------------------------------------------------------------------------ */
 
+/* A NUL-terminated copy of len bytes that may contain NULs themselves. */
+static char *memdup0(const char *p, size_t len)
+{
+    char *c = xmalloc(len + 1);
+    memcpy(c, p, len);
+    c[len] = '\0';
+    return c;
+}
+
 static struct event *event_new(struct nb_async *a)
 {
     struct event *ev = xcalloc(1, sizeof(*ev));
@@ -407,8 +416,10 @@ static void wait_until(struct nb_async *a, struct event *ev, uint64_t due_ms)
     arm_retry_timer(a);
 }
 
-/* Applies the rules to the result r of an attempt of ev (not running any more). */
-static void outcome(struct nb_async *a, struct event *ev, enum nb_async_result r)
+/* Applies the rules to the result r of an attempt of ev (not running any more). marked: the
+ * attempt was marked in flight in the store; a retry then records the function errors so far and
+ * clears the mark (a finished event's row is deleted instead). */
+static void outcome(struct nb_async *a, struct event *ev, enum nb_async_result r, bool marked)
 {
     struct nb_async_policy p;
     const struct nb_eic *eic;
@@ -422,6 +433,8 @@ static void outcome(struct nb_async *a, struct event *ev, enum nb_async_result r
     a->n.retries[r == ASYNC_FN_ERROR   ? RETRY_FN_ERROR
                  : r == ASYNC_THROTTLE ? RETRY_THROTTLE
                                        : RETRY_PLATFORM]++;
+    if (marked)
+        queue_write(a, STORE_EVENT_UNMARK, ev, false);
     log_debug("async retry request_id=%s function=%s in_ms=%llu errors=%d", ev->request_id,
               ev->function, (unsigned long long)(dec.due_ms - now_ms()), ev->st.errors);
     wait_until(a, ev, dec.due_ms);
@@ -435,7 +448,7 @@ static void on_attempt_done(struct nb_invocation *inv, const struct nb_inv_resul
     ev->last_status = res->status;
     ev->last_fn_error = res->status == 200 && res->outcome != NB_OK;
     free(ev->last_body);
-    ev->last_body = xstrndup(res->body, res->len);
+    ev->last_body = memdup0(res->body, res->len);
     ev->last_len = res->len;
     snprintf(ev->last_version, sizeof(ev->last_version), "%s", inv->cfg->version);
     enum nb_async_result r = res->status == 200
@@ -449,9 +462,7 @@ static void on_attempt_done(struct nb_invocation *inv, const struct nb_inv_resul
         heap_push(&a->waiting, &ev->slot);
         return;
     }
-    if (r != ASYNC_OK)
-        queue_write(a, STORE_EVENT_UNMARK, ev, false);
-    outcome(a, ev, r == ASYNC_FN_ERROR ? ASYNC_FN_ERROR : r);
+    outcome(a, ev, r, true);
     /* pump later: this invocation still holds its admission until it is freed */
     kick(a);
 }
@@ -459,7 +470,7 @@ static void on_attempt_done(struct nb_invocation *inv, const struct nb_inv_resul
 static void start_attempt(struct nb_async *a, struct event *ev)
 {
     struct nb_invocation *inv =
-        invoke_new(a->d, ev->fn, ev->cfg, ev->request_id, xstrndup(ev->payload, ev->payload_len),
+        invoke_new(a->d, ev->fn, ev->cfg, ev->request_id, memdup0(ev->payload, ev->payload_len),
                    ev->payload_len, NULL);
     function_unref(steal_ptr(ev->cfg));
     fn_unref(steal_ptr(ev->fn));
@@ -483,7 +494,7 @@ static void attempt_failed_to_start(struct nb_async *a, struct event *ev)
         heap_push(&a->waiting, &ev->slot);
         return;
     }
-    outcome(a, ev, ASYNC_PLATFORM);
+    outcome(a, ev, ASYNC_PLATFORM, false);
 }
 
 /* ---- dispatcher -------------------------------------------------------------------------- */
@@ -510,7 +521,7 @@ static void dispatch(struct nb_async *a, struct event *ev)
     const char *reason = pool_admit(d, fn, cfg);
     if (reason) {
         metrics_throttle(d, fn);
-        outcome(a, ev, ASYNC_THROTTLE);
+        outcome(a, ev, ASYNC_THROTTLE, false);
         return;
     }
     fn_ref(fn);

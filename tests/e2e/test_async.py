@@ -433,6 +433,29 @@ def test_sigterm_keeps_waiting_events_for_the_next_start(fresh_daemon):
 
 
 
+def test_retry_count_survives_a_restart(fresh_daemon):
+    # MaximumRetryAttempts 1: one failed attempt before the stop, one after, then it is over
+    slow = ["--async-retry-delay-ms", "60000"]
+    d1 = fresh_daemon(slow)
+    lam = d1.boto3()
+    name = create_py(lam, uniq("restart"), FLAKY)
+    lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=1)
+    rid = send_event(lam, name, {"fail": 99})
+    assert wait_for(lambda: metric(d1, 'nimbus_async_retries_total{reason="function_error"}'),
+                    timeout=20)
+    assert d1.stop() == 0
+    d2 = Daemon(d1.data_dir, FAST).start()
+    try:
+        line = "nimbus: asynchronous invocation dropped: RequestId: %s Condition: " \
+               "RetriesExhausted ApproximateInvokeCount: 2" % rid
+        assert wait_for(lambda: line in fn_log(d2, name), timeout=20), fn_log(d2, name)
+        starts = [l for l in fn_log(d2, name) if l.startswith("START RequestId: %s " % rid)]
+        assert len(starts) == 2
+        assert metric(d2, "nimbus_async_redelivered_total") == 0
+    finally:
+        d2.stop()
+
+
 @pytest.mark.slow
 def test_kill_9_loses_no_accepted_event(fresh_daemon):
     """10,000 Event invocations from 16 clients; the daemon is killed with SIGKILL midway and
