@@ -455,8 +455,9 @@ static void on_attempt_done(struct nb_invocation *inv, const struct nb_inv_resul
                                  ? (res->outcome == NB_OK ? ASYNC_OK : ASYNC_FN_ERROR)
                              : res->status == 429 ? ASYNC_THROTTLE
                                                   : ASYNC_PLATFORM;
-    if (a->stopping) {
-        /* shutting down: the row stays (inflight) and is delivered again after restart */
+    if (a->stopping || (a->d->draining && r != ASYNC_OK)) {
+        /* Shutting down (a failure now is likely the drain killing the instance): not counted;
+         * the row stays marked in flight and is delivered again after the restart. */
         ev->state = EV_WAITING;
         ev->slot.due_ms = UINT64_MAX;
         heap_push(&a->waiting, &ev->slot);

@@ -282,6 +282,7 @@ int daemon_run(struct nb_config *cfg, struct nb_err *err)
     }
     log_info("stopped");
 out:
+    async_stop(d); /* when setup failed after async_start (no-op after close_all) */
     if (d->loop && !rt->closing && d->api) {
         http_server_close(d->api, NULL, NULL);
         uv_run(d->loop, UV_RUN_NOWAIT);

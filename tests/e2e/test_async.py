@@ -4,7 +4,7 @@ src/async_sched.c, the Event branch of src/api_invoke.c) against a real `nimbus 
 boto3, the aws CLI and raw requests.
 
 Covers: 202 with an empty body and the event's request id (boto3 and `aws lambda invoke
---invocation-type Event`), the 1 MB payload limit (413), delivery with the same request id on
+--invocation-type Event`, `nimbus invoke --event`), the 1 MB payload limit (413), delivery with the same request id on
 every attempt, retries after function errors (a function failing N times then succeeding, counted
 in its own /tmp on its single instance), MaximumRetryAttempts 0, the maximum event age with a
 throttled function (EventAgeExceeded), OnSuccess and OnFailure destination records (their shape),
@@ -17,6 +17,7 @@ with smaller numbers.
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -167,6 +168,17 @@ def test_aws_cli_event(dm, lam, tmp_path):
     assert out.read_bytes() == b""
     lines = wait_for(lambda: [l for l in fn_log(dm, name) if l.startswith("ATTEMPT ")], timeout=20)
     assert lines and lines[0].endswith(' 1 {"cli": true}'), lines
+
+
+def test_nimbus_cli_event(dm, lam):
+    name = create_py(lam, uniq("flaky"), FLAKY)
+    p = dm.cli("invoke", name, "--payload", '{"from": "nimbus"}', "--event", check=True)
+    rid = p.stdout.strip()
+    assert re.match(r"^[0-9a-f-]{36}$", rid), p.stdout
+    lines = wait_for(lambda: attempts(dm, name, rid), timeout=20)
+    assert lines == ['ATTEMPT %s 1 {"from": "nimbus"}' % rid], lines
+    p = dm.cli("invoke", name, "--event", "--log")
+    assert p.returncode == 2 and "--log needs a synchronous invocation" in p.stderr
 
 
 def test_payload_limit_is_1_mb(dm, lam):
