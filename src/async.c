@@ -32,6 +32,8 @@
 #include "logs.h"
 #include "store.h"
 
+#define PUMP_SLICE 1024 /* events taken from the ready FIFO per loop iteration at most */
+
 enum ev_state { EV_ACCEPTING, EV_READY, EV_WAITING, EV_MARKING, EV_RUNNING };
 
 struct event {
@@ -377,6 +379,9 @@ static void finish(struct nb_async *a, struct event *ev, const char *condition, 
         a->n.delivered++;
     else
         a->n.failed++;
+    /* Destination kinds: a Lambda function gets the record as a new asynchronous event (below).
+     * Queues, topics and event buses are refused by async_destination_parse until they exist;
+     * their delivery goes here, beside this branch. */
     if (dest) {
         struct event *rec = event_new(a);
         rec->id = a->next_id++;
@@ -537,7 +542,13 @@ static void dispatch(struct nb_async *a, struct event *ev)
 static void pump(struct nb_async *a)
 {
     struct nb_daemon *d = a->d;
-    while (!a->stopping && !d->draining && a->running < d->cfg.async_concurrency) {
+    /* Throttled events do not count as running, so a large backlog of a throttled function could
+     * keep this loop going: take a bounded slice and continue on the next loop iteration. */
+    for (int n = 0; !a->stopping && !d->draining && a->running < d->cfg.async_concurrency; n++) {
+        if (n == PUMP_SLICE) {
+            kick(a);
+            return;
+        }
         struct event *ev = ready_pop(a);
         if (!ev)
             break;
