@@ -11,7 +11,6 @@
  * an existing function (checked here, at Put/Update time). Loop thread only.
  */
 #include <errno.h>
-#include <math.h>
 
 #include "api.h"
 #include "async.h"
