@@ -4,12 +4,14 @@
  * Reason), and the choice between a warm instance (most recently used idle one) and a cold start.
  *
  * Invariant: an invocation exists only once pool_admit() admitted it; invoke.c releases the
- * admission (pool_release) when it completes. Only RequestResponse and DryRun are served; Event
- * (asynchronous) invocations are refused until durable async delivery exists.
+ * admission (pool_release) when it completes. Event (asynchronous) invocations are validated
+ * here like synchronous ones (1 MB payload limit instead of 6 MB) and handed to async.c, which
+ * answers 202 once the event is durable.
  */
 #include <errno.h>
 
 #include "api.h"
+#include "async.h"
 #include "codec.h"
 #include "daemon.h"
 #include "instance.h"
@@ -33,22 +35,6 @@ static void throttle(struct nb_daemon *d, struct nb_fn *fn, const struct nb_func
                                  {"x-amzn-ErrorType", "TooManyRequestsException"},
                                  {"Retry-After", "1"}};
     http_reply_owned(req, 429, h, ARRAY_SIZE(h), body, strlen(body));
-}
-
-static void make_trace_id(struct nb_invocation *inv, const char *given)
-{
-    if (given && strlen(given) < sizeof(inv->trace_id) && strncmp(given, "Root=", 5) == 0) {
-        snprintf(inv->trace_id, sizeof(inv->trace_id), "%s", given);
-        return;
-    }
-    char u1[37], u2[37];
-    uuid_v4(u1);
-    uuid_v4(u2);
-    /* Root=1-<8 hex epoch secs>-<24 hex>;Parent=<16 hex>;Sampled=0 */
-    snprintf(inv->trace_id, sizeof(inv->trace_id),
-             "Root=1-%08llx-%.8s%.4s%.4s%.4s%.4s;Parent=%.8s%.8s;Sampled=0",
-             (unsigned long long)(now_ms() / 1000), u1, u1 + 9, u1 + 14, u1 + 19, u1 + 24, u2,
-             u2 + 24);
 }
 
 /* Decodes X-Amz-Client-Context (base64 JSON); NULL with the reply sent on error. */
@@ -113,18 +99,16 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
         return;
     }
     const char *type = http_req_header(req, "X-Amz-Invocation-Type");
-    if (type && strcmp(type, "RequestResponse") && strcmp(type, "DryRun")) {
-        if (!strcmp(type, "Event"))
-            api_error(req, 400, "InvalidParameterValueException",
-                      "Event invocations are not supported by this nimbus version yet");
-        else
-            api_error(req, 400, "InvalidParameterValueException",
-                      "1 validation error detected: Value '%s' at 'invocationType' failed to "
-                      "satisfy constraint: Member must satisfy enum value set: [Event, "
-                      "RequestResponse, DryRun]",
-                      type);
+    if (type && strcmp(type, "RequestResponse") && strcmp(type, "DryRun") &&
+        strcmp(type, "Event")) {
+        api_error(req, 400, "InvalidParameterValueException",
+                  "1 validation error detected: Value '%s' at 'invocationType' failed to "
+                  "satisfy constraint: Member must satisfy enum value set: [Event, "
+                  "RequestResponse, DryRun]",
+                  type);
         return;
     }
+    bool event = type && !strcmp(type, "Event");
     const char *log_type = http_req_header(req, "X-Amz-Log-Type");
     if (log_type && strcmp(log_type, "None") && strcmp(log_type, "Tail")) {
         api_error(req, 400, "InvalidParameterValueException",
@@ -133,10 +117,10 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
                   log_type);
         return;
     }
-    if (req->body_len > SYNC_PAYLOAD_MAX) {
+    size_t max = event ? NB_ASYNC_PAYLOAD_MAX : SYNC_PAYLOAD_MAX;
+    if (req->body_len > max) {
         api_error(req, 413, "RequestTooLargeException",
-                  "Request must be smaller than %d bytes for the InvokeFunction operation",
-                  SYNC_PAYLOAD_MAX);
+                  "Request must be smaller than %zu bytes for the InvokeFunction operation", max);
         return;
     }
     if (req->body_len) {
@@ -162,40 +146,30 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
         api_error(req, 503, "ServiceException", "nimbus is shutting down");
         return;
     }
+    if (event) {
+        /* the client context is for synchronous invocations only, as in Lambda */
+        free(cc);
+        async_accept(d, fn, qualifier, req);
+        return;
+    }
     const char *reason = pool_admit(d, fn, cfg);
     if (reason) {
         free(cc);
         throttle(d, fn, cfg, req, reason);
         return;
     }
-    struct nb_invocation *inv = xcalloc(1, sizeof(*inv));
-    inv->d = d;
-    fn_ref(fn);
-    inv->fn = fn;
-    inv->cfg = function_ref(cfg);
-    uuid_v4(inv->request_id);
+    char *payload = NULL;
+    size_t payload_len = 0;
+    if (req->body_len)
+        payload = http_req_steal_body(req, &payload_len);
+    struct nb_invocation *inv =
+        invoke_new(d, fn, cfg, NULL, payload, payload_len, http_req_header(req, "X-Amzn-Trace-Id"));
     inv->client_context = cc;
     inv->tail = log_type && !strcmp(log_type, "Tail");
-    make_trace_id(inv, http_req_header(req, "X-Amzn-Trace-Id"));
-    inv->admitted_ns = mono_ns();
-    inv->deadline_ms = now_ms() + (uint64_t)inv->cfg->timeout_s * 1000;
-    if (req->body_len) {
-        inv->payload = http_req_steal_body(req, &inv->payload_len);
-    } else {
-        inv->payload = xstrdup("{}");
-        inv->payload_len = 2;
-    }
     /* A client that goes away does not stop the invocation; its reply is then dropped by http.c
      * (every request gets exactly one reply, even a dead one). */
     inv->client = req;
-    uv_timer_init(d->loop, &inv->timer);
-    inv->timer.data = inv;
-    invoke_arm_timeout(inv);
-    struct nb_instance *inst = pool_take_idle(fn, cfg);
-    if (inst)
-        instance_assign(inst, inv);
-    else
-        instance_start(d, inv);
+    invoke_start(inv);
 }
 
 void api_invoke_routes(struct nb_router *r, struct nb_daemon *d)

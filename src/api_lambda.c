@@ -18,6 +18,7 @@
 #include <errno.h>
 
 #include "api.h"
+#include "async.h"
 #include "authz.h"
 #include "codec.h"
 #include "codepkg.h"
@@ -622,6 +623,7 @@ static void commit_done_cb(uv_work_t *w, int status)
         break;
     case OP_DELETE:
         log_info("function deleted name=%s", j->name);
+        async_config_forget(d, j->name); /* the store deleted them with the function */
         registry_remove(d, j->fn);
         if (req)
             api_empty(req, 204);

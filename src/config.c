@@ -85,6 +85,22 @@ static const struct row table[] = {
      "file with the 32-byte key that encrypts access-key secrets at rest (created at first "
      "start); auto = DATA_DIR/master.key. Keep it off the data disk to separate the two"},
     /* END auth settings */
+    {"async_concurrency", K_INT, OFF(async_concurrency), "16", 1, 10000, NULL, F_RELOAD,
+     "asynchronous (Event) invocations delivered at once, all functions together"},
+    {"async_queue_max", K_INT, OFF(async_queue_max), "100000", 1, 100000000, NULL, F_RELOAD,
+     "accepted asynchronous events not yet finished; beyond it Event invocations get 429"},
+    {"async_queue_max_bytes", K_INT, OFF(async_queue_max_bytes), "1073741824", 1048576,
+     1099511627776LL, NULL, F_RELOAD,
+     "payload bytes of those events (kept in memory); beyond it Event invocations get 429"},
+    {"async_retry_delay_ms", K_INT, OFF(async_retry_delay_ms), "60000", 1, 3600000, NULL, F_RELOAD,
+     "after a function error the n-th retry of an Event invocation waits n times this (Lambda: 1 "
+     "min, then 2 min)"},
+    {"async_backoff_min_ms", K_INT, OFF(async_backoff_min_ms), "1000", 1, 3600000, NULL, F_RELOAD,
+     "first wait before retrying an Event invocation after a throttle or platform error"},
+    {"async_backoff_max_ms", K_INT, OFF(async_backoff_max_ms), "300000", 1, 3600000, NULL, F_RELOAD,
+     "longest wait between retries after throttles or platform errors (doubling)"},
+    {"async_age_unit_ms", K_INT, OFF(async_age_unit_ms), "1000", 1, 1000, NULL, F_RELOAD,
+     "milliseconds in one second of MaximumEventAgeInSeconds; only tests change it"},
 };
 
 static char **str_field(struct nb_config *cfg, const struct row *r)

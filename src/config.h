@@ -33,6 +33,14 @@ struct nb_config {
     bool insecure;         /* no authentication (loopback listeners only) */
     char *master_key_file; /* "auto" = DATA_DIR/master.key */
     /* END auth settings */
+    /* asynchronous invocations (async.c) */
+    int64_t async_concurrency;     /* async attempts running (or about to) at once */
+    int64_t async_queue_max;       /* events held (accepted, not finished) before 429 */
+    int64_t async_queue_max_bytes; /* their payload bytes (held in memory) before 429 */
+    int64_t async_retry_delay_ms;  /* n-th retry after a function error waits n x this */
+    int64_t async_backoff_min_ms;  /* first wait after a throttle or platform error */
+    int64_t async_backoff_max_ms;  /* cap of that wait's doubling */
+    int64_t async_age_unit_ms;     /* one second of MaximumEventAgeInSeconds (tests shrink it) */
     /* derived from listen */
     char listen_host[256];
     int listen_port;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "async.h"
 #include "audit.h"
 #include "cgroup.h"
 #include "codepkg.h"
@@ -86,6 +87,7 @@ static void close_all(struct runtime *rt)
     rt->closing = true;
     log_info("stopping instances=%lld", (long long)d->instances);
     uv_timer_stop(&rt->drain);
+    async_stop(d);
     pool_reaper_close(d);
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
@@ -259,6 +261,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     d->router = router_new();
     api_lambda_routes(d->router, d);
     api_invoke_routes(d->router, d);
+    api_async_routes(d->router, d);
     api_nimbus_routes(d->router, d);
     api_keys_routes(d->router, d); /* auth */
     struct nb_http_limits lim;
@@ -275,6 +278,9 @@ static int setup(struct runtime *rt, struct nb_err *err)
     netns_pool_fill(d);
     park_pool_init(d);
     park_pool_fill(d);
+    /* last: pending events are delivered once the loop runs (everything above is ready) */
+    if ((rc = async_start(d, err)) < 0)
+        return rc;
     return 0;
 }
 
@@ -316,6 +322,7 @@ int daemon_run(struct nb_config *cfg, struct nb_err *err)
     }
     log_info("stopped");
 out:
+    async_stop(d); /* when setup failed after async_start (no-op after close_all) */
     if (d->loop && !rt->closing && d->api) {
         http_server_close(d->api, NULL, NULL);
         uv_run(d->loop, UV_RUN_NOWAIT);
@@ -327,6 +334,7 @@ out:
         if (uv_loop_close(d->loop) == UV_EBUSY)
             log_warn("event loop closed with handles still open");
     }
+    async_free(d); /* before the registry: events may hold function references */
     if (d->fn_table)
         registry_release(d);
     if (d->router)

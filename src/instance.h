@@ -9,9 +9,11 @@
  * timeout, OOM, init error, config change or delete stops it -> DEAD; it is freed once its process
  * was reaped and every handle closed.
  *
- * Invocations (struct nb_invocation) are created by api_invoke.c and owned by the invoke module
- * (invoke.c) until completed exactly once by invoke_complete(); the instance only points at its
- * current one. Loop thread only.
+ * Invocations (struct nb_invocation) are created with invoke_new() (by api_invoke.c for a client,
+ * by async.c for a queued event) and owned by the invoke module (invoke.c) until completed exactly
+ * once by invoke_complete() or invoke_fail(); the instance only points at its current one. The
+ * completion goes to exactly one receiver: the HTTP client (inv->client) or the callback
+ * (inv->on_done); see invoke.c. Loop thread only.
  */
 #ifndef NIMBUS_INSTANCE_H
 #define NIMBUS_INSTANCE_H
@@ -32,13 +34,29 @@ struct nb_netns;
 
 enum nb_inst_state { INST_STARTING, INST_IDLE, INST_BUSY, INST_DEAD };
 
+struct nb_invocation;
+/* How an invocation ended, for an invocation without an HTTP client (on_done). status is 200 when
+ * the function ran to a result (outcome says how), else the platform error's HTTP status (e.g.
+ * 500 ServiceException when the instance could not start) and error_type its AWS type. body/len:
+ * the function's result or error JSON, or the platform error message; borrowed during the call. */
+struct nb_inv_result {
+    int status;
+    int outcome; /* enum nb_outcome, when status == 200 */
+    const char *error_type;
+    const char *body;
+    size_t len;
+};
+typedef void (*nb_invoke_done_cb)(struct nb_invocation *inv, const struct nb_inv_result *res);
+
 struct nb_invocation {
     struct nb_daemon *d;
     struct nb_fn *fn;        /* ref */
     struct nb_function *cfg; /* ref: the snapshot this invocation runs */
     char request_id[37];
     struct nb_http_req *client; /* pending client request; NULL once answered or gone */
-    char *payload;              /* owned */
+    nb_invoke_done_cb on_done;  /* set instead of client: called once at completion */
+    void *done_data;
+    char *payload; /* owned */
     size_t payload_len;
     char *client_context; /* decoded JSON text, owned, or NULL */
     char trace_id[96];
@@ -136,15 +154,25 @@ void pool_kill_all(struct nb_daemon *d);
 /* Invocations (invoke.c). */
 /* Outcome of an invocation as seen by the caller. */
 enum nb_outcome { NB_OK, NB_FN_ERROR, NB_TIMEOUT };
+/* Creates an invocation of fn running cfg (a snapshot of fn; both referenced), admitted by the
+ * caller with pool_admit (invoke.c releases it). Consumes payload (malloc'd; NULL = "{}").
+ * request_id NULL = a new one; trace NULL or not a Root= header = a new trace id. The caller
+ * sets client or on_done (and the optional fields), then calls invoke_start. */
+struct nb_invocation *invoke_new(struct nb_daemon *d, struct nb_fn *fn, struct nb_function *cfg,
+                                 const char *request_id, char *payload, size_t payload_len,
+                                 const char *trace);
+/* Arms the timeout and hands inv to the warmest idle instance, or starts a cold one. */
+void invoke_start(struct nb_invocation *inv);
 /* Starts inv's timeout timer (inv->timer must be initialised). */
 void invoke_arm_timeout(struct nb_invocation *inv);
 /* Delivers inv's event as the answer to inst's held `next` request. */
 void invoke_deliver(struct nb_instance *inst, struct nb_invocation *inv);
 /* Completes inv exactly once: writes END/REPORT, answers the client (status 200) with body
  * (consumed, malloc'd; may be NULL for an empty body) and X-Amz-Function-Error when outcome is
- * not NB_OK, releases admission, and frees inv. */
+ * not NB_OK -- or calls on_done with them --, releases admission, and frees inv. */
 void invoke_complete(struct nb_invocation *inv, enum nb_outcome outcome, char *body, size_t len);
-/* Completes inv with a platform error reply (AWS error shape) instead of a function result. */
+/* Completes inv with a platform error reply (AWS error shape) instead of a function result (or
+ * calls on_done with status and type). */
 void invoke_fail(struct nb_invocation *inv, int status, const char *type, const char *msg);
 /* Builds Lambda's error JSON {"errorType":..,"errorMessage":..} (malloc'd). */
 char *invoke_error_json(const char *type, const char *msg, size_t *len);

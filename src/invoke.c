@@ -1,11 +1,17 @@
 /*
- * invoke.c - one synchronous invocation from admission to the caller's reply: delivery to the
- * runtime, the timeout, the START/END/REPORT lines, the Tail log and the reply headers.
+ * invoke.c - one invocation from admission to its completion: delivery to the runtime, the
+ * timeout, the START/END/REPORT lines, the Tail log and the reply headers.
  *
- * Ownership: an invocation is created by api_invoke.c, which admitted it (counters in the daemon
- * and the function's pool). It is completed exactly once, by invoke_complete() or invoke_fail(),
- * which release the admission, detach it from its instance and free it once its timer handle
- * closed. Loop thread only.
+ * Ownership: an invocation is created by invoke_new() for a caller that admitted it (counters in
+ * the daemon and the function's pool): api_invoke.c for a synchronous client, async.c for a
+ * queued event. It is completed exactly once, by invoke_complete() or invoke_fail(), which
+ * release the admission, detach it from its instance and free it once its timer handle closed.
+ *
+ * One completion path: every end of an invocation goes through invoke_complete (a function
+ * result, error or timeout) or invoke_fail (a platform error), which hand the outcome to exactly
+ * one receiver: the HTTP client if there is one (inv->client), else inv->on_done (asynchronous
+ * invocations, called before the invocation is freed and its admission released). The sync path
+ * does no extra work. Loop thread only.
  */
 #include <errno.h>
 #include <math.h>
@@ -80,6 +86,60 @@ static void on_timeout(uv_timer_t *t)
     invoke_complete(inv, NB_TIMEOUT, body, len);
     if (inst)
         instance_kill(inst, "timeout");
+}
+
+static void make_trace_id(struct nb_invocation *inv, const char *given)
+{
+    if (given && strlen(given) < sizeof(inv->trace_id) && strncmp(given, "Root=", 5) == 0) {
+        snprintf(inv->trace_id, sizeof(inv->trace_id), "%s", given);
+        return;
+    }
+    char u1[37], u2[37];
+    uuid_v4(u1);
+    uuid_v4(u2);
+    /* Root=1-<8 hex epoch secs>-<24 hex>;Parent=<16 hex>;Sampled=0 */
+    snprintf(inv->trace_id, sizeof(inv->trace_id),
+             "Root=1-%08llx-%.8s%.4s%.4s%.4s%.4s;Parent=%.8s%.8s;Sampled=0",
+             (unsigned long long)(now_ms() / 1000), u1, u1 + 9, u1 + 14, u1 + 19, u1 + 24, u2,
+             u2 + 24);
+}
+
+struct nb_invocation *invoke_new(struct nb_daemon *d, struct nb_fn *fn, struct nb_function *cfg,
+                                 const char *request_id, char *payload, size_t payload_len,
+                                 const char *trace)
+{
+    struct nb_invocation *inv = xcalloc(1, sizeof(*inv));
+    inv->d = d;
+    fn_ref(fn);
+    inv->fn = fn;
+    inv->cfg = function_ref(cfg);
+    if (request_id)
+        snprintf(inv->request_id, sizeof(inv->request_id), "%s", request_id);
+    else
+        uuid_v4(inv->request_id);
+    make_trace_id(inv, trace);
+    if (payload) {
+        inv->payload = payload;
+        inv->payload_len = payload_len;
+    } else {
+        inv->payload = xstrdup("{}");
+        inv->payload_len = 2;
+    }
+    uv_timer_init(d->loop, &inv->timer);
+    inv->timer.data = inv;
+    return inv;
+}
+
+void invoke_start(struct nb_invocation *inv)
+{
+    inv->admitted_ns = mono_ns();
+    inv->deadline_ms = now_ms() + (uint64_t)inv->cfg->timeout_s * 1000;
+    invoke_arm_timeout(inv);
+    struct nb_instance *inst = pool_take_idle(inv->fn, inv->cfg);
+    if (inst)
+        instance_assign(inst, inv);
+    else
+        instance_start(inv->d, inv);
 }
 
 void invoke_arm_timeout(struct nb_invocation *inv)
@@ -169,7 +229,11 @@ void invoke_complete(struct nb_invocation *inv, enum nb_outcome outcome, char *b
               "%d MB\tMax Memory Used: %llu MB\t%s",
               inv->request_id, ms, (unsigned long long)billed, inv->cfg->memory_mb,
               (unsigned long long)max_memory_mb(inv), init);
-    if (inv->client) {
+    if (!inv->client && inv->on_done) {
+        struct nb_inv_result res = {200, outcome, NULL, body ? body : "", body ? len : 0};
+        inv->on_done(inv, &res);
+        free(body);
+    } else if (inv->client) {
         struct nb_http_header h[6];
         size_t n = 0;
         h[n++] = (struct nb_http_header){"Content-Type", "application/json"};
@@ -201,6 +265,9 @@ void invoke_fail(struct nb_invocation *inv, int status, const char *type, const 
         client->on_abort = NULL;
         inv->client = NULL;
         api_error(client, status, type, "%s", msg);
+    } else if (inv->on_done) {
+        struct nb_inv_result res = {status, NB_OK, type, msg, strlen(msg)};
+        inv->on_done(inv, &res);
     }
     finish(inv);
 }

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "async.h"
 #include "daemon.h"
 #include "instance.h"
 #include "netns_pool.h"
@@ -430,9 +431,8 @@ static void render_process(struct nb_daemon *d, struct nb_buf *b)
 
 /* Every section, in output order; a module with figures of its own adds one line here. */
 static void (*const sections[])(struct nb_daemon *d, struct nb_buf *b) = {
-    render_daemon,
-    render_functions,
-    render_process,
+    render_daemon, render_functions, render_process,
+    async_metrics_render, /* nimbus_async_* (async.c) */
 };
 
 void metrics_render(struct nb_daemon *d, struct nb_buf *b)

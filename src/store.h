@@ -12,6 +12,10 @@
 #ifndef NIMBUS_STORE_H
 #define NIMBUS_STORE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "err.h"
 
 struct nb_store;
@@ -29,7 +33,7 @@ int store_function_update(struct nb_store *st, const char *name, const char *doc
                           struct nb_err *err);
 /* Reads one record into *doc (malloc'd, caller frees); -ENOENT if absent. */
 int store_function_get(struct nb_store *st, const char *name, char **doc, struct nb_err *err);
-/* Deletes; -ENOENT if absent. */
+/* Deletes; -ENOENT if absent. Also deletes the function's event invoke configs. */
 int store_function_delete(struct nb_store *st, const char *name, struct nb_err *err);
 /* Calls cb for each record in name order (bytewise); a non-zero return from cb stops and is
  * returned. The records are read first and cb runs outside the store's lock, so cb may call the
@@ -56,5 +60,53 @@ int store_key_delete(struct nb_store *st, const char *id, struct nb_err *err);
  * store_function_each, read first and called outside the lock). Non-zero from cb stops. */
 typedef int (*nb_store_key_cb)(void *data, const struct nb_store_key *k);
 int store_key_each(struct nb_store *st, nb_store_key_cb cb, void *data, struct nb_err *err);
+/*
+ * Asynchronous invocations (async.c). An event row is written once accepted and deleted once
+ * finished; ids are chosen by the caller (unique, increasing). MARK records that an attempt
+ * (number `attempts`) is about to start and sets inflight; UNMARK records the function errors so
+ * far and clears it, so an event found with inflight set at start-up may have run already.
+ * store_events_write applies a batch in ONE transaction (all or nothing) with one fsync: the
+ * group commit of async.c. Strings and payload are borrowed for the call.
+ */
+struct nb_store_event {
+    int64_t id;
+    const char *request_id;
+    const char *function;
+    const char *qualifier; /* NULL = unqualified */
+    const void *payload;
+    size_t payload_len;
+    int64_t created_ms;
+    int attempts; /* attempts started */
+    int errors;   /* attempts that ended in a function error */
+    bool inflight;
+};
+enum nb_store_event_op {
+    STORE_EVENT_INSERT, /* every field */
+    STORE_EVENT_MARK,   /* id, attempts */
+    STORE_EVENT_UNMARK, /* id, errors */
+    STORE_EVENT_DELETE, /* id */
+};
+struct nb_store_event_write {
+    enum nb_store_event_op op;
+    struct nb_store_event ev;
+};
+int store_events_write(struct nb_store *st, const struct nb_store_event_write *w, size_t n,
+                       struct nb_err *err);
+/* Calls cb for every stored event in id order, with the store's lock held (cb must not call the
+ * store); pointers in *ev are valid during the call only. A non-zero return stops and is
+ * returned. */
+typedef int (*nb_store_event_cb)(void *data, const struct nb_store_event *ev);
+int store_events_each(struct nb_store *st, nb_store_event_cb cb, void *data, struct nb_err *err);
+
+/* Event invoke configs: opaque JSON documents keyed by (function, qualifier); the unqualified
+ * config is stored under "$LATEST". Put inserts or replaces; delete is -ENOENT when absent. Each
+ * calls cb with the lock held (cb must not call the store). */
+int store_eic_put(struct nb_store *st, const char *function, const char *qualifier, const char *doc,
+                  struct nb_err *err);
+int store_eic_delete(struct nb_store *st, const char *function, const char *qualifier,
+                     struct nb_err *err);
+typedef int (*nb_store_eic_cb)(void *data, const char *function, const char *qualifier,
+                               const char *doc);
+int store_eic_each(struct nb_store *st, nb_store_eic_cb cb, void *data, struct nb_err *err);
 
 #endif

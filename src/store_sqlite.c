@@ -41,6 +41,24 @@ static const char *const migrations[] = {
      "  root INTEGER NOT NULL,"
      "  created_ms INTEGER NOT NULL"
      ");"),
+    /* 3: asynchronous invocations (async.c) and their per-qualifier settings */
+    ("CREATE TABLE async_events ("
+     "  id INTEGER PRIMARY KEY,"
+     "  request_id TEXT NOT NULL,"
+     "  function TEXT NOT NULL,"
+     "  qualifier TEXT,"
+     "  payload BLOB NOT NULL,"
+     "  created_ms INTEGER NOT NULL,"
+     "  attempts INTEGER NOT NULL DEFAULT 0,"
+     "  errors INTEGER NOT NULL DEFAULT 0,"
+     "  inflight INTEGER NOT NULL DEFAULT 0"
+     ");"
+     "CREATE TABLE event_invoke_configs ("
+     "  function TEXT NOT NULL,"
+     "  qualifier TEXT NOT NULL,"
+     "  doc TEXT NOT NULL,"
+     "  PRIMARY KEY (function, qualifier)"
+     ");"),
 };
 
 enum stmt_id {
@@ -52,6 +70,15 @@ enum stmt_id {
     STMT_KEY_INSERT,
     STMT_KEY_DELETE,
     STMT_KEY_EACH,
+    STMT_EV_INSERT,
+    STMT_EV_MARK,
+    STMT_EV_UNMARK,
+    STMT_EV_DELETE,
+    STMT_EV_EACH,
+    STMT_EIC_PUT,
+    STMT_EIC_DELETE,
+    STMT_EIC_DELETE_FN,
+    STMT_EIC_EACH,
     STMT__MAX,
 };
 
@@ -67,6 +94,19 @@ static const char *const stmt_sql[STMT__MAX] = {
     [STMT_KEY_DELETE] = "DELETE FROM access_keys WHERE id = ?1",
     [STMT_KEY_EACH] = ("SELECT id, secret_sealed, policy, description, root, created_ms "
                        "FROM access_keys ORDER BY id"),
+    [STMT_EV_INSERT] = ("INSERT INTO async_events(id, request_id, function, qualifier, payload, "
+                        "created_ms, attempts, errors) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+    [STMT_EV_MARK] = "UPDATE async_events SET attempts = ?2, inflight = 1 WHERE id = ?1",
+    [STMT_EV_UNMARK] = "UPDATE async_events SET errors = ?2, inflight = 0 WHERE id = ?1",
+    [STMT_EV_DELETE] = "DELETE FROM async_events WHERE id = ?1",
+    [STMT_EV_EACH] = ("SELECT id, request_id, function, qualifier, payload, created_ms, attempts, "
+                      "errors, inflight FROM async_events ORDER BY id"),
+    [STMT_EIC_PUT] = ("INSERT INTO event_invoke_configs(function, qualifier, doc) "
+                      "VALUES(?1, ?2, ?3) ON CONFLICT(function, qualifier) DO UPDATE SET doc = ?3"),
+    [STMT_EIC_DELETE] = "DELETE FROM event_invoke_configs WHERE function = ?1 AND qualifier = ?2",
+    [STMT_EIC_DELETE_FN] = "DELETE FROM event_invoke_configs WHERE function = ?1",
+    [STMT_EIC_EACH] = ("SELECT function, qualifier, doc FROM event_invoke_configs "
+                       "ORDER BY function, qualifier"),
 };
 
 struct nb_store {
@@ -348,7 +388,10 @@ int store_function_delete(struct nb_store *st, const char *name, struct nb_err *
         return n;
     if (n == 0)
         return err_set(err, ENOENT, "function '%s' not found", name);
-    return 0;
+    /* Its event invoke configs go with it (a crash in between leaves rows that
+     * store_eic_each's caller ignores: no function of that name is loaded). */
+    int m = run_write(st, STMT_EIC_DELETE_FN, "delete event invoke configs of", name, NULL, err);
+    return m < 0 ? m : 0;
 }
 
 int store_function_get(struct nb_store *st, const char *name, char **doc, struct nb_err *err)
@@ -551,5 +594,179 @@ int store_key_each(struct nb_store *st, nb_store_key_cb cb, void *data, struct n
         r = cb(data, &k);
     }
     key_rows_free(rows, n);
+    return r;
+}
+
+/* ---- asynchronous invocations ---------------------------------------------------------- */
+
+static int bind_blob(struct nb_store *st, sqlite3_stmt *s, int idx, const void *v, size_t len,
+                     struct nb_err *err)
+{
+    if (sqlite3_bind_blob64(s, idx, v ? v : "", (sqlite3_uint64)len, SQLITE_STATIC) != SQLITE_OK)
+        return db_err(st, err, "bind parameter", NULL);
+    return 0;
+}
+
+static int bind_text_or_null(struct nb_store *st, sqlite3_stmt *s, int idx, const char *v,
+                             struct nb_err *err)
+{
+    if (v)
+        return bind_text(st, s, idx, v, err);
+    if (sqlite3_bind_null(s, idx) != SQLITE_OK)
+        return db_err(st, err, "bind parameter", NULL);
+    return 0;
+}
+
+/* One write of a batch; the caller holds the mutex and the transaction. */
+static int event_write_one(struct nb_store *st, const struct nb_store_event_write *w,
+                           struct nb_err *err)
+{
+    static const enum stmt_id ids[] = {
+        [STORE_EVENT_INSERT] = STMT_EV_INSERT,
+        [STORE_EVENT_MARK] = STMT_EV_MARK,
+        [STORE_EVENT_UNMARK] = STMT_EV_UNMARK,
+        [STORE_EVENT_DELETE] = STMT_EV_DELETE,
+    };
+    const struct nb_store_event *ev = &w->ev;
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, ids[w->op], err);
+    if (!s)
+        return -err->code;
+    int r = bind_i64(st, s, 1, ev->id, err);
+    switch (w->op) {
+    case STORE_EVENT_INSERT:
+        if (r == 0)
+            r = bind_text(st, s, 2, ev->request_id, err);
+        if (r == 0)
+            r = bind_text(st, s, 3, ev->function, err);
+        if (r == 0)
+            r = bind_text_or_null(st, s, 4, ev->qualifier, err);
+        if (r == 0)
+            r = bind_blob(st, s, 5, ev->payload, ev->payload_len, err);
+        if (r == 0)
+            r = bind_i64(st, s, 6, ev->created_ms, err);
+        if (r == 0)
+            r = bind_i64(st, s, 7, ev->attempts, err);
+        if (r == 0)
+            r = bind_i64(st, s, 8, ev->errors, err);
+        break;
+    case STORE_EVENT_MARK:
+        if (r == 0)
+            r = bind_i64(st, s, 2, ev->attempts, err);
+        break;
+    case STORE_EVENT_UNMARK:
+        if (r == 0)
+            r = bind_i64(st, s, 2, ev->errors, err);
+        break;
+    case STORE_EVENT_DELETE:
+        break;
+    }
+    if (r < 0)
+        return r;
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_err(st, err, "write async event", ev->request_id ? ev->request_id : "-");
+    return 0;
+}
+
+int store_events_write(struct nb_store *st, const struct nb_store_event_write *w, size_t n,
+                       struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    int r = exec_sql(st, "BEGIN IMMEDIATE", "begin async event batch", err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = event_write_one(st, &w[i], err);
+    if (r == 0)
+        r = exec_sql(st, "COMMIT", "commit async event batch", err);
+    if (r < 0)
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
+int store_events_each(struct nb_store *st, nb_store_event_cb cb, void *data, struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_EV_EACH, err);
+    if (!s)
+        return err_prefix(err, "cannot list async events");
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct nb_store_event ev = {
+            .id = sqlite3_column_int64(s, 0),
+            .request_id = (const char *)sqlite3_column_text(s, 1),
+            .function = (const char *)sqlite3_column_text(s, 2),
+            .qualifier = (const char *)sqlite3_column_text(s, 3),
+            .payload = sqlite3_column_blob(s, 4),
+            .payload_len = (size_t)sqlite3_column_bytes(s, 4),
+            .created_ms = sqlite3_column_int64(s, 5),
+            .attempts = (int)sqlite3_column_int64(s, 6),
+            .errors = (int)sqlite3_column_int64(s, 7),
+            .inflight = sqlite3_column_int64(s, 8) != 0,
+        };
+        if (!ev.request_id || !ev.function)
+            return db_err(st, err, "list async events", NULL);
+        r = cb(data, &ev);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        return db_err(st, err, "list async events", NULL);
+    return r;
+}
+
+int store_eic_put(struct nb_store *st, const char *function, const char *qualifier, const char *doc,
+                  struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_EIC_PUT, err);
+    if (!s)
+        return -err->code;
+    int r = bind_text(st, s, 1, function, err);
+    if (r == 0)
+        r = bind_text(st, s, 2, qualifier, err);
+    if (r == 0)
+        r = bind_text(st, s, 3, doc, err);
+    if (r < 0)
+        return r;
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_err(st, err, "write event invoke config of", function);
+    return 0;
+}
+
+int store_eic_delete(struct nb_store *st, const char *function, const char *qualifier,
+                     struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_EIC_DELETE, err);
+    if (!s)
+        return -err->code;
+    int r = bind_text(st, s, 1, function, err);
+    if (r == 0)
+        r = bind_text(st, s, 2, qualifier, err);
+    if (r < 0)
+        return r;
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_err(st, err, "delete event invoke config of", function);
+    if (sqlite3_changes(st->db) == 0)
+        return err_set(err, ENOENT, "event invoke config of '%s:%s' not found", function,
+                       qualifier);
+    return 0;
+}
+
+int store_eic_each(struct nb_store *st, nb_store_eic_cb cb, void *data, struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_EIC_EACH, err);
+    if (!s)
+        return err_prefix(err, "cannot list event invoke configs");
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *fn = (const char *)sqlite3_column_text(s, 0);
+        const char *q = (const char *)sqlite3_column_text(s, 1);
+        const char *doc = (const char *)sqlite3_column_text(s, 2);
+        if (!fn || !q || !doc)
+            return db_err(st, err, "list event invoke configs", NULL);
+        r = cb(data, fn, q, doc);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        return db_err(st, err, "list event invoke configs", NULL);
     return r;
 }

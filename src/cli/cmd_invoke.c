@@ -1,7 +1,9 @@
 /*
- * cmd_invoke.c - `nimbus invoke NAME [--payload JSON|@file|-] [--log] [--qualifier Q]`.
+ * cmd_invoke.c - `nimbus invoke NAME [--payload JSON|@file|-] [--log] [--qualifier Q] [--event]`.
  *
- * One synchronous Invoke (POST /2015-03-31/functions/NAME/invocations, RequestResponse). The
+ * One synchronous Invoke (POST /2015-03-31/functions/NAME/invocations, RequestResponse), or with
+ * --event one asynchronous Invoke (Event): nimbus answers 202 once the event is stored and the
+ * command prints the event's request id (its log lines carry it). The
  * response payload goes to stdout byte for byte (plus a newline when stdout is a terminal and the
  * payload lacks one); with --log the decoded X-Amz-Log-Result (the invocation's log tail) goes to
  * stderr first. Exit 1 when X-Amz-Function-Error is set (the payload is then the error JSON), 3
@@ -25,7 +27,9 @@ static const char usage[] =
     "  --payload P          the event: JSON text, @FILE to read a file, or - for stdin\n"
     "                       (default {})\n"
     "  --log                print the invocation's log tail (START..REPORT) to stderr\n"
-    "  --qualifier Q        version or alias to invoke (default $LATEST)\n" CLI_COMMON_HELP;
+    "  --qualifier Q        version or alias to invoke (default $LATEST)\n"
+    "  --event              invoke asynchronously: print the request id once nimbus has\n"
+    "                       stored the event (it runs later, with retries)\n" CLI_COMMON_HELP;
 
 struct invoke_opts {
     const char *name;
@@ -33,6 +37,7 @@ struct invoke_opts {
     const char *qualifier;
     const char *endpoint;
     bool log;
+    bool event;
 };
 
 static void print_log_tail(const char *b64)
@@ -60,7 +65,8 @@ static int invoke(const struct invoke_opts *o, bool *function_error, struct nb_e
     _cleanup_free_ char *path = xasprintf("/2015-03-31/functions/%s/invocations", ename);
     _cleanup_free_ char *query = NULL;
     size_t payload_len = 0;
-    const char *headers[] = {"X-Amz-Invocation-Type: RequestResponse",
+    const char *headers[] = {o->event ? "X-Amz-Invocation-Type: Event"
+                                      : "X-Amz-Invocation-Type: RequestResponse",
                              o->log ? "X-Amz-Log-Type: Tail" : NULL, NULL};
 
     if (o->qualifier) {
@@ -83,7 +89,10 @@ static int invoke(const struct invoke_opts *o, bool *function_error, struct nb_e
     }
     if (r == 0)
         r = client_check(&resp, err);
-    if (r == 0) {
+    if (r == 0 && o->event) {
+        const char *rid = client_resp_header(&resp, "x-amzn-RequestId");
+        printf("%s\n", rid ? rid : "");
+    } else if (r == 0) {
         const char *tail = client_resp_header(&resp, "X-Amz-Log-Result");
         if (o->log && tail && *tail)
             print_log_tail(tail);
@@ -103,6 +112,7 @@ int cmd_invoke(int argc, char **argv)
         {"payload", required_argument, NULL, 'p'},
         {"log", no_argument, NULL, 'l'},
         {"qualifier", required_argument, NULL, 'q'},
+        {"event", no_argument, NULL, 'e'},
         CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
@@ -123,6 +133,9 @@ int cmd_invoke(int argc, char **argv)
         case 'q':
             o.qualifier = optarg;
             break;
+        case 'e':
+            o.event = true;
+            break;
         case CLI_OPT_ENDPOINT:
             o.endpoint = optarg;
             break;
@@ -135,6 +148,8 @@ int cmd_invoke(int argc, char **argv)
     if (argc - optind != 1)
         return cli_usage_error(usage, argc - optind < 1 ? "missing NAME" : "too many arguments");
     o.name = argv[optind];
+    if (o.event && o.log)
+        return cli_usage_error(usage, "--log needs a synchronous invocation (not --event)");
     if (invoke(&o, &function_error, &err) < 0)
         return cli_report(&err);
     return function_error ? CLI_EXIT_FUNCTION : CLI_EXIT_OK;

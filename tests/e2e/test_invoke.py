@@ -12,7 +12,7 @@ Lambda's exact format, Init Duration on cold starts only, and only the last 4 KB
 longer than the timeout, out of memory) each with Lambda's error document and a working next
 invocation; payload limits both ways (6 MB), malformed requests (bad JSON, unknown function, bad
 invocation or log type, bad client context, unknown qualifier) as AWS-shaped errors; DryRun; Event
-(refused until async delivery exists).
+(accepted with 202; the rest in test_async.py).
 """
 import base64
 import json
@@ -793,12 +793,12 @@ def test_dry_run(lam, py):
     assert (status, code) == (404, "ResourceNotFoundException")
 
 
-def test_event_invocation_not_yet_supported(lam, py):
-    # Asynchronous invocation comes in a later issue; this pins today's answer so that its
-    # arrival (202 and an empty body) is noticed and this test replaced.
-    status, code, _ = client_error(lambda: lam.invoke(FunctionName=py, Payload=b"{}",
-                                                      InvocationType="Event"))
-    assert (status, code) == (400, "InvalidParameterValueException")
+def test_event_invocation_accepted(lam, py):
+    # Asynchronous invocation in depth: test_async.py. Here: 202, an empty body, a request id.
+    r = lam.invoke(FunctionName=py, Payload=b"{}", InvocationType="Event")
+    assert r["StatusCode"] == 202
+    assert r["Payload"].read() == b""
+    assert UUID.match(r["ResponseMetadata"]["RequestId"])
 
 
 # ---- the aws CLI ---------------------------------------------------------------------------

@@ -298,6 +298,97 @@ static void test_open_failure(void **state)
     assert_non_null(strstr(err.msg, "afile"));
 }
 
+/* Collects "id:rid:fn:qualifier:payload:attempts:errors:inflight;" for every event. */
+static int collect_event(void *data, const struct nb_store_event *ev)
+{
+    buf_appendf(data, "%lld:%s:%s:%s:%.*s:%d:%d:%d;", (long long)ev->id, ev->request_id,
+                ev->function, ev->qualifier ? ev->qualifier : "-", (int)ev->payload_len,
+                (const char *)ev->payload, ev->attempts, ev->errors, ev->inflight);
+    return 0;
+}
+
+static struct nb_store_event_write ev_insert(int64_t id, const char *rid, const char *q,
+                                             const char *payload)
+{
+    struct nb_store_event_write w = {STORE_EVENT_INSERT,
+                                     {.id = id,
+                                      .request_id = rid,
+                                      .function = "f",
+                                      .qualifier = q,
+                                      .payload = payload,
+                                      .payload_len = strlen(payload),
+                                      .created_ms = 5}};
+    return w;
+}
+
+static void test_async_events(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    struct nb_store_event_write w[] = {
+        ev_insert(1, "r1", NULL, "{\"a\":1}"),
+        ev_insert(2, "r2", "$LATEST", "{}"),
+        {STORE_EVENT_MARK, {.id = 1, .attempts = 1}},
+    };
+    assert_int_equal(store_events_write(f->st, w, ARRAY_SIZE(w), &err), 0);
+    struct nb_store_event_write w2[] = {
+        {STORE_EVENT_UNMARK, {.id = 1, .errors = 1}},
+        {STORE_EVENT_MARK, {.id = 1, .attempts = 2}},
+        {STORE_EVENT_DELETE, {.id = 2}},
+    };
+    assert_int_equal(store_events_write(f->st, w2, ARRAY_SIZE(w2), &err), 0);
+    struct nb_buf b = {0};
+    assert_int_equal(store_events_each(f->st, collect_event, &b, &err), 0);
+    assert_string_equal(b.data, "1:r1:f:-:{\"a\":1}:2:1:1;");
+    buf_release(&b);
+    /* a batch is one transaction: a failing write (duplicate id) leaves nothing of it */
+    struct nb_store_event_write bad[] = {
+        ev_insert(3, "r3", NULL, "{}"),
+        {STORE_EVENT_DELETE, {.id = 1}},
+        ev_insert(3, "r3bis", NULL, "{}"),
+    };
+    assert_int_equal(store_events_write(f->st, bad, ARRAY_SIZE(bad), &err), -EIO);
+    assert_int_equal(err.code, EIO);
+    assert_int_equal(store_events_each(f->st, collect_event, &b, &err), 0);
+    assert_string_equal(b.data, "1:r1:f:-:{\"a\":1}:2:1:1;");
+    buf_release(&b);
+    /* and it survives a reopen */
+    store_close(f->st);
+    f->st = store_open(f->root, &err);
+    assert_non_null(f->st);
+    assert_int_equal(store_events_each(f->st, collect_event, &b, &err), 0);
+    assert_string_equal(b.data, "1:r1:f:-:{\"a\":1}:2:1:1;");
+    buf_release(&b);
+}
+
+static int collect_eic(void *data, const char *fn, const char *q, const char *doc)
+{
+    buf_appendf(data, "%s:%s=%s;", fn, q, doc);
+    return 0;
+}
+
+static void test_event_invoke_configs(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    assert_int_equal(store_function_insert(f->st, "f", "{}", &err), 0);
+    assert_int_equal(store_eic_put(f->st, "f", "$LATEST", "A", &err), 0);
+    assert_int_equal(store_eic_put(f->st, "f", "1", "B", &err), 0);
+    assert_int_equal(store_eic_put(f->st, "f", "$LATEST", "C", &err), 0); /* replaces */
+    assert_int_equal(store_eic_put(f->st, "g", "$LATEST", "D", &err), 0);
+    struct nb_buf b = {0};
+    assert_int_equal(store_eic_each(f->st, collect_eic, &b, &err), 0);
+    assert_string_equal(b.data, "f:$LATEST=C;f:1=B;g:$LATEST=D;");
+    buf_release(&b);
+    assert_int_equal(store_eic_delete(f->st, "f", "1", &err), 0);
+    assert_int_equal(store_eic_delete(f->st, "f", "1", &err), -ENOENT);
+    /* deleting the function deletes its configs */
+    assert_int_equal(store_function_delete(f->st, "f", &err), 0);
+    assert_int_equal(store_eic_each(f->st, collect_eic, &b, &err), 0);
+    assert_string_equal(b.data, "g:$LATEST=D;");
+    buf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -310,6 +401,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_async_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_invoke_configs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
