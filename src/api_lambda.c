@@ -165,24 +165,42 @@ fail:
     return -1;
 }
 
-/* Finds the function a request names. Only $LATEST exists until versions and aliases arrive, so
- * any other qualifier is not found. Replies and returns NULL on failure; *qual stays owned by the
- * caller (NULL when unqualified). */
-static struct nb_fn *resolve(struct nb_http_req *req, struct nb_daemon *d,
-                             const struct nb_route_match *m, char **qual)
+/* Finds the function a request names and the snapshot its qualifier selects (an alias: its primary
+ * version). Replies and returns NULL on failure; *qual stays owned by the caller (NULL when
+ * unqualified); *snap (may be NULL) is borrowed. */
+static struct nb_fn *resolve_snapshot(struct nb_http_req *req, struct nb_daemon *d,
+                                      const struct nb_route_match *m, char **qual,
+                                      struct nb_function **snap)
 {
     _cleanup_free_ char *name = NULL;
     *qual = NULL;
     if (parse_ref(req, d, route_param(m, "FunctionName"), &name, qual) < 0)
         return NULL;
     struct nb_fn *fn = registry_find(d, name);
-    if (!fn || (*qual && strcmp(*qual, "$LATEST") != 0)) {
+    struct nb_err err = {0};
+    struct nb_function *cfg = fn ? registry_resolve_primary(d, fn, *qual, &err) : NULL;
+    if (!cfg) {
         not_found(req, d, name, *qual);
         free(*qual);
         *qual = NULL;
         return NULL;
     }
+    if (snap)
+        *snap = cfg;
     return fn;
+}
+
+static struct nb_fn *resolve(struct nb_http_req *req, struct nb_daemon *d,
+                             const struct nb_route_match *m, char **qual)
+{
+    return resolve_snapshot(req, d, m, qual, NULL);
+}
+
+struct nb_fn *api_lambda_resolve(struct nb_http_req *req, struct nb_daemon *d,
+                                 const struct nb_route_match *m, char **qual,
+                                 struct nb_function **snap)
+{
+    return resolve_snapshot(req, d, m, qual, snap);
 }
 
 /* ---- jobs ---- */
@@ -675,8 +693,13 @@ static void h_write(struct nb_http_req *req, const struct nb_route_match *m, str
     if (!fn)
         return;
     if (op == OP_DELETE && qual) {
+        api_versions_delete(req, d, fn, qual);
+        return;
+    }
+    if (qual && strcmp(qual, "$LATEST") != 0) {
         api_error(req, 400, "InvalidParameterValueException",
-                  "$LATEST version cannot be deleted without deleting the function.");
+                  "Only $LATEST can be changed: published versions are immutable, and this "
+                  "operation does not take an alias (use the unqualified function name)");
         return;
     }
     start_update(req, d, fn, op, NULL);
@@ -708,29 +731,34 @@ static void h_delete_concurrency(struct nb_http_req *req, const struct nb_route_
     h_write(req, m, data, OP_DELETE_CONCURRENCY);
 }
 
-static void code_location(struct nb_http_req *req, struct nb_daemon *d, const char *name, char *out,
-                          size_t n)
+static void code_location(struct nb_http_req *req, struct nb_daemon *d, const char *name,
+                          const char *qual, char *out, size_t n)
 {
     /* The address the client used reaches us; fall back to the listen address. */
     const char *host = http_req_header(req, "Host");
+    char q[160] = "";
+    if (qual) /* a qualifier is [a-zA-Z0-9$_-]: '$' is the only character to encode */
+        snprintf(q, sizeof(q), "?Qualifier=%s%s", qual[0] == '$' ? "%24" : "",
+                 qual[0] == '$' ? qual + 1 : qual);
     if (host && *host && !strpbrk(host, " /\\\"'<>"))
-        snprintf(out, n, "http://%s/nimbus/v1/functions/%s/code", host, name);
+        snprintf(out, n, "http://%s/nimbus/v1/functions/%s/code%s", host, name, q);
     else
-        snprintf(out, n, "http://%s:%d/nimbus/v1/functions/%s/code", d->cfg.listen_host,
-                 d->api ? http_server_port(d->api) : d->cfg.listen_port, name);
+        snprintf(out, n, "http://%s:%d/nimbus/v1/functions/%s/code%s", d->cfg.listen_host,
+                 d->api ? http_server_port(d->api) : d->cfg.listen_port, name, q);
 }
 
 static void h_get(struct nb_http_req *req, const struct nb_route_match *m, void *data)
 {
     struct nb_daemon *d = data;
     _cleanup_free_ char *qual = NULL;
-    struct nb_fn *fn = resolve(req, d, m, &qual);
+    struct nb_function *snap;
+    struct nb_fn *fn = resolve_snapshot(req, d, m, &qual, &snap);
     if (!fn)
         return;
     char loc[1024];
-    code_location(req, d, fn->name, loc, sizeof(loc));
+    code_location(req, d, fn->name, qual, loc, sizeof(loc));
     json_t *o = json_object();
-    json_object_set_new(o, "Configuration", function_config_json_qualified(fn->cfg, qual));
+    json_object_set_new(o, "Configuration", function_config_json_qualified(snap, qual));
     json_object_set_new(o, "Code", json_pack("{s:s,s:s}", "RepositoryType", "S3", "Location", loc));
     if (json_object_size(fn->cfg->tags))
         json_object_set_new(o, "Tags", json_deep_copy(fn->cfg->tags));
@@ -744,9 +772,10 @@ static void h_get(struct nb_http_req *req, const struct nb_route_match *m, void 
 static void h_get_config(struct nb_http_req *req, const struct nb_route_match *m, void *data)
 {
     _cleanup_free_ char *qual = NULL;
-    struct nb_fn *fn = resolve(req, data, m, &qual);
+    struct nb_function *snap;
+    struct nb_fn *fn = resolve_snapshot(req, data, m, &qual, &snap);
     if (fn)
-        api_json(req, 200, function_config_json_qualified(fn->cfg, qual));
+        api_json(req, 200, function_config_json_qualified(snap, qual));
 }
 
 static void h_get_concurrency(struct nb_http_req *req, const struct nb_route_match *m, void *data)
@@ -970,12 +999,13 @@ static void h_code(struct nb_http_req *req, const struct nb_route_match *m, void
 {
     struct nb_daemon *d = data;
     _cleanup_free_ char *qual = NULL;
-    struct nb_fn *fn = resolve(req, d, m, &qual);
+    struct nb_function *snap;
+    struct nb_fn *fn = resolve_snapshot(req, d, m, &qual, &snap);
     if (!fn)
         return;
     struct code_read *c = xcalloc(1, sizeof(*c));
     c->req = req;
-    c->path = codepkg_zip_path(d->cfg.data_dir, fn->cfg->code_hex);
+    c->path = codepkg_zip_path(d->cfg.data_dir, snap->code_hex);
     c->work.data = c;
     int rc = uv_queue_work(d->loop, &c->work, code_read_work, code_read_done);
     if (rc < 0) {

@@ -52,6 +52,54 @@ static int load_function(void *data, const char *name, const char *doc)
     return 0;
 }
 
+static int load_version(void *data, const char *name, int64_t version, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_fn *fn = registry_find(d, name);
+    if (!fn)
+        return 0;
+    if (version > 0 && (uint64_t)version > fn->last_version)
+        fn->last_version = (uint64_t)version; /* deleted numbers stay used */
+    if (!doc)
+        return 0;
+    struct nb_err err = {0};
+    struct nb_function *cfg = function_from_record(&d->fnctx, doc, &err);
+    if (cfg && (strcmp(cfg->name, name) || cfg->version[0] == '$' ||
+                strtoll(cfg->version, NULL, 10) != version)) {
+        err_set(&err, EINVAL, "record names another function or version");
+        function_unref(cfg);
+        cfg = NULL;
+    }
+    if (!cfg) {
+        log_err("skipping unreadable version record name=%s version=%lld err=\"%s\"", name,
+                (long long)version, err.msg);
+        return 0;
+    }
+    registry_add_version(fn, cfg);
+    return 0;
+}
+
+static int load_alias(void *data, const char *name, const char *key, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_fn *fn = registry_find(d, name);
+    if (!fn)
+        return 0;
+    struct nb_err err = {0};
+    struct nb_alias *a = alias_from_record(fn->cfg->arn, doc, &err);
+    if (a && strcmp(a->name, key)) {
+        alias_free(a);
+        a = NULL;
+        err_set(&err, EINVAL, "record names another alias");
+    }
+    if (!a) {
+        log_err("skipping unreadable alias record name=%s alias=%s err=\"%s\"", name, key, err.msg);
+        return 0;
+    }
+    registry_put_alias(fn, a);
+    return 0;
+}
+
 static void on_final_grace(uv_timer_t *t)
 {
     struct runtime *rt = t->data;
@@ -64,10 +112,17 @@ static void collect_code(struct nb_daemon *d)
 {
     struct nb_fn **fns;
     size_t n = registry_list(d, &fns);
-    const char **live = xmalloc((n ? n : 1) * sizeof(*live));
+    size_t total = n;
     for (size_t i = 0; i < n; i++)
-        live[i] = fns[i]->cfg->code_hex;
-    codepkg_gc(d->cfg.data_dir, live, n);
+        total += fns[i]->n_versions;
+    const char **live = xmalloc((total ? total : 1) * sizeof(*live));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        live[k++] = fns[i]->cfg->code_hex;
+        for (size_t v = 0; v < fns[i]->n_versions; v++) /* published versions keep their code */
+            live[k++] = fns[i]->versions[v]->code_hex;
+    }
+    codepkg_gc(d->cfg.data_dir, live, k);
     free(live);
     free(fns);
 }
@@ -206,7 +261,9 @@ static int setup(struct runtime *rt, struct nb_err *err)
     if (!d->store)
         return -err->code;
     registry_init(d);
-    if ((rc = store_function_each(d->store, load_function, d, err)) < 0)
+    if ((rc = store_function_each(d->store, load_function, d, err)) < 0 ||
+        (rc = store_version_each(d->store, load_version, d, err)) < 0 ||
+        (rc = store_object_each(d->store, "alias", load_alias, d, err)) < 0)
         return rc;
     collect_code(d); /* packages no function uses any more (updates, deletes) */
     d->loop = uv_default_loop();
@@ -218,6 +275,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     d->router = router_new();
     api_lambda_routes(d->router, d);
     api_invoke_routes(d->router, d);
+    api_versions_routes(d->router, d);
     api_nimbus_routes(d->router, d);
     struct nb_http_limits lim;
     http_limits_default(&lim);

@@ -105,8 +105,9 @@ void runtime_api_orphan(struct nb_http_req *req);
 /* Pool (pool.c). */
 /* Admission with Lambda's rules: reserved concurrency 0 refuses everything; a reservation caps
  * the function; the account limit caps everything, and functions without a reservation share
- * what reservations leave. NULL when admitted (counters taken; give them back with
- * pool_release with the same cfg), else the TooManyRequestsException Reason. */
+ * what reservations leave. The reservation is the function's (fn->cfg), whichever snapshot cfg
+ * (a version) runs. NULL when admitted (counters taken; give them back with pool_release), else
+ * the TooManyRequestsException Reason. */
 const char *pool_admit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
 void pool_release(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
 /* Most recently used idle instance running exactly cfg (a snapshot of fn), removed from the idle
@@ -118,8 +119,11 @@ void pool_link(struct nb_instance *inst);
 void pool_unlink(struct nb_instance *inst);
 /* Marks every instance of fn to stop: idle now, busy/starting after their invocation. */
 void pool_retire_all(struct nb_daemon *d, struct nb_fn *fn);
-/* The snapshot changed in ways instances do not see (e.g. concurrency): keep them. */
-void pool_adopt_config(struct nb_fn *fn, struct nb_function *cfg);
+/* Like pool_retire_all, for the instances running snapshot cfg only (one version). */
+void pool_retire_snapshot(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
+/* $LATEST changed from old to cfg in ways instances do not see (e.g. concurrency): its instances
+ * now run cfg; instances of published versions keep theirs. */
+void pool_adopt_config(struct nb_fn *fn, const struct nb_function *old, struct nb_function *cfg);
 /* Stops idle instances idle for longer than keep_warm_s (all of them when force). */
 void pool_reap(struct nb_daemon *d, bool force);
 /* Kills every instance of every function (shutdown). */

@@ -85,10 +85,24 @@ void pool_retire_all(struct nb_daemon *d, struct nb_fn *fn)
     }
 }
 
-void pool_adopt_config(struct nb_fn *fn, struct nb_function *cfg)
+void pool_retire_snapshot(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg)
+{
+    struct nb_instance *inst = fn->pool.all_head;
+    while (inst) {
+        struct nb_instance *next = inst->all_next;
+        if (inst->cfg == cfg) {
+            inst->retire = true;
+            if (inst->state == INST_IDLE)
+                instance_kill(inst, "retired");
+        }
+        inst = next;
+    }
+}
+
+void pool_adopt_config(struct nb_fn *fn, const struct nb_function *old, struct nb_function *cfg)
 {
     for (struct nb_instance *inst = fn->pool.all_head; inst; inst = inst->all_next) {
-        if (inst->cfg == cfg)
+        if (inst->cfg != old)
             continue;
         function_unref(inst->cfg);
         inst->cfg = function_ref(cfg);
@@ -120,7 +134,8 @@ void pool_kill_all(struct nb_daemon *d)
 
 const char *pool_admit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg)
 {
-    int reserved = cfg->reserved_concurrency;
+    (void)cfg;
+    int reserved = fn->cfg->reserved_concurrency; /* function-level, whatever version runs */
     if (reserved == 0 || (reserved > 0 && fn->pool.inflight >= reserved))
         return "ReservedFunctionConcurrentInvocationLimitExceeded";
     /* functions without a reservation share what the reservations leave */
@@ -130,16 +145,23 @@ const char *pool_admit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_fu
         return "ConcurrentInvocationLimitExceeded";
     d->inflight++;
     fn->pool.inflight++;
-    if (reserved < 0)
+    if (reserved < 0) {
         d->inflight_unreserved++;
+        fn->pool.inflight_unreserved++;
+    }
     return NULL;
 }
 
 void pool_release(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg)
 {
+    (void)cfg;
     ASSERT(d->inflight > 0 && fn->pool.inflight > 0);
     d->inflight--;
     fn->pool.inflight--;
-    if (cfg->reserved_concurrency < 0)
+    /* The reservation may have changed since admission: give back shared capacity first; once all
+     * of fn's invocations completed, exactly what was taken has been given back. */
+    if (fn->pool.inflight_unreserved > 0) {
+        fn->pool.inflight_unreserved--;
         d->inflight_unreserved--;
+    }
 }

@@ -19,7 +19,8 @@ struct nb_pool {
     struct nb_instance *all_head;  /* every live instance; linked through all_next/prev */
     size_t n_idle;
     size_t n_all;
-    int64_t inflight; /* admitted invocations of this function */
+    int64_t inflight;            /* admitted invocations of this function */
+    int64_t inflight_unreserved; /* of which admitted from the shared (unreserved) pool */
 };
 
 #endif

@@ -23,6 +23,9 @@ static const struct nb_cli_cmd commands[] = {
     {"invoke", cmd_invoke, "invoke a function and print its response"},
     {"ls", cmd_ls, "list functions"},
     {"rm", cmd_rm, "delete functions"},
+    {"publish", cmd_publish, "publish $LATEST as a new immutable version"},
+    {"alias", cmd_alias, "point an alias at a version (with an optional canary weight); alias ls"},
+    {"rollback", cmd_rollback, "point an alias back at its previous version"},
     {"logs", cmd_logs, "print (or follow) a function's log"},
     {"stats", cmd_stats, "show a function's invocation figures and instances"},
 };

@@ -1,0 +1,416 @@
+"""
+test_versions.py - end-to-end tests of versions and aliases (src/api_versions.c, registry_resolve)
+against a real `nimbus serve`, through boto3, the aws CLI (2.9) and the nimbus CLI: PublishVersion
+(numbers never reused, CodeSha256/RevisionId preconditions, nothing-changed returns the last
+version), ListVersionsByFunction with pagination, qualifiers in every form (name:N, name:alias,
+full and partial ARNs, ?Qualifier=) on GetFunction / GetFunctionConfiguration / Invoke /
+DeleteFunction, immutability of published versions, aliases (CRUD, RevisionId, weighted routing
+with a 1,000-invocation canary checked against binomial bounds), rollback, and a restart that keeps
+versions and aliases.
+"""
+import json
+import math
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import ROLE, zip_files
+from helpers import uniq
+
+ACCOUNT = "000000000000"
+REGION = "us-east-1"
+
+
+def arn(name, qualifier=None):
+    a = "arn:aws:lambda:%s:%s:function:%s" % (REGION, ACCOUNT, name)
+    return a + ":" + qualifier if qualifier else a
+
+
+APP = """
+import os
+TAG = %r
+def handler(event, context):
+    return {"tag": TAG,
+            "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"],
+            "ctx_version": context.function_version,
+            "stream": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"],
+            "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
+            "greeting": os.environ.get("GREETING")}
+"""
+
+
+def app_zip(tag):
+    return zip_files({"app.py": (APP % tag, 0o644)})
+
+
+def deploy(lam, name, tag="v1", **kw):
+    return lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE,
+                               Handler="app.handler", Code={"ZipFile": app_zip(tag)},
+                               Timeout=30, **kw)
+
+
+def run(lam, name, **kw):
+    r = lam.invoke(FunctionName=name, Payload=b"{}", **kw)
+    body = json.loads(r["Payload"].read())
+    assert r["StatusCode"] == 200 and "FunctionError" not in r, body
+    return r["ExecutedVersion"], body
+
+
+def error_of(excinfo):
+    e = excinfo.value.response
+    return e["ResponseMetadata"]["HTTPStatusCode"], e["Error"]["Code"], e["Error"]["Message"]
+
+
+@pytest.fixture(scope="module")
+def fn(lam):
+    """A function with versions 1 (code v1) and 2 (code v2), $LATEST at code v3."""
+    name = uniq("ver")
+    deploy(lam, name, "v1")
+    v1 = lam.publish_version(FunctionName=name, Description="first")
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("v2"))
+    v2 = lam.publish_version(FunctionName=name)
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("v3"))
+    return {"name": name, "v1": v1, "v2": v2}
+
+
+def test_publish_version_shape(lam, fn):
+    v1, v2 = fn["v1"], fn["v2"]
+    assert v1["ResponseMetadata"]["HTTPStatusCode"] == 201
+    assert (v1["Version"], v2["Version"]) == ("1", "2")
+    assert v1["FunctionArn"] == arn(fn["name"], "1")
+    assert v1["Description"] == "first"
+    assert v1["CodeSha256"] != v2["CodeSha256"]
+    latest = lam.get_function_configuration(FunctionName=fn["name"])
+    assert latest["Version"] == "$LATEST" and latest["FunctionArn"] == arn(fn["name"])
+
+
+def test_publish_nothing_changed_returns_last_version(lam):
+    name = uniq("same")
+    deploy(lam, name)
+    a = lam.publish_version(FunctionName=name)
+    b = lam.publish_version(FunctionName=name, Description="again")
+    assert a["Version"] == b["Version"] == "1"
+    assert a["RevisionId"] == b["RevisionId"]
+    # a configuration change is a change
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"AB": "1"}})
+    assert lam.publish_version(FunctionName=name)["Version"] == "2"
+
+
+def test_publish_preconditions(lam):
+    name = uniq("pre")
+    cfg = deploy(lam, name)
+    with pytest.raises(ClientError) as e:
+        lam.publish_version(FunctionName=name, CodeSha256="x" * 44)
+    status, code, msg = error_of(e)
+    assert (status, code) == (400, "InvalidParameterValueException")
+    assert "CodeSHA256" in msg and cfg["CodeSha256"] in msg
+    with pytest.raises(ClientError) as e:
+        lam.publish_version(FunctionName=name, RevisionId="0" * 36)
+    assert error_of(e)[:2] == (412, "PreconditionFailedException")
+    v = lam.publish_version(FunctionName=name, CodeSha256=cfg["CodeSha256"],
+                            RevisionId=cfg["RevisionId"])
+    assert v["Version"] == "1"
+
+
+def test_version_numbers_never_reused(lam):
+    name = uniq("reuse")
+    deploy(lam, name, "a")
+    assert lam.publish_version(FunctionName=name)["Version"] == "1"
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("b"))
+    assert lam.publish_version(FunctionName=name)["Version"] == "2"
+    lam.delete_function(FunctionName=name, Qualifier="2")
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("c"))
+    assert lam.publish_version(FunctionName=name)["Version"] == "3"
+    versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]]
+    assert versions == ["$LATEST", "1", "3"]
+
+
+def test_list_versions_pagination(lam, fn):
+    got = []
+    pages = lam.get_paginator("list_versions_by_function").paginate(
+        FunctionName=fn["name"], PaginationConfig={"PageSize": 1})
+    for page in pages:
+        assert len(page["Versions"]) <= 1
+        got += [(v["Version"], v["FunctionArn"]) for v in page["Versions"]]
+    assert got == [("$LATEST", arn(fn["name"], "$LATEST")), ("1", arn(fn["name"], "1")),
+                   ("2", arn(fn["name"], "2"))]
+
+
+def test_qualifier_forms_on_get(lam, fn):
+    name = fn["name"]
+    for ref, kw in [(name + ":1", {}), (arn(name, "1"), {}), ("%s:function:%s:1" % (ACCOUNT, name), {}),
+                    (name, {"Qualifier": "1"}), (arn(name), {"Qualifier": "1"})]:
+        c = lam.get_function_configuration(FunctionName=ref, **kw)
+        assert (c["Version"], c["FunctionArn"], c["CodeSha256"]) == (
+            "1", arn(name, "1"), fn["v1"]["CodeSha256"]), ref
+    g = lam.get_function(FunctionName=name, Qualifier="2")
+    assert g["Configuration"]["Version"] == "2"
+    assert g["Configuration"]["CodeSha256"] == fn["v2"]["CodeSha256"]
+    g = lam.get_function(FunctionName=name, Qualifier="$LATEST")
+    assert g["Configuration"]["FunctionArn"] == arn(name, "$LATEST")
+    with pytest.raises(ClientError) as e:
+        lam.get_function(FunctionName=name, Qualifier="99")
+    status, code, msg = error_of(e)
+    assert (status, code) == (404, "ResourceNotFoundException")
+    assert msg == "Function not found: " + arn(name, "99")
+    with pytest.raises(ClientError) as e:
+        lam.get_function(FunctionName=name + ":1", Qualifier="2")
+    assert error_of(e)[:2] == (400, "InvalidParameterValueException")
+
+
+def test_version_code_download(daemon, lam, fn):
+    loc = lam.get_function(FunctionName=fn["name"], Qualifier="1")["Code"]["Location"]
+    path = loc[loc.index("/nimbus/"):]
+    status, _h, body = daemon.request("GET", path)
+    assert status == 200 and body == app_zip("v1")
+
+
+def test_invoke_versions_are_immutable(lam, fn):
+    name = fn["name"]
+    for ref, kw, tag, ver in [(name + ":1", {}, "v1", "1"), (name, {"Qualifier": "2"}, "v2", "2"),
+                              (arn(name, "1"), {}, "v1", "1"), (name, {}, "v3", "$LATEST"),
+                              (name + ":$LATEST", {}, "v3", "$LATEST")]:
+        executed, body = run(lam, ref, **kw)
+        assert (executed, body["tag"], body["version"], body["ctx_version"]) == (ver, tag, ver,
+                                                                                  ver), ref
+        assert body["stream"].split("/")[3].startswith("[%s]" % ver)
+        assert body["init_type"] == "on-demand"
+    # updating $LATEST changes neither the code nor the configuration of published versions
+    lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"GREETING": "hi"}})
+    _, body = run(lam, name)
+    assert body["greeting"] == "hi"
+    _, body = run(lam, name + ":1")
+    assert body["tag"] == "v1" and body["greeting"] is None
+    assert lam.get_function_configuration(FunctionName=name, Qualifier="1").get("Environment") is None
+
+
+def test_version_instance_survives_latest_update(lam):
+    """A published version's warm instance is not retired when $LATEST changes."""
+    name = uniq("warm")
+    deploy(lam, name, "a")
+    lam.publish_version(FunctionName=name)
+    r1 = lam.invoke(FunctionName=name, Qualifier="1", LogType="Tail")
+    r1["Payload"].read()
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("b"))
+    r2 = lam.invoke(FunctionName=name, Qualifier="1", LogType="Tail")
+    import base64
+    log = base64.b64decode(r2["LogResult"]).decode()
+    assert json.loads(r2["Payload"].read())["tag"] == "a"
+    assert "Init Duration" not in log, log
+
+
+def test_invoke_unknown_qualifier(lam, fn):
+    with pytest.raises(ClientError) as e:
+        lam.invoke(FunctionName=fn["name"], Qualifier="nope")
+    assert error_of(e) == (404, "ResourceNotFoundException",
+                           "Function not found: " + arn(fn["name"], "nope"))
+
+
+def test_delete_version_rules(lam):
+    name = uniq("del")
+    deploy(lam, name, "a")
+    lam.publish_version(FunctionName=name)
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    with pytest.raises(ClientError) as e:
+        lam.delete_function(FunctionName=name, Qualifier="1")
+    status, code, msg = error_of(e)
+    assert (status, code) == (409, "ResourceConflictException") and "live" in msg
+    with pytest.raises(ClientError) as e:
+        lam.delete_function(FunctionName=name, Qualifier="$LATEST")
+    assert error_of(e) == (400, "InvalidParameterValueException",
+                           "$LATEST version cannot be deleted without deleting the function.")
+    lam.delete_alias(FunctionName=name, Name="live")
+    lam.delete_function(FunctionName=name + ":1")
+    with pytest.raises(ClientError) as e:
+        lam.get_function(FunctionName=name, Qualifier="1")
+    assert error_of(e)[0] == 404
+    assert lam.get_function(FunctionName=name)["Configuration"]["Version"] == "$LATEST"
+    lam.delete_function(FunctionName=name)
+
+
+def test_tags_on_unqualified_arn_only(lam, fn):
+    with pytest.raises(ClientError) as e:
+        lam.tag_resource(Resource=arn(fn["name"], "1"), Tags={"a": "b"})
+    assert error_of(e)[:2] == (400, "InvalidParameterValueException")
+    lam.tag_resource(Resource=arn(fn["name"]), Tags={"a": "b"})
+    assert lam.get_function(FunctionName=fn["name"], Qualifier="1")["Tags"] == {"a": "b"}
+
+
+def test_alias_crud(lam, fn):
+    name = fn["name"]
+    a = lam.create_alias(FunctionName=name, Name="prod", FunctionVersion="1", Description="p")
+    assert a["ResponseMetadata"]["HTTPStatusCode"] == 201
+    assert (a["AliasArn"], a["Name"], a["FunctionVersion"], a["Description"]) == (
+        arn(name, "prod"), "prod", "1", "p")
+    assert lam.get_alias(FunctionName=name, Name="prod")["RevisionId"] == a["RevisionId"]
+    with pytest.raises(ClientError) as e:
+        lam.create_alias(FunctionName=name, Name="prod", FunctionVersion="1")
+    assert error_of(e) == (409, "ResourceConflictException",
+                           "Alias already exists: " + arn(name, "prod"))
+    with pytest.raises(ClientError) as e:
+        lam.create_alias(FunctionName=name, Name="x", FunctionVersion="42")
+    assert error_of(e)[:2] == (404, "ResourceNotFoundException")
+    with pytest.raises(ClientError) as e:
+        lam.create_alias(FunctionName=name, Name="123", FunctionVersion="1")
+    assert error_of(e)[:2] == (400, "InvalidParameterValueException")
+    # RevisionId optimistic concurrency
+    with pytest.raises(ClientError) as e:
+        lam.update_alias(FunctionName=name, Name="prod", FunctionVersion="2",
+                         RevisionId="0" * 36)
+    assert error_of(e)[:2] == (412, "PreconditionFailedException")
+    u = lam.update_alias(FunctionName=name, Name="prod", FunctionVersion="2",
+                         RevisionId=a["RevisionId"])
+    assert u["FunctionVersion"] == "2" and u["RevisionId"] != a["RevisionId"]
+    assert u["Description"] == "p"
+    # qualifier = alias on get and invoke
+    c = lam.get_function_configuration(FunctionName=name, Qualifier="prod")
+    assert (c["Version"], c["FunctionArn"]) == ("2", arn(name, "prod"))
+    executed, body = run(lam, name + ":prod")
+    assert (executed, body["tag"]) == ("2", "v2")
+    executed, _ = run(lam, arn(name, "prod"))
+    assert executed == "2"
+    lam.create_alias(FunctionName=name, Name="dev", FunctionVersion="$LATEST")
+    executed, body = run(lam, name, Qualifier="dev")
+    assert (executed, body["tag"]) == ("$LATEST", "v3")
+    names = [x["Name"] for x in lam.list_aliases(FunctionName=name)["Aliases"]]
+    assert names == ["dev", "prod"]
+    only = lam.list_aliases(FunctionName=name, FunctionVersion="2")["Aliases"]
+    assert [x["Name"] for x in only] == ["prod"]
+    pages = list(lam.get_paginator("list_aliases").paginate(
+        FunctionName=name, PaginationConfig={"PageSize": 1}))
+    assert [x["Name"] for p in pages for x in p["Aliases"]] == ["dev", "prod"]
+    with pytest.raises(ClientError) as e:
+        lam.delete_function(FunctionName=name, Qualifier="dev")
+    assert error_of(e)[:2] == (400, "InvalidParameterValueException")
+    lam.delete_alias(FunctionName=name, Name="dev")
+    with pytest.raises(ClientError) as e:
+        lam.get_alias(FunctionName=name, Name="dev")
+    assert error_of(e) == (404, "ResourceNotFoundException",
+                           "Alias not found: " + arn(name, "dev"))
+
+
+def test_alias_routing_validation(lam, fn):
+    name = fn["name"]
+    for version, weights in [("$LATEST", {"1": 0.5}), ("1", {"1": 0.5}), ("1", {"2": 1.5}),
+                             ("1", {"2": 0.1, "3": 0.1})]:
+        with pytest.raises(ClientError) as e:
+            lam.create_alias(FunctionName=name, Name="bad", FunctionVersion=version,
+                             RoutingConfig={"AdditionalVersionWeights": weights})
+        assert error_of(e)[:2] == (400, "InvalidParameterValueException"), (version, weights)
+    with pytest.raises(ClientError) as e:
+        lam.create_alias(FunctionName=name, Name="bad", FunctionVersion="1",
+                         RoutingConfig={"AdditionalVersionWeights": {"77": 0.5}})
+    assert error_of(e)[:2] == (404, "ResourceNotFoundException")
+
+
+def test_canary_split(lam, fn):
+    """10% to version 2 over 1,000 invocations: within 4 sigma of the binomial mean."""
+    name = fn["name"]
+    a = lam.create_alias(FunctionName=name, Name="canary", FunctionVersion="1",
+                         RoutingConfig={"AdditionalVersionWeights": {"2": 0.1}})
+    assert a["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.1}}
+    n, p = 1000, 0.1
+    counts = {"1": 0, "2": 0}
+    for _ in range(n):
+        r = lam.invoke(FunctionName=name, Qualifier="canary", Payload=b"{}")
+        body = json.loads(r["Payload"].read())
+        counts[r["ExecutedVersion"]] += 1
+        assert body["tag"] == {"1": "v1", "2": "v2"}[r["ExecutedVersion"]]
+    sigma = math.sqrt(n * p * (1 - p))
+    assert abs(counts["2"] - n * p) <= 4 * sigma, counts
+    assert counts["1"] + counts["2"] == n
+
+
+def test_aws_cli_versions_and_aliases(daemon, lam):
+    name = uniq("cli")
+    deploy(lam, name, "a")
+    _, out, _ = daemon.aws("lambda", "publish-version", "--function-name", name,
+                           "--description", "from cli")
+    assert json.loads(out)["Version"] == "1"
+    _, out, _ = daemon.aws("lambda", "list-versions-by-function", "--function-name", name)
+    assert [v["Version"] for v in json.loads(out)["Versions"]] == ["$LATEST", "1"]
+    daemon.aws("lambda", "create-alias", "--function-name", name, "--name", "live",
+               "--function-version", "1")
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("b"))
+    daemon.aws("lambda", "publish-version", "--function-name", name)
+    _, out, _ = daemon.aws("lambda", "update-alias", "--function-name", name, "--name", "live",
+                           "--routing-config", '{"AdditionalVersionWeights":{"2":0.25}}')
+    assert json.loads(out)["RoutingConfig"]["AdditionalVersionWeights"] == {"2": 0.25}
+    _, out, _ = daemon.aws("lambda", "get-alias", "--function-name", name, "--name", "live")
+    assert json.loads(out)["FunctionVersion"] == "1"
+    _, out, _ = daemon.aws("lambda", "list-aliases", "--function-name", name)
+    assert [a["Name"] for a in json.loads(out)["Aliases"]] == ["live"]
+    _, out, _ = daemon.aws("lambda", "get-function-configuration", "--function-name", name,
+                           "--qualifier", "2")
+    assert json.loads(out)["Version"] == "2"
+    rc, _, err = daemon.aws("lambda", "delete-function", "--function-name", name, "--qualifier",
+                            "1", check=False)
+    assert rc != 0 and "ResourceConflictException" in err
+    daemon.aws("lambda", "delete-alias", "--function-name", name, "--name", "live")
+    daemon.aws("lambda", "delete-function", "--function-name", name, "--qualifier", "1")
+    _, out, _ = daemon.aws("lambda", "list-versions-by-function", "--function-name", name)
+    assert [v["Version"] for v in json.loads(out)["Versions"]] == ["$LATEST", "2"]
+
+
+def test_nimbus_cli_publish_alias_rollback(daemon, lam):
+    name = uniq("ncli")
+    deploy(lam, name, "a")
+    p = daemon.cli("publish", name, "--description", "one", check=True)
+    assert "1" in p.stdout
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("b"))
+    daemon.cli("publish", name, check=True)
+    # rollback with no history
+    p = daemon.cli("alias", name, "live", "1", check=True)
+    p = daemon.cli("rollback", name, "live")
+    assert p.returncode == 3 and "no previous version" in p.stderr
+    # move live to 2, then roll back to 1
+    daemon.cli("alias", name, "live", "2", check=True)
+    assert run(lam, name + ":live")[0] == "2"
+    p = daemon.cli("rollback", name, "live", check=True)
+    assert lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"] == "1"
+    assert run(lam, name + ":live")[0] == "1"
+    # a canary, then rolling it back removes the routing
+    daemon.cli("alias", name, "live", "1", "--weight", "2=0.2", check=True)
+    a = lam.get_alias(FunctionName=name, Name="live")
+    assert a["RoutingConfig"] == {"AdditionalVersionWeights": {"2": 0.2}}
+    daemon.cli("rollback", name, "live", check=True)
+    a = lam.get_alias(FunctionName=name, Name="live")
+    assert a["FunctionVersion"] == "1" and "RoutingConfig" not in a
+    p = daemon.cli("alias", "ls", name, check=True)
+    assert "live" in p.stdout and "1" in p.stdout
+    p = daemon.cli("publish", "--help", check=True)
+    assert "publish" in p.stdout
+    for cmd in ("alias", "rollback"):
+        assert daemon.cli(cmd, "--help", check=True).stdout
+
+
+def test_restart_keeps_versions_and_aliases(fresh_daemon):
+    dm = fresh_daemon()
+    lam = dm.boto3()
+    name = uniq("rst")
+    deploy(lam, name, "a")
+    lam.publish_version(FunctionName=name)
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("b"))
+    lam.publish_version(FunctionName=name)
+    lam.delete_function(FunctionName=name, Qualifier="2")
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("c"))
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    lam.update_alias(FunctionName=name, Name="live", FunctionVersion="$LATEST")
+    before = lam.get_alias(FunctionName=name, Name="live")
+    dm.stop()
+    dm.start()
+    lam = dm.boto3()
+    assert [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]] \
+        == ["$LATEST", "1"]
+    after = lam.get_alias(FunctionName=name, Name="live")
+    after.pop("ResponseMetadata")
+    before.pop("ResponseMetadata")
+    assert after == before
+    assert run(lam, name + ":1")[1]["tag"] == "a"  # its code package survived the start-up GC
+    assert run(lam, name + ":live")[1]["tag"] == "c"
+    # the rollback history survived too
+    assert dm.cli("rollback", name, "live", check=True).returncode == 0
+    assert lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"] == "1"
+    # numbers stay unused after a restart
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("d"))
+    assert lam.publish_version(FunctionName=name)["Version"] == "3"
