@@ -175,6 +175,10 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
     inv->cfg = function_ref(cfg);
     uuid_v4(inv->request_id);
     inv->client_context = cc;
+    /* versions: cfg->arn is already ":N"; an alias or ":$LATEST" is passed on as the caller wrote
+     * it (the runtime's Lambda-Runtime-Invoked-Function-Arn) */
+    if (qualifier && (strcmp(qualifier, cfg->version) != 0 || !strcmp(qualifier, "$LATEST")))
+        inv->invoked_arn = xasprintf("%s:%s", fn->cfg->arn, qualifier);
     inv->tail = log_type && !strcmp(log_type, "Tail");
     make_trace_id(inv, http_req_header(req, "X-Amzn-Trace-Id"));
     inv->admitted_ns = mono_ns();

@@ -41,6 +41,7 @@ struct nb_invocation {
     char *payload;              /* owned */
     size_t payload_len;
     char *client_context; /* decoded JSON text, owned, or NULL */
+    char *invoked_arn;    /* the ARN the caller used when not cfg->arn (alias, :$LATEST), or NULL */
     char trace_id[96];
     bool tail; /* X-Amz-Log-Type: Tail */
     uint64_t admitted_ns;

@@ -33,6 +33,7 @@ def handler(event, context):
     return {"tag": TAG,
             "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"],
             "ctx_version": context.function_version,
+            "invoked": context.invoked_function_arn,
             "stream": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"],
             "init_type": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
             "greeting": os.environ.get("GREETING")}
@@ -174,6 +175,8 @@ def test_invoke_versions_are_immutable(lam, fn):
         assert (executed, body["tag"], body["version"], body["ctx_version"]) == (ver, tag, ver,
                                                                                   ver), ref
         assert body["stream"].split("/")[3].startswith("[%s]" % ver)
+        assert body["invoked"] == (arn(name) if ref == name and not kw else
+                                   arn(name, kw.get("Qualifier") or ref.rsplit(":", 1)[1])), ref
         assert body["init_type"] == "on-demand"
     # updating $LATEST changes neither the code nor the configuration of published versions
     lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"GREETING": "hi"}})
@@ -266,7 +269,7 @@ def test_alias_crud(lam, fn):
     c = lam.get_function_configuration(FunctionName=name, Qualifier="prod")
     assert (c["Version"], c["FunctionArn"]) == ("2", arn(name, "prod"))
     executed, body = run(lam, name + ":prod")
-    assert (executed, body["tag"]) == ("2", "v2")
+    assert (executed, body["tag"], body["invoked"]) == ("2", "v2", arn(name, "prod"))
     executed, _ = run(lam, arn(name, "prod"))
     assert executed == "2"
     lam.create_alias(FunctionName=name, Name="dev", FunctionVersion="$LATEST")
