@@ -555,7 +555,11 @@ static int admit(struct job *j)
         j->pending_create = true;
     } else if (j->op == OP_PUT_CONCURRENCY) {
         int64_t mine = j->cur->reserved_concurrency > 0 ? j->cur->reserved_concurrency : 0;
-        int64_t reserved = registry_reserved_total(d) - mine + pending_reserved + j->reserved;
+        /* provisioned concurrency of other functions without a reservation is set aside too;
+         * this function's moves inside its reservation */
+        int64_t reserved = registry_reserved_total(d) - mine + pending_reserved + j->reserved +
+                           d->pc_unreserved_total -
+                           (j->cur->reserved_concurrency < 0 ? j->fn->pc_total : 0);
         if (d->cfg.account_concurrency - reserved < MIN_UNRESERVED)
             return job_fail(j, 400, "InvalidParameterValueException",
                             "Specified ReservedConcurrentExecutions for function decreases "
@@ -869,8 +873,9 @@ static void h_account(struct nb_http_req *req, const struct nb_route_match *m, v
                        (json_int_t)TOTAL_CODE_MAX, "CodeSizeUnzipped", (json_int_t)UNZIPPED_MAX,
                        "CodeSizeZipped", (json_int_t)ZIPPED_MAX, "ConcurrentExecutions",
                        (json_int_t)total, "UnreservedConcurrentExecutions",
-                       (json_int_t)(total - registry_reserved_total(d)), "AccountUsage",
-                       "TotalCodeSize", (json_int_t)code, "FunctionCount", (json_int_t)n));
+                       (json_int_t)(total - registry_reserved_total(d) - d->pc_unreserved_total),
+                       "AccountUsage", "TotalCodeSize", (json_int_t)code, "FunctionCount",
+                       (json_int_t)n));
 }
 
 /* Resolves a tags resource ARN: only an unqualified function ARN is taggable here. */

@@ -1,7 +1,9 @@
 /*
  * api_versions.c - versions and aliases on the API listener (LAMBDA.md §3.5): PublishVersion,
  * ListVersionsByFunction, DeleteFunction with a version qualifier, Create/Get/Update/Delete/
- * ListAliases, and nimbus' alias rollback (POST /nimbus/v1/functions/{F}/aliases/{Name}/rollback).
+ * ListAliases, nimbus' alias rollback (POST /nimbus/v1/functions/{F}/aliases/{Name}/rollback), and
+ * Put/Get/Delete/ListProvisionedConcurrencyConfig(s) on a version or alias (provisioned.h keeps
+ * the instances).
  *
  * Bodies here are small, so a write is validated on the loop against the registry, then its store
  * write runs on a worker (durable before the reply), then the registry changes and the client gets
@@ -16,26 +18,35 @@
 
 #include "api.h"
 #include "daemon.h"
+#include "instance.h"
 #include "log.h"
+#include "provisioned.h"
 #include "store.h"
 
 #define LIST_DEFAULT_ITEMS 50
 #define LIST_MAX_ITEMS 10000
 #define DESCRIPTION_MAX_LEN 256
+#define PC_LIST_MAX_ITEMS 50
+#define MIN_UNRESERVED 100
 
-enum vop { V_PUBLISH, V_DELETE_VERSION, V_PUT_ALIAS, V_DELETE_ALIAS };
+/* Provisioned concurrency of functions without reservation admitted but not yet committed. */
+static int64_t pending_pc;
+
+enum vop { V_PUBLISH, V_DELETE_VERSION, V_PUT_ALIAS, V_DELETE_ALIAS, V_PUT_PC, V_DELETE_PC };
 
 struct vjob {
     uv_work_t work;
     struct nb_daemon *d;
     struct nb_http_req *req;
     enum vop op;
-    int ok_status;            /* reply status on success */
-    struct nb_fn *fn;         /* ref; fn->updating is set while the job lives */
-    struct nb_function *snap; /* ref: the version published or deleted */
-    struct nb_alias *alias;   /* owned until committed: the alias to put */
-    char *key;                /* alias name or version number */
-    char *doc;                /* the record to write */
+    int ok_status;             /* reply status on success */
+    struct nb_fn *fn;          /* ref; fn->updating is set while the job lives */
+    struct nb_function *snap;  /* ref: the version published or deleted */
+    struct nb_alias *alias;    /* owned until committed: the alias to put */
+    struct nb_provisioned *pc; /* owned until committed: the config to put */
+    int64_t pending;           /* counted in pending_pc */
+    char *key;                 /* alias name or version number */
+    char *doc;                 /* the record to write */
     int rc;
     struct nb_err err;
 };
@@ -46,6 +57,8 @@ static void vjob_free(struct vjob *j)
     fn_unref(j->fn);
     function_unref(j->snap);
     alias_free(j->alias);
+    provisioned_free(j->pc);
+    pending_pc -= j->pending;
     free(j->key);
     free(j->doc);
     free(j);
@@ -70,6 +83,12 @@ static void vjob_work(uv_work_t *w)
         break;
     case V_DELETE_ALIAS:
         j->rc = store_object_delete(st, NULL, j->fn->name, j->key, &j->err);
+        break;
+    case V_PUT_PC:
+        j->rc = store_object_put(st, "provisioned", j->fn->name, j->key, j->doc, &j->err);
+        break;
+    case V_DELETE_PC:
+        j->rc = store_object_delete(st, "provisioned", j->fn->name, j->key, &j->err);
         break;
     }
 }
@@ -97,6 +116,7 @@ static void vjob_done(uv_work_t *w, int status)
         break;
     case V_DELETE_VERSION:
         log_info("version deleted function=%s version=%s", j->fn->name, j->key);
+        provisioned_remove(d, j->fn, j->key); /* its row went with the version's */
         registry_remove_version(d, j->fn, j->snap);
         api_empty(j->req, j->ok_status);
         break;
@@ -105,12 +125,27 @@ static void vjob_done(uv_work_t *w, int status)
         log_info("alias set function=%s alias=%s version=%s extra=%s weight=%g", j->fn->name,
                  a->name, a->to.version, a->to.extra ? a->to.extra : "-", a->to.weight);
         registry_put_alias(j->fn, a);
+        provisioned_sync(d, j->fn); /* its provisioned instances follow the alias */
         api_json(j->req, j->ok_status, alias_json(a));
         break;
     }
+    case V_PUT_PC: {
+        struct nb_provisioned *pc = steal_ptr(j->pc);
+        log_info("provisioned concurrency set function=%s qualifier=%s requested=%d", j->fn->name,
+                 pc->qualifier, pc->requested);
+        provisioned_put(d, j->fn, pc);
+        api_json(j->req, j->ok_status, provisioned_json(j->fn, pc, NULL));
+        break;
+    }
+    case V_DELETE_PC:
+        log_info("provisioned concurrency deleted function=%s qualifier=%s", j->fn->name, j->key);
+        provisioned_remove(d, j->fn, j->key);
+        api_empty(j->req, j->ok_status);
+        break;
     case V_DELETE_ALIAS:
         log_info("alias deleted function=%s alias=%s", j->fn->name, j->key);
         registry_remove_alias(j->fn, j->key);
+        provisioned_remove(d, j->fn, j->key); /* its row went with the alias' */
         api_empty(j->req, j->ok_status);
         break;
     }
@@ -507,8 +542,168 @@ static void h_list_aliases(struct nb_http_req *req, const struct nb_route_match 
     api_json(req, 200, o);
 }
 
+/* ---- provisioned concurrency ---- */
+
+/* The function and the Qualifier (required: a version or an alias, not $LATEST) of a
+ * provisioned-concurrency request. Replies and returns NULL on failure. */
+static struct nb_fn *pc_target(struct nb_http_req *req, struct nb_daemon *d,
+                               const struct nb_route_match *m, char **qual)
+{
+    struct nb_fn *fn = api_lambda_resolve(req, d, m, qual, NULL);
+    if (!fn)
+        return NULL;
+    if (!*qual) {
+        api_error(req, 400, "InvalidParameterValueException",
+                  "1 validation error detected: Value null at 'qualifier' failed to satisfy "
+                  "constraint: Member must not be null");
+        return NULL;
+    }
+    struct nb_function *snap = registry_resolve_primary(d, fn, *qual, NULL);
+    if (!strcmp(*qual, "$LATEST") || (snap && !strcmp(snap->version, "$LATEST"))) {
+        api_error(req, 400, "InvalidParameterValueException",
+                  "Provisioned Concurrency Configs cannot be applied to unpublished function "
+                  "versions.");
+        return NULL;
+    }
+    return fn;
+}
+
+static void pc_not_found(struct nb_http_req *req)
+{
+    api_error(req, 404, "ProvisionedConcurrencyConfigNotFoundException",
+              "No Provisioned Concurrency Config found for this function");
+}
+
+static void h_put_pc(struct nb_http_req *req, const struct nb_route_match *m, void *data)
+{
+    struct nb_daemon *d = data;
+    _cleanup_free_ char *qual = NULL;
+    struct nb_fn *fn = pc_target(req, d, m, &qual);
+    if (!fn)
+        return;
+    json_t *body = api_body_json(req);
+    if (!body)
+        return;
+    json_t *v = json_object_get(body, "ProvisionedConcurrentExecutions");
+    bool absent = !v || json_is_null(v), integer = json_is_integer(v);
+    json_int_t n = integer ? json_integer_value(v) : 0;
+    json_decref(body);
+    if (absent) {
+        api_error(req, 400, "InvalidParameterValueException",
+                  "1 validation error detected: Value null at 'provisionedConcurrentExecutions' "
+                  "failed to satisfy constraint: Member must not be null");
+        return;
+    }
+    if (!integer || n < 1 || n > INT32_MAX) {
+        api_error(req, 400, "InvalidParameterValueException",
+                  "1 validation error detected: Value at 'provisionedConcurrentExecutions' "
+                  "failed to satisfy constraint: Member must have value greater than or equal "
+                  "to 1");
+        return;
+    }
+    struct nb_provisioned *old = provisioned_find(fn, qual);
+    int64_t fn_total = fn->pc_total - (old ? old->requested : 0) + n;
+    int reserved = fn->cfg->reserved_concurrency;
+    int64_t pending = 0;
+    if (reserved >= 0 && fn_total > reserved) {
+        api_error(req, 400, "InvalidParameterValueException",
+                  "Requested Provisioned Concurrency should not be greater than the "
+                  "reservedConcurrentExecution for function");
+        return;
+    }
+    if (reserved < 0) {
+        pending = fn_total - fn->pc_total;
+        int64_t unreserved = d->cfg.account_concurrency - registry_reserved_total(d) -
+                             d->pc_unreserved_total - pending_pc - pending;
+        if (unreserved < MIN_UNRESERVED) {
+            api_error(req, 400, "InvalidParameterValueException",
+                      "Specified ConcurrentExecutions for function is greater than account's "
+                      "unreserved concurrency [%lld].",
+                      (long long)(d->cfg.account_concurrency - registry_reserved_total(d) -
+                                  d->pc_unreserved_total - pending_pc - MIN_UNRESERVED));
+            return;
+        }
+    }
+    if (busy(req, fn))
+        return;
+    struct vjob *j = xcalloc(1, sizeof(*j));
+    j->pc = provisioned_new(qual, (int)n, now_ms());
+    j->key = xstrdup(qual);
+    j->doc = provisioned_to_record(j->pc);
+    j->pending = pending > 0 ? pending : 0;
+    pending_pc += j->pending;
+    vjob_start(req, d, fn, V_PUT_PC, 202, j);
+}
+
+static void h_get_pc(struct nb_http_req *req, const struct nb_route_match *m, void *data)
+{
+    struct nb_daemon *d = data;
+    const char *list = http_req_query(req, "List");
+    if (list) { /* ListProvisionedConcurrencyConfigs: ?List=ALL */
+        struct nb_fn *fn = unqualified(req, d, m);
+        int64_t max = PC_LIST_MAX_ITEMS;
+        const char *s = http_req_query(req, "MaxItems");
+        if (!fn)
+            return;
+        if (s && parse_i64(s, 1, PC_LIST_MAX_ITEMS, &max) < 0) {
+            api_error(req, 400, "InvalidParameterValueException",
+                      "1 validation error detected: Value '%s' at 'maxItems' failed to satisfy "
+                      "constraint: Member must have value between 1 and %d",
+                      s, PC_LIST_MAX_ITEMS);
+            return;
+        }
+        const char *marker = http_req_query(req, "Marker");
+        json_t *items = json_array();
+        size_t i = 0;
+        if (marker && *marker) /* the index of the next item, as decimal */
+            i = (size_t)strtoull(marker, NULL, 10);
+        for (; i < fn->n_pcs && (int64_t)json_array_size(items) < max; i++)
+            json_array_append_new(items, provisioned_json(fn, fn->pcs[i], fn->cfg->arn));
+        json_t *o = json_pack("{s:o}", "ProvisionedConcurrencyConfigs", items);
+        if (i < fn->n_pcs)
+            json_object_set_new(o, "NextMarker", json_sprintf("%zu", i));
+        api_json(req, 200, o);
+        return;
+    }
+    _cleanup_free_ char *qual = NULL;
+    struct nb_fn *fn = pc_target(req, d, m, &qual);
+    if (!fn)
+        return;
+    struct nb_provisioned *pc = provisioned_find(fn, qual);
+    if (!pc)
+        pc_not_found(req);
+    else
+        api_json(req, 200, provisioned_json(fn, pc, NULL));
+}
+
+static void h_delete_pc(struct nb_http_req *req, const struct nb_route_match *m, void *data)
+{
+    struct nb_daemon *d = data;
+    _cleanup_free_ char *qual = NULL;
+    struct nb_fn *fn = pc_target(req, d, m, &qual);
+    if (!fn)
+        return;
+    if (!provisioned_find(fn, qual)) {
+        pc_not_found(req);
+        return;
+    }
+    if (busy(req, fn))
+        return;
+    struct vjob *j = xcalloc(1, sizeof(*j));
+    j->key = xstrdup(qual);
+    vjob_start(req, d, fn, V_DELETE_PC, 204, j);
+}
+
 void api_versions_routes(struct nb_router *r, struct nb_daemon *d)
 {
+    router_add(r, "PUT", "/2019-09-30/functions/{FunctionName}/provisioned-concurrency",
+               "lambda:PutProvisionedConcurrencyConfig", h_put_pc, d);
+    /* GetProvisionedConcurrencyConfig, and ListProvisionedConcurrencyConfigs with ?List=ALL; the
+     * authorizer sees the Get action for both */
+    router_add(r, "GET", "/2019-09-30/functions/{FunctionName}/provisioned-concurrency",
+               "lambda:GetProvisionedConcurrencyConfig", h_get_pc, d);
+    router_add(r, "DELETE", "/2019-09-30/functions/{FunctionName}/provisioned-concurrency",
+               "lambda:DeleteProvisionedConcurrencyConfig", h_delete_pc, d);
     router_add(r, "POST", "/2015-03-31/functions/{FunctionName}/versions", "lambda:PublishVersion",
                h_publish, d);
     router_add(r, "GET", "/2015-03-31/functions/{FunctionName}/versions",

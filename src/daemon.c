@@ -23,6 +23,7 @@
 #include "logs.h"
 #include "netns_pool.h"
 #include "park_pool.h"
+#include "provisioned.h"
 #include "router.h"
 #include "spawner.h"
 #include "store.h"
@@ -100,6 +101,26 @@ static int load_alias(void *data, const char *name, const char *key, const char 
     return 0;
 }
 
+static int load_provisioned(void *data, const char *name, const char *key, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_fn *fn = registry_find(d, name);
+    if (!fn)
+        return 0;
+    struct nb_err err = {0};
+    struct nb_provisioned *pc = provisioned_from_record(key, doc, &err);
+    if (!pc) {
+        log_err("skipping unreadable provisioned concurrency record name=%s qualifier=%s "
+                "err=\"%s\"",
+                name, key, err.msg);
+        return 0;
+    }
+    fn->pcs = xrealloc(fn->pcs, (fn->n_pcs + 1) * sizeof(*fn->pcs));
+    fn->pcs[fn->n_pcs++] = pc;
+    registry_set_pc_total(d, fn, fn->pc_total + pc->requested);
+    return 0;
+}
+
 static void on_final_grace(uv_timer_t *t)
 {
     struct runtime *rt = t->data;
@@ -139,6 +160,7 @@ static void close_all(struct runtime *rt)
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
     uv_close((uv_handle_t *)&rt->sig_hup, NULL);
+    provisioned_release(d);
     http_server_close(d->api, NULL, NULL);
     d->api = NULL;
     netns_pool_release(d);
@@ -263,7 +285,8 @@ static int setup(struct runtime *rt, struct nb_err *err)
     registry_init(d);
     if ((rc = store_function_each(d->store, load_function, d, err)) < 0 ||
         (rc = store_version_each(d->store, load_version, d, err)) < 0 ||
-        (rc = store_object_each(d->store, "alias", load_alias, d, err)) < 0)
+        (rc = store_object_each(d->store, "alias", load_alias, d, err)) < 0 ||
+        (rc = store_object_each(d->store, "provisioned", load_provisioned, d, err)) < 0)
         return rc;
     collect_code(d); /* packages no function uses any more (updates, deletes) */
     d->loop = uv_default_loop();
@@ -291,6 +314,8 @@ static int setup(struct runtime *rt, struct nb_err *err)
     netns_pool_fill(d);
     park_pool_init(d);
     park_pool_fill(d);
+    provisioned_init(d);
+    provisioned_sync_all(d); /* provisioned instances come back at start */
     return 0;
 }
 
@@ -335,6 +360,7 @@ int daemon_run(struct nb_config *cfg, struct nb_err *err)
     log_info("stopped");
 out:
     if (d->loop && !rt->closing && d->api) {
+        provisioned_release(d);
         http_server_close(d->api, NULL, NULL);
         uv_run(d->loop, UV_RUN_NOWAIT);
     }

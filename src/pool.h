@@ -9,6 +9,7 @@
 #ifndef NIMBUS_POOL_H
 #define NIMBUS_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ struct nb_pool {
     size_t n_all;
     int64_t inflight;            /* admitted invocations of this function */
     int64_t inflight_unreserved; /* of which admitted from the shared (unreserved) pool */
+    int64_t inflight_pc;         /* of which admitted on provisioned capacity */
 };
 
 #endif

@@ -9,10 +9,24 @@
 
 #include "daemon.h"
 #include "instance.h"
+#include "provisioned.h"
 
 static int64_t reserved_of(const struct nb_function *cfg)
 {
     return cfg->reserved_concurrency > 0 ? cfg->reserved_concurrency : 0;
+}
+
+/* Provisioned concurrency taken from the shared pool: that of functions without a reservation. */
+static int64_t pc_unreserved_of(const struct nb_fn *fn, const struct nb_function *cfg)
+{
+    return cfg->reserved_concurrency < 0 ? fn->pc_total : 0;
+}
+
+void registry_set_pc_total(struct nb_daemon *d, struct nb_fn *fn, int64_t total)
+{
+    d->pc_unreserved_total -= pc_unreserved_of(fn, fn->cfg);
+    fn->pc_total = total;
+    d->pc_unreserved_total += pc_unreserved_of(fn, fn->cfg);
 }
 
 static uint64_t hash_name(const char *s)
@@ -47,6 +61,9 @@ void fn_unref(struct nb_fn *fn)
     for (size_t i = 0; i < fn->n_aliases; i++)
         alias_free(fn->aliases[i]);
     free(fn->aliases);
+    for (size_t i = 0; i < fn->n_pcs; i++)
+        provisioned_free(fn->pcs[i]);
+    free(fn->pcs);
     free(fn->name);
     free(fn);
 }
@@ -247,6 +264,7 @@ void registry_set_config(struct nb_daemon *d, struct nb_fn *fn, struct nb_functi
     struct nb_function *old = fn->cfg;
     fn->cfg = cfg;
     d->reserved_total += reserved_of(cfg) - reserved_of(old);
+    d->pc_unreserved_total += pc_unreserved_of(fn, cfg) - pc_unreserved_of(fn, old);
     if (needs_new_instances(old, cfg))
         pool_retire_snapshot(d, fn, old);
     else
@@ -265,6 +283,7 @@ void registry_remove(struct nb_daemon *d, struct nb_fn *fn)
     }
     d->fn_count--;
     d->reserved_total -= reserved_of(fn->cfg);
+    d->pc_unreserved_total -= pc_unreserved_of(fn, fn->cfg);
     fn->removed = true;
     fn->hnext = NULL;
     pool_retire_all(d, fn);

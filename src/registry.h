@@ -15,6 +15,7 @@
 #include "pool.h"
 
 struct nb_daemon;
+struct nb_provisioned;
 
 struct nb_fn {
     int refs;      /* registry (while present) + in-flight invocations + instances */
@@ -27,6 +28,9 @@ struct nb_fn {
     size_t n_versions;
     struct nb_alias **aliases; /* by name; owned */
     size_t n_aliases;
+    struct nb_provisioned **pcs; /* provisioned concurrency configs (provisioned.h); owned */
+    size_t n_pcs;
+    int64_t pc_total;             /* sum of their requested instances (registry_set_pc_total) */
     struct nb_pool pool;          /* instances of this function */
     struct nb_fn_metrics metrics; /* counters and histograms for /metrics (metrics.h) */
     struct nb_fn *hnext;          /* hash chain */
@@ -70,6 +74,9 @@ void registry_set_config(struct nb_daemon *d, struct nb_fn *fn, struct nb_functi
 void registry_remove(struct nb_daemon *d, struct nb_fn *fn);
 /* All present functions sorted by name; *out malloc'd array of borrowed pointers. */
 size_t registry_list(struct nb_daemon *d, struct nb_fn ***out);
+/* Sets fn->pc_total and keeps the daemon's pc_unreserved_total (functions without a reservation)
+ * in step; set_config/remove keep it too when the reservation changes or fn goes. */
+void registry_set_pc_total(struct nb_daemon *d, struct nb_fn *fn, int64_t total);
 /* Sum of reserved concurrency over all functions. */
 int64_t registry_reserved_total(struct nb_daemon *d);
 void fn_ref(struct nb_fn *fn);

@@ -6,7 +6,10 @@ version), ListVersionsByFunction with pagination, qualifiers in every form (name
 full and partial ARNs, ?Qualifier=) on GetFunction / GetFunctionConfiguration / Invoke /
 DeleteFunction, immutability of published versions, aliases (CRUD, RevisionId, weighted routing
 with a 1,000-invocation canary checked against binomial bounds), rollback, and a restart that keeps
-versions and aliases.
+versions and aliases. Provisioned concurrency: Put/Get/List/Delete through boto3 and the aws CLI,
+READY with instances up before any invocation (/metrics), the initialization type the function
+sees, no Init Duration on a provisioned call, account settings, replacement of a dead instance,
+keep-warm never reaping them, FAILED on an init failure, and restoration at restart.
 """
 import json
 import math
@@ -14,8 +17,8 @@ import math
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import ROLE, zip_files
-from helpers import uniq
+from conftest import FUNCS, ROLE, zip_dir, zip_files
+from helpers import uniq, wait_for
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -30,6 +33,8 @@ APP = """
 import os
 TAG = %r
 def handler(event, context):
+    if event.get("exit"):
+        os._exit(3)
     return {"tag": TAG,
             "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"],
             "ctx_version": context.function_version,
@@ -417,3 +422,158 @@ def test_restart_keeps_versions_and_aliases(fresh_daemon):
     # numbers stay unused after a restart
     lam.update_function_code(FunctionName=name, ZipFile=app_zip("d"))
     assert lam.publish_version(FunctionName=name)["Version"] == "3"
+
+
+# ---- provisioned concurrency ----
+
+def instances(daemon, name, state="idle"):
+    status, _h, body = daemon.request("GET", "/metrics")
+    assert status == 200
+    key = 'nimbus_instances{function="%s",state="%s"}' % (name, state)
+    for line in body.decode().splitlines():
+        if line.startswith(key + " "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+def pc_status(lam, name, qualifier):
+    return lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier=qualifier)
+
+
+def wait_ready(lam, name, qualifier, timeout=60):
+    r = wait_for(lambda: pc_status(lam, name, qualifier)["Status"] != "IN_PROGRESS",
+                 timeout=timeout, interval=0.1)
+    got = pc_status(lam, name, qualifier)
+    assert got["Status"] == "READY", got
+    return got
+
+
+def test_provisioned_concurrency(fresh_daemon):
+    # a short keep-warm window: provisioned instances must outlive it
+    dm = fresh_daemon(["--keep-warm-s", "1", "--reap-interval-ms", "100"])
+    lam = dm.boto3()
+    name = uniq("pc")
+    deploy(lam, name, "a")
+    lam.publish_version(FunctionName=name)
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    total = lam.get_account_settings()["AccountLimit"]["ConcurrentExecutions"]
+
+    r = lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier="live",
+                                               ProvisionedConcurrentExecutions=2)
+    assert r["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert r["RequestedProvisionedConcurrentExecutions"] == 2
+    assert r["Status"] in ("IN_PROGRESS", "READY")
+    got = wait_ready(lam, name, "live")
+    assert got["AvailableProvisionedConcurrentExecutions"] == 2
+    assert got["AllocatedProvisionedConcurrentExecutions"] == 2
+    # the instances exist before any invocation
+    assert instances(dm, name) == 2
+    assert lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == \
+        total - 2
+    items = lam.list_provisioned_concurrency_configs(FunctionName=name)
+    assert [(i["FunctionArn"], i["Status"]) for i in items["ProvisionedConcurrencyConfigs"]] == \
+        [(arn(name, "live"), "READY")]
+    _, out, _ = dm.aws("lambda", "get-provisioned-concurrency-config", "--function-name", name,
+                       "--qualifier", "live")
+    assert json.loads(out)["Status"] == "READY"
+
+    # invocations run on them: no Init Duration, initialization type provisioned-concurrency
+    import base64
+    for _ in range(3):
+        r = lam.invoke(FunctionName=name, Qualifier="live", LogType="Tail", Payload=b"{}")
+        body = json.loads(r["Payload"].read())
+        log = base64.b64decode(r["LogResult"]).decode()
+        assert r["ExecutedVersion"] == "1"
+        assert body["init_type"] == "provisioned-concurrency"
+        assert "REPORT RequestId" in log and "Init Duration" not in log, log
+    # $LATEST (on demand) is told so
+    _, body = run(lam, name)
+    assert body["init_type"] == "on-demand"
+
+    # keep-warm (1 s here) never reaps them
+    import time
+    time.sleep(2.5)
+    assert instances(dm, name) == 2
+
+    # one dies: it is replaced
+    r = lam.invoke(FunctionName=name, Qualifier="live", Payload=b'{"exit": 1}')
+    assert r.get("FunctionError") == "Unhandled"
+    wait_for(lambda: instances(dm, name) == 2 and
+             pc_status(lam, name, "live")["Status"] == "READY", timeout=60, interval=0.1)
+    assert instances(dm, name) == 2
+
+    # a restart brings them back before any invocation
+    dm.stop()
+    dm.start()
+    lam = dm.boto3()
+    wait_ready(lam, name, "live")
+    assert instances(dm, name) == 2
+
+    # moving the alias moves the provisioned instances to the new version
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("b"))
+    lam.publish_version(FunctionName=name)
+    lam.update_alias(FunctionName=name, Name="live", FunctionVersion="2")
+    wait_for(lambda: pc_status(lam, name, "live")["Status"] == "READY" and
+             instances(dm, name) == 2, timeout=60, interval=0.1)
+    r = lam.invoke(FunctionName=name, Qualifier="live", Payload=b"{}")
+    body = json.loads(r["Payload"].read())
+    assert (body["tag"], body["init_type"]) == ("b", "provisioned-concurrency")
+
+    lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
+    wait_for(lambda: instances(dm, name) == 0, timeout=30, interval=0.1)
+    assert instances(dm, name) == 0
+    assert lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == total
+    with pytest.raises(ClientError) as e:
+        pc_status(lam, name, "live")
+    assert error_of(e)[:2] == (404, "ProvisionedConcurrencyConfigNotFoundException")
+
+
+def test_provisioned_concurrency_errors(daemon, lam):
+    name = uniq("pce")
+    deploy(lam, name, "a")
+    lam.publish_version(FunctionName=name)
+    lam.create_alias(FunctionName=name, Name="dev", FunctionVersion="$LATEST")
+    for q in ("$LATEST", "dev"):
+        with pytest.raises(ClientError) as e:
+            lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier=q,
+                                                   ProvisionedConcurrentExecutions=1)
+        assert error_of(e) == (400, "InvalidParameterValueException",
+                               "Provisioned Concurrency Configs cannot be applied to "
+                               "unpublished function versions."), q
+    with pytest.raises(ClientError) as e:
+        lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier="7",
+                                               ProvisionedConcurrentExecutions=1)
+    assert error_of(e)[:2] == (404, "ResourceNotFoundException")
+    with pytest.raises(ClientError) as e:
+        pc_status(lam, name, "1")
+    assert error_of(e)[:2] == (404, "ProvisionedConcurrencyConfigNotFoundException")
+    # within the function's reservation
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    with pytest.raises(ClientError) as e:
+        lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier="1",
+                                               ProvisionedConcurrentExecutions=2)
+    assert error_of(e)[:2] == (400, "InvalidParameterValueException")
+    lam.delete_function_concurrency(FunctionName=name)
+    # 100 must stay unreserved
+    total = lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
+    with pytest.raises(ClientError) as e:
+        lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier="1",
+                                               ProvisionedConcurrentExecutions=total - 99)
+    assert error_of(e)[:2] == (400, "InvalidParameterValueException")
+
+
+def test_provisioned_concurrency_init_failure(daemon, lam):
+    name = uniq("pcf")
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                        Code={"ZipFile": zip_dir(FUNCS + "/py_import_error")})
+    lam.publish_version(FunctionName=name)
+    lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier="1",
+                                           ProvisionedConcurrentExecutions=1)
+    wait_for(lambda: pc_status(lam, name, "1")["Status"] != "IN_PROGRESS", timeout=60,
+             interval=0.1)
+    got = pc_status(lam, name, "1")
+    assert got["Status"] == "FAILED" and got["StatusReason"], got
+    # deleting the version takes its config along
+    lam.delete_function(FunctionName=name, Qualifier="1")
+    assert lam.list_provisioned_concurrency_configs(
+        FunctionName=name)["ProvisionedConcurrencyConfigs"] == []
