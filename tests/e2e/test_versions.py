@@ -351,6 +351,27 @@ def test_aws_cli_versions_and_aliases(daemon, lam):
     _, out, _ = daemon.aws("lambda", "get-function-configuration", "--function-name", name,
                            "--qualifier", "2")
     assert json.loads(out)["Version"] == "2"
+    import os
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        outfile = os.path.join(tmp, "out.json")
+        _, out, _ = daemon.aws("lambda", "invoke", "--function-name", name, "--qualifier", "1",
+                               "--payload", "{}", outfile)
+        assert json.loads(out)["ExecutedVersion"] == "1"
+        with open(outfile) as f:
+            assert json.load(f)["tag"] == "a"
+    # provisioned concurrency through the aws CLI
+    _, out, _ = daemon.aws("lambda", "put-provisioned-concurrency-config", "--function-name", name,
+                           "--qualifier", "2", "--provisioned-concurrent-executions", "1")
+    assert json.loads(out)["RequestedProvisionedConcurrentExecutions"] == 1
+    wait_for(lambda: lam.get_provisioned_concurrency_config(
+        FunctionName=name, Qualifier="2")["Status"] == "READY", timeout=60, interval=0.1)
+    _, out, _ = daemon.aws("lambda", "list-provisioned-concurrency-configs", "--function-name",
+                           name)
+    assert [c["FunctionArn"] for c in json.loads(out)["ProvisionedConcurrencyConfigs"]] == \
+        [arn(name, "2")]
+    daemon.aws("lambda", "delete-provisioned-concurrency-config", "--function-name", name,
+               "--qualifier", "2")
     rc, _, err = daemon.aws("lambda", "delete-function", "--function-name", name, "--qualifier",
                             "1", check=False)
     assert rc != 0 and "ResourceConflictException" in err
@@ -374,7 +395,12 @@ def test_nimbus_cli_publish_alias_rollback(daemon, lam):
     # move live to 2, then roll back to 1
     daemon.cli("alias", name, "live", "2", check=True)
     assert run(lam, name + ":live")[0] == "2"
+    p = daemon.cli("invoke", name, "--qualifier", "live", check=True)
+    assert json.loads(p.stdout)["tag"] == "b"
+    p = daemon.cli("invoke", name + ":1", check=True)
+    assert json.loads(p.stdout)["tag"] == "a"
     p = daemon.cli("rollback", name, "live", check=True)
+    assert "version 1" in p.stdout
     assert lam.get_alias(FunctionName=name, Name="live")["FunctionVersion"] == "1"
     assert run(lam, name + ":live")[0] == "1"
     # a canary, then rolling it back removes the routing
