@@ -836,23 +836,57 @@ static void h_list(struct nb_http_req *req, const struct nb_route_match *m, void
                   version);
         return;
     }
-    /* The marker is the name of the last function of the previous page: the list is in name
-     * order, so it stays correct when functions come and go between pages. */
+    /* The marker names the last item of the previous page: "NAME" (its $LATEST), or "NAME:N"
+     * for a published version with FunctionVersion=ALL (every version of every function, in
+     * name then version order). The list is in name order, so it stays correct when functions
+     * come and go between pages. */
     const char *marker = http_req_query(req, "Marker");
+    _cleanup_free_ char *mname = NULL;
+    int64_t mver = 0; /* 0: the marker is a function's $LATEST */
+    if (marker && *marker) {
+        const char *colon = strchr(marker, ':');
+        mname = colon ? xstrndup(marker, (size_t)(colon - marker)) : xstrdup(marker);
+        if (colon && parse_i64(colon + 1, 1, INT64_MAX, &mver) < 0)
+            mver = 0;
+    }
     struct nb_fn **fns;
     size_t n = registry_list(d, &fns);
-    size_t i = 0;
-    if (marker && *marker)
-        while (i < n && strcmp(fns[i]->name, marker) <= 0)
+    size_t i = 0, v = 0; /* v: 0 = $LATEST, k = fns[i]->versions[k - 1] */
+    if (mname) {
+        while (i < n && strcmp(fns[i]->name, mname) < 0)
             i++;
+        if (i < n && !strcmp(fns[i]->name, mname)) {
+            /* resume after the marker inside this function */
+            v = 1;
+            while (version && v <= fns[i]->n_versions && mver &&
+                   strtoll(fns[i]->versions[v - 1]->version, NULL, 10) <= mver)
+                v++;
+        }
+    }
     json_t *items = json_array();
-    const char *last = NULL;
-    for (; i < n && (int64_t)json_array_size(items) < max; i++) {
-        json_array_append_new(items, list_item(fns[i]->cfg, version ? "$LATEST" : NULL));
-        last = fns[i]->name;
+    char last[200] = "";
+    bool more = false;
+    for (; i < n; i++, v = 0) {
+        size_t nv = version ? fns[i]->n_versions : 0;
+        for (; v <= nv; v++) {
+            if ((int64_t)json_array_size(items) >= max) {
+                more = true;
+                break;
+            }
+            if (v == 0) {
+                json_array_append_new(items, list_item(fns[i]->cfg, version ? "$LATEST" : NULL));
+                snprintf(last, sizeof(last), "%s", fns[i]->name);
+            } else {
+                const struct nb_function *ver = fns[i]->versions[v - 1];
+                json_array_append_new(items, list_item(ver, NULL));
+                snprintf(last, sizeof(last), "%s:%s", fns[i]->name, ver->version);
+            }
+        }
+        if (more)
+            break;
     }
     json_t *o = json_pack("{s:o}", "Functions", items);
-    if (i < n && last)
+    if (more && *last)
         json_object_set_new(o, "NextMarker", json_string(last));
     free(fns);
     api_json(req, 200, o);

@@ -142,6 +142,21 @@ def test_list_versions_pagination(lam, fn):
                    ("2", arn(fn["name"], "2"))]
 
 
+def test_list_functions_all_versions(lam, fn):
+    for size in (1, 2, 50):
+        pages = lam.get_paginator("list_functions").paginate(
+            FunctionVersion="ALL", PaginationConfig={"PageSize": size})
+        arns = [f["FunctionArn"] for p in pages for f in p["Functions"]
+                if f["FunctionName"] == fn["name"]]
+        assert arns == [arn(fn["name"], "$LATEST"), arn(fn["name"], "1"),
+                        arn(fn["name"], "2")], size
+    plain = [f for p in lam.get_paginator("list_functions").paginate(
+        PaginationConfig={"PageSize": 1}) for f in p["Functions"]]
+    mine = [f["FunctionArn"] for f in plain if f["FunctionName"] == fn["name"]]
+    assert mine == [arn(fn["name"])]
+    assert len(plain) == len({f["FunctionName"] for f in plain})
+
+
 def test_qualifier_forms_on_get(lam, fn):
     name = fn["name"]
     for ref, kw in [(name + ":1", {}), (arn(name, "1"), {}), ("%s:function:%s:1" % (ACCOUNT, name), {}),
