@@ -144,11 +144,11 @@ int cmd_alias(int argc, char **argv)
         }
     }
     int nargs = argc - optind;
-    bool is_list = nargs >= 1 && !strcmp(argv[optind], "ls");
-    if (is_list && nargs != 2)
-        return cli_usage_error(usage, "alias ls takes one NAME");
+    /* "ls NAME" lists; three arguments always set an alias (even of a function called ls) */
+    bool is_list = nargs == 2 && !strcmp(argv[optind], "ls");
     if (!is_list && nargs != 3)
-        return cli_usage_error(usage, "expected NAME ALIAS VERSION");
+        return cli_usage_error(usage, nargs == 2 ? "expected NAME ALIAS VERSION (or ls NAME)"
+                                                 : "expected NAME ALIAS VERSION, or ls NAME");
     if (is_list && weight)
         return cli_usage_error(usage, "--weight does not apply to alias ls");
     json_t *routing = NULL;
