@@ -554,6 +554,11 @@ static int admit(struct job *j)
         pending_creates = p;
         j->pending_create = true;
     } else if (j->op == OP_PUT_CONCURRENCY) {
+        if (j->reserved < j->fn->pc_total) /* provisioned instances live inside a reservation */
+            return job_fail(j, 400, "InvalidParameterValueException",
+                            "Specified ReservedConcurrentExecutions for function is less than "
+                            "the function's provisioned concurrency [%lld].",
+                            (long long)j->fn->pc_total);
         int64_t mine = j->cur->reserved_concurrency > 0 ? j->cur->reserved_concurrency : 0;
         /* provisioned concurrency of other functions without a reservation is set aside too;
          * this function's moves inside its reservation */

@@ -588,6 +588,14 @@ def test_provisioned_concurrency_errors(daemon, lam):
     with pytest.raises(ClientError) as e:
         pc_status(lam, name, "1")
     assert error_of(e)[:2] == (404, "ProvisionedConcurrencyConfigNotFoundException")
+    # a reservation may not go below the provisioned amount
+    lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier="1",
+                                           ProvisionedConcurrentExecutions=2)
+    with pytest.raises(ClientError) as e:
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
+    assert error_of(e)[:2] == (400, "InvalidParameterValueException")
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=2)
+    lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier="1")
     # within the function's reservation
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=1)
     with pytest.raises(ClientError) as e:
