@@ -28,6 +28,20 @@ void api_keys_routes(struct nb_router *r, struct nb_daemon *d); /* auth: api_key
  * replies in its own protocol's error shape. */
 int api_authorize(struct nb_daemon *d, struct nb_http_req *req, const struct nb_route_match *m,
                   const char *action, const char *resource, struct nb_err *err);
+/* Versions and aliases (api_versions.c). */
+void api_versions_routes(struct nb_router *r, struct nb_daemon *d);
+
+struct nb_fn;
+struct nb_function;
+/* Finds the function {FunctionName} (+ ?Qualifier=) of m names, and the snapshot its qualifier
+ * selects ($LATEST, a version, an alias' primary version) in *snap (borrowed; snap may be NULL).
+ * *qual: the qualifier (malloc'd) or NULL. Replies 400/404 and returns NULL on failure. */
+struct nb_fn *api_lambda_resolve(struct nb_http_req *req, struct nb_daemon *d,
+                                 const struct nb_route_match *m, char **qual,
+                                 struct nb_function **snap);
+/* DeleteFunction with a qualifier: deletes that published version (api_versions.c). Ends req. */
+void api_versions_delete(struct nb_http_req *req, struct nb_daemon *d, struct nb_fn *fn,
+                         const char *qual);
 
 /* Handles one request of the API listener (the http handler; data = struct nb_daemon *). */
 void api_handle(struct nb_http_req *req, void *data);

@@ -165,6 +165,10 @@ static void handle_invoke(struct nb_http_req *req, const struct nb_route_match *
     struct nb_invocation *inv =
         invoke_new(d, fn, cfg, NULL, payload, payload_len, http_req_header(req, "X-Amzn-Trace-Id"));
     inv->client_context = cc;
+    /* versions: cfg->arn is already ":N"; an alias or ":$LATEST" is passed on as the caller wrote
+     * it (the runtime's Lambda-Runtime-Invoked-Function-Arn) */
+    if (qualifier && (strcmp(qualifier, cfg->version) != 0 || !strcmp(qualifier, "$LATEST")))
+        inv->invoked_arn = xasprintf("%s:%s", fn->cfg->arn, qualifier);
     inv->tail = log_type && !strcmp(log_type, "Tail");
     /* A client that goes away does not stop the invocation; its reply is then dropped by http.c
      * (every request gets exactly one reply, even a dead one). */

@@ -169,24 +169,42 @@ fail:
     return -1;
 }
 
-/* Finds the function a request names. Only $LATEST exists until versions and aliases arrive, so
- * any other qualifier is not found. Replies and returns NULL on failure; *qual stays owned by the
- * caller (NULL when unqualified). */
-static struct nb_fn *resolve(struct nb_http_req *req, struct nb_daemon *d,
-                             const struct nb_route_match *m, char **qual)
+/* Finds the function a request names and the snapshot its qualifier selects (an alias: its primary
+ * version). Replies and returns NULL on failure; *qual stays owned by the caller (NULL when
+ * unqualified); *snap (may be NULL) is borrowed. */
+static struct nb_fn *resolve_snapshot(struct nb_http_req *req, struct nb_daemon *d,
+                                      const struct nb_route_match *m, char **qual,
+                                      struct nb_function **snap)
 {
     _cleanup_free_ char *name = NULL;
     *qual = NULL;
     if (parse_ref(req, d, route_param(m, "FunctionName"), &name, qual) < 0)
         return NULL;
     struct nb_fn *fn = registry_find(d, name);
-    if (!fn || (*qual && strcmp(*qual, "$LATEST") != 0)) {
+    struct nb_err err = {0};
+    struct nb_function *cfg = fn ? registry_resolve_primary(d, fn, *qual, &err) : NULL;
+    if (!cfg) {
         not_found(req, d, name, *qual);
         free(*qual);
         *qual = NULL;
         return NULL;
     }
+    if (snap)
+        *snap = cfg;
     return fn;
+}
+
+static struct nb_fn *resolve(struct nb_http_req *req, struct nb_daemon *d,
+                             const struct nb_route_match *m, char **qual)
+{
+    return resolve_snapshot(req, d, m, qual, NULL);
+}
+
+struct nb_fn *api_lambda_resolve(struct nb_http_req *req, struct nb_daemon *d,
+                                 const struct nb_route_match *m, char **qual,
+                                 struct nb_function **snap)
+{
+    return resolve_snapshot(req, d, m, qual, snap);
 }
 
 /* ---- jobs ---- */
@@ -540,8 +558,17 @@ static int admit(struct job *j)
         pending_creates = p;
         j->pending_create = true;
     } else if (j->op == OP_PUT_CONCURRENCY) {
+        if (j->reserved < j->fn->pc_total) /* provisioned instances live inside a reservation */
+            return job_fail(j, 400, "InvalidParameterValueException",
+                            "Specified ReservedConcurrentExecutions for function is less than "
+                            "the function's provisioned concurrency [%lld].",
+                            (long long)j->fn->pc_total);
         int64_t mine = j->cur->reserved_concurrency > 0 ? j->cur->reserved_concurrency : 0;
-        int64_t reserved = registry_reserved_total(d) - mine + pending_reserved + j->reserved;
+        /* provisioned concurrency of other functions without a reservation is set aside too;
+         * this function's moves inside its reservation */
+        int64_t reserved = registry_reserved_total(d) - mine + pending_reserved + j->reserved +
+                           d->pc_unreserved_total -
+                           (j->cur->reserved_concurrency < 0 ? j->fn->pc_total : 0);
         if (d->cfg.account_concurrency - reserved < MIN_UNRESERVED)
             return job_fail(j, 400, "InvalidParameterValueException",
                             "Specified ReservedConcurrentExecutions for function decreases "
@@ -680,8 +707,13 @@ static void h_write(struct nb_http_req *req, const struct nb_route_match *m, str
     if (!fn)
         return;
     if (op == OP_DELETE && qual) {
+        api_versions_delete(req, d, fn, qual);
+        return;
+    }
+    if (qual && strcmp(qual, "$LATEST") != 0) {
         api_error(req, 400, "InvalidParameterValueException",
-                  "$LATEST version cannot be deleted without deleting the function.");
+                  "Only $LATEST can be changed: published versions are immutable, and this "
+                  "operation does not take an alias (use the unqualified function name)");
         return;
     }
     start_update(req, d, fn, op, NULL);
@@ -717,7 +749,8 @@ static void h_delete_concurrency(struct nb_http_req *req, const struct nb_route_
  * CODE_URL_EXPIRES_S like Lambda's) so curl or urllib can fetch it without credentials. */
 #define CODE_URL_EXPIRES_S 600
 static void code_location(struct nb_http_req *req, struct nb_daemon *d,
-                          const struct nb_route_match *m, const char *name, char *out, size_t n)
+                          const struct nb_route_match *m, const char *name, const char *qual,
+                          char *out, size_t n)
 {
     /* The address the client used reaches us; fall back to the listen address. */
     const char *host = http_req_header(req, "Host");
@@ -731,9 +764,13 @@ static void code_location(struct nb_http_req *req, struct nb_daemon *d,
     const struct nb_key *key = m->caller ? keys_find(d->keys, m->caller->key_id) : NULL;
     if (!key)
         key = keys_root(d->keys);
+    char query[160] = "";
+    if (qual) /* a qualifier is [a-zA-Z0-9$_-]: '$' is the only character to encode */
+        snprintf(query, sizeof(query), "Qualifier=%s%s", qual[0] == '$' ? "%24" : "",
+                 qual[0] == '$' ? qual + 1 : qual);
     _cleanup_free_ char *q =
-        sigv4_presign("GET", path, NULL, host, key->id, key->secret, d->cfg.region, "lambda",
-                      (int64_t)time(NULL), CODE_URL_EXPIRES_S);
+        sigv4_presign("GET", path, qual ? query : NULL, host, key->id, key->secret, d->cfg.region,
+                      "lambda", (int64_t)time(NULL), CODE_URL_EXPIRES_S);
     snprintf(out, n, "http://%s%s?%s", host, path, q);
 }
 
@@ -741,13 +778,14 @@ static void h_get(struct nb_http_req *req, const struct nb_route_match *m, void 
 {
     struct nb_daemon *d = data;
     _cleanup_free_ char *qual = NULL;
-    struct nb_fn *fn = resolve(req, d, m, &qual);
+    struct nb_function *snap;
+    struct nb_fn *fn = resolve_snapshot(req, d, m, &qual, &snap);
     if (!fn)
         return;
     char loc[2048];
-    code_location(req, d, m, fn->name, loc, sizeof(loc));
+    code_location(req, d, m, fn->name, qual, loc, sizeof(loc));
     json_t *o = json_object();
-    json_object_set_new(o, "Configuration", function_config_json_qualified(fn->cfg, qual));
+    json_object_set_new(o, "Configuration", function_config_json_qualified(snap, qual));
     json_object_set_new(o, "Code", json_pack("{s:s,s:s}", "RepositoryType", "S3", "Location", loc));
     if (json_object_size(fn->cfg->tags))
         json_object_set_new(o, "Tags", json_deep_copy(fn->cfg->tags));
@@ -761,9 +799,10 @@ static void h_get(struct nb_http_req *req, const struct nb_route_match *m, void 
 static void h_get_config(struct nb_http_req *req, const struct nb_route_match *m, void *data)
 {
     _cleanup_free_ char *qual = NULL;
-    struct nb_fn *fn = resolve(req, data, m, &qual);
+    struct nb_function *snap;
+    struct nb_fn *fn = resolve_snapshot(req, data, m, &qual, &snap);
     if (fn)
-        api_json(req, 200, function_config_json_qualified(fn->cfg, qual));
+        api_json(req, 200, function_config_json_qualified(snap, qual));
 }
 
 static void h_get_concurrency(struct nb_http_req *req, const struct nb_route_match *m, void *data)
@@ -820,23 +859,57 @@ static void h_list(struct nb_http_req *req, const struct nb_route_match *m, void
                   version);
         return;
     }
-    /* The marker is the name of the last function of the previous page: the list is in name
-     * order, so it stays correct when functions come and go between pages. */
+    /* The marker names the last item of the previous page: "NAME" (its $LATEST), or "NAME:N"
+     * for a published version with FunctionVersion=ALL (every version of every function, in
+     * name then version order). The list is in name order, so it stays correct when functions
+     * come and go between pages. */
     const char *marker = http_req_query(req, "Marker");
+    _cleanup_free_ char *mname = NULL;
+    int64_t mver = 0; /* 0: the marker is a function's $LATEST */
+    if (marker && *marker) {
+        const char *colon = strchr(marker, ':');
+        mname = colon ? xstrndup(marker, (size_t)(colon - marker)) : xstrdup(marker);
+        if (colon && parse_i64(colon + 1, 1, INT64_MAX, &mver) < 0)
+            mver = 0;
+    }
     struct nb_fn **fns;
     size_t n = registry_list(d, &fns);
-    size_t i = 0;
-    if (marker && *marker)
-        while (i < n && strcmp(fns[i]->name, marker) <= 0)
+    size_t i = 0, v = 0; /* v: 0 = $LATEST, k = fns[i]->versions[k - 1] */
+    if (mname) {
+        while (i < n && strcmp(fns[i]->name, mname) < 0)
             i++;
+        if (i < n && !strcmp(fns[i]->name, mname)) {
+            /* resume after the marker inside this function */
+            v = 1;
+            while (version && v <= fns[i]->n_versions && mver &&
+                   strtoll(fns[i]->versions[v - 1]->version, NULL, 10) <= mver)
+                v++;
+        }
+    }
     json_t *items = json_array();
-    const char *last = NULL;
-    for (; i < n && (int64_t)json_array_size(items) < max; i++) {
-        json_array_append_new(items, list_item(fns[i]->cfg, version ? "$LATEST" : NULL));
-        last = fns[i]->name;
+    char last[200] = "";
+    bool more = false;
+    for (; i < n; i++, v = 0) {
+        size_t nv = version ? fns[i]->n_versions : 0;
+        for (; v <= nv; v++) {
+            if ((int64_t)json_array_size(items) >= max) {
+                more = true;
+                break;
+            }
+            if (v == 0) {
+                json_array_append_new(items, list_item(fns[i]->cfg, version ? "$LATEST" : NULL));
+                snprintf(last, sizeof(last), "%s", fns[i]->name);
+            } else {
+                const struct nb_function *ver = fns[i]->versions[v - 1];
+                json_array_append_new(items, list_item(ver, NULL));
+                snprintf(last, sizeof(last), "%s:%s", fns[i]->name, ver->version);
+            }
+        }
+        if (more)
+            break;
     }
     json_t *o = json_pack("{s:o}", "Functions", items);
-    if (i < n && last)
+    if (more && *last)
         json_object_set_new(o, "NextMarker", json_string(last));
     free(fns);
     api_json(req, 200, o);
@@ -857,8 +930,9 @@ static void h_account(struct nb_http_req *req, const struct nb_route_match *m, v
                        (json_int_t)TOTAL_CODE_MAX, "CodeSizeUnzipped", (json_int_t)UNZIPPED_MAX,
                        "CodeSizeZipped", (json_int_t)ZIPPED_MAX, "ConcurrentExecutions",
                        (json_int_t)total, "UnreservedConcurrentExecutions",
-                       (json_int_t)(total - registry_reserved_total(d)), "AccountUsage",
-                       "TotalCodeSize", (json_int_t)code, "FunctionCount", (json_int_t)n));
+                       (json_int_t)(total - registry_reserved_total(d) - d->pc_unreserved_total),
+                       "AccountUsage", "TotalCodeSize", (json_int_t)code, "FunctionCount",
+                       (json_int_t)n));
 }
 
 /* Resolves a tags resource ARN: only an unqualified function ARN is taggable here. */
@@ -987,12 +1061,13 @@ static void h_code(struct nb_http_req *req, const struct nb_route_match *m, void
 {
     struct nb_daemon *d = data;
     _cleanup_free_ char *qual = NULL;
-    struct nb_fn *fn = resolve(req, d, m, &qual);
+    struct nb_function *snap;
+    struct nb_fn *fn = resolve_snapshot(req, d, m, &qual, &snap);
     if (!fn)
         return;
     struct code_read *c = xcalloc(1, sizeof(*c));
     c->req = req;
-    c->path = codepkg_zip_path(d->cfg.data_dir, fn->cfg->code_hex);
+    c->path = codepkg_zip_path(d->cfg.data_dir, snap->code_hex);
     c->work.data = c;
     int rc = uv_queue_work(d->loop, &c->work, code_read_work, code_read_done);
     if (rc < 0) {

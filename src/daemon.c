@@ -30,6 +30,7 @@
 #include "netns_pool.h"
 #include "park_pool.h"
 #include "policy.h"
+#include "provisioned.h"
 #include "router.h"
 #include "spawner.h"
 #include "store.h"
@@ -59,6 +60,74 @@ static int load_function(void *data, const char *name, const char *doc)
     return 0;
 }
 
+static int load_version(void *data, const char *name, int64_t version, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_fn *fn = registry_find(d, name);
+    if (!fn)
+        return 0;
+    if (version > 0 && (uint64_t)version > fn->last_version)
+        fn->last_version = (uint64_t)version; /* deleted numbers stay used */
+    if (!doc)
+        return 0;
+    struct nb_err err = {0};
+    struct nb_function *cfg = function_from_record(&d->fnctx, doc, &err);
+    if (cfg && (strcmp(cfg->name, name) || cfg->version[0] == '$' ||
+                strtoll(cfg->version, NULL, 10) != version)) {
+        err_set(&err, EINVAL, "record names another function or version");
+        function_unref(cfg);
+        cfg = NULL;
+    }
+    if (!cfg) {
+        log_err("skipping unreadable version record name=%s version=%lld err=\"%s\"", name,
+                (long long)version, err.msg);
+        return 0;
+    }
+    registry_add_version(fn, cfg);
+    return 0;
+}
+
+static int load_alias(void *data, const char *name, const char *key, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_fn *fn = registry_find(d, name);
+    if (!fn)
+        return 0;
+    struct nb_err err = {0};
+    struct nb_alias *a = alias_from_record(fn->cfg->arn, doc, &err);
+    if (a && strcmp(a->name, key)) {
+        alias_free(a);
+        a = NULL;
+        err_set(&err, EINVAL, "record names another alias");
+    }
+    if (!a) {
+        log_err("skipping unreadable alias record name=%s alias=%s err=\"%s\"", name, key, err.msg);
+        return 0;
+    }
+    registry_put_alias(fn, a);
+    return 0;
+}
+
+static int load_provisioned(void *data, const char *name, const char *key, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_fn *fn = registry_find(d, name);
+    if (!fn)
+        return 0;
+    struct nb_err err = {0};
+    struct nb_provisioned *pc = provisioned_from_record(key, doc, &err);
+    if (!pc) {
+        log_err("skipping unreadable provisioned concurrency record name=%s qualifier=%s "
+                "err=\"%s\"",
+                name, key, err.msg);
+        return 0;
+    }
+    fn->pcs = xrealloc(fn->pcs, (fn->n_pcs + 1) * sizeof(*fn->pcs));
+    fn->pcs[fn->n_pcs++] = pc;
+    registry_set_pc_total(d, fn, fn->pc_total + pc->requested);
+    return 0;
+}
+
 static void on_final_grace(uv_timer_t *t)
 {
     struct runtime *rt = t->data;
@@ -71,10 +140,17 @@ static void collect_code(struct nb_daemon *d)
 {
     struct nb_fn **fns;
     size_t n = registry_list(d, &fns);
-    const char **live = xmalloc((n ? n : 1) * sizeof(*live));
+    size_t total = n;
     for (size_t i = 0; i < n; i++)
-        live[i] = fns[i]->cfg->code_hex;
-    codepkg_gc(d->cfg.data_dir, live, n);
+        total += fns[i]->n_versions;
+    const char **live = xmalloc((total ? total : 1) * sizeof(*live));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        live[k++] = fns[i]->cfg->code_hex;
+        for (size_t v = 0; v < fns[i]->n_versions; v++) /* published versions keep their code */
+            live[k++] = fns[i]->versions[v]->code_hex;
+    }
+    codepkg_gc(d->cfg.data_dir, live, k);
     free(live);
     free(fns);
 }
@@ -92,6 +168,7 @@ static void close_all(struct runtime *rt)
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
     uv_close((uv_handle_t *)&rt->sig_hup, NULL);
+    provisioned_release(d);
     http_server_close(d->api, NULL, NULL);
     d->api = NULL;
     netns_pool_release(d);
@@ -249,7 +326,10 @@ static int setup(struct runtime *rt, struct nb_err *err)
     if ((rc = setup_auth(d, err)) < 0) /* auth */
         return rc;
     registry_init(d);
-    if ((rc = store_function_each(d->store, load_function, d, err)) < 0)
+    if ((rc = store_function_each(d->store, load_function, d, err)) < 0 ||
+        (rc = store_version_each(d->store, load_version, d, err)) < 0 ||
+        (rc = store_object_each(d->store, "alias", load_alias, d, err)) < 0 ||
+        (rc = store_object_each(d->store, "provisioned", load_provisioned, d, err)) < 0)
         return rc;
     collect_code(d); /* packages no function uses any more (updates, deletes) */
     d->loop = uv_default_loop();
@@ -262,6 +342,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     api_lambda_routes(d->router, d);
     api_invoke_routes(d->router, d);
     api_async_routes(d->router, d);
+    api_versions_routes(d->router, d);
     api_nimbus_routes(d->router, d);
     api_keys_routes(d->router, d); /* auth */
     struct nb_http_limits lim;
@@ -278,6 +359,8 @@ static int setup(struct runtime *rt, struct nb_err *err)
     netns_pool_fill(d);
     park_pool_init(d);
     park_pool_fill(d);
+    provisioned_init(d);
+    provisioned_sync_all(d); /* provisioned instances come back at start */
     /* last: pending events are delivered once the loop runs (everything above is ready) */
     if ((rc = async_start(d, err)) < 0)
         return rc;
@@ -324,6 +407,7 @@ int daemon_run(struct nb_config *cfg, struct nb_err *err)
 out:
     async_stop(d); /* when setup failed after async_start (no-op after close_all) */
     if (d->loop && !rt->closing && d->api) {
+        provisioned_release(d);
         http_server_close(d->api, NULL, NULL);
         uv_run(d->loop, UV_RUN_NOWAIT);
     }

@@ -46,6 +46,9 @@ struct nb_daemon {
     int64_t inflight;              /* admitted invocations, all functions */
     int64_t reserved_total;        /* sum of reserved concurrency (registry.c) */
     int64_t inflight_unreserved;   /* admitted invocations of functions without reservation */
+    int64_t inflight_pc;           /* admitted on provisioned capacity (pool_admit) */
+    int64_t pc_unreserved_total;   /* provisioned concurrency of functions without reservation */
+    struct nb_pc_state *pc;        /* provisioned concurrency upkeep (provisioned.c) */
     int64_t instances;             /* live instances, all functions */
     struct nb_instance *inst_head; /* every live instance (instance.c) */
     uint32_t next_uid;             /* round-robin over cfg.uid_base..+uid_count */

@@ -603,10 +603,21 @@ static void touch(struct nb_function *fn)
     fn->last_modified_ms = now_ms();
 }
 
+static bool is_latest(const struct nb_function *fn)
+{
+    return !strcmp(fn->version, "$LATEST");
+}
+
+/* $LATEST's ARN is unqualified; a published version's carries ":N". */
 static void set_arn(struct nb_function *fn, const struct nb_function_ctx *ctx)
 {
     free(fn->arn);
-    fn->arn = xasprintf("arn:aws:lambda:%s:%s:function:%s", ctx->region, ctx->account_id, fn->name);
+    if (is_latest(fn))
+        fn->arn =
+            xasprintf("arn:aws:lambda:%s:%s:function:%s", ctx->region, ctx->account_id, fn->name);
+    else
+        fn->arn = xasprintf("arn:aws:lambda:%s:%s:function:%s:%s", ctx->region, ctx->account_id,
+                            fn->name, fn->version);
 }
 
 static struct nb_function *fn_alloc(void)
@@ -869,6 +880,30 @@ struct nb_function *function_with_tags(const struct nb_function *cur, json_t *ta
     return fn;
 }
 
+struct nb_function *function_publish(const struct nb_function *cur, uint64_t number,
+                                     const char *description)
+{
+    ASSERT(is_latest(cur) && number > 0);
+    struct nb_function *fn = fn_dup(cur);
+    free(fn->version);
+    fn->version = xasprintf("%llu", (unsigned long long)number);
+    free(fn->arn);
+    fn->arn = xasprintf("%s:%s", cur->arn, fn->version);
+    if (description)
+        set_str(&fn->description, description);
+    touch(fn);
+    return fn;
+}
+
+bool function_same_content(const struct nb_function *a, const struct nb_function *b)
+{
+    return !strcmp(a->code_hex, b->code_hex) && !strcmp(a->runtime, b->runtime) &&
+           !strcmp(a->handler, b->handler) && !strcmp(a->role, b->role) &&
+           a->memory_mb == b->memory_mb && a->timeout_s == b->timeout_s &&
+           a->ephemeral_mb == b->ephemeral_mb && !strcmp(a->architecture, b->architecture) &&
+           json_equal(a->env, b->env);
+}
+
 struct nb_function *function_ref(struct nb_function *fn)
 {
     ASSERT(fn->refs > 0);
@@ -893,8 +928,10 @@ json_t *function_config_json_qualified(const struct nb_function *fn, const char 
     fmt_lambda_time(fn->last_modified_ms, lm, sizeof(lm));
     json_t *o = json_object();
     json_object_set_new(o, "FunctionName", json_string(fn->name));
+    /* a version's own ARN already carries ":N"; another qualifier (an alias) replaces it */
+    size_t base = strlen(fn->arn) - (is_latest(fn) ? 0 : strlen(fn->version) + 1);
     json_object_set_new(o, "FunctionArn",
-                        qualifier ? json_sprintf("%s:%s", fn->arn, qualifier)
+                        qualifier ? json_sprintf("%.*s:%s", (int)base, fn->arn, qualifier)
                                   : json_string(fn->arn));
     json_object_set_new(o, "Runtime", json_string(fn->runtime));
     json_object_set_new(o, "Role", json_string(fn->role));
@@ -1016,6 +1053,11 @@ struct nb_function *function_from_record(const struct nb_function_ctx *ctx, cons
         goto out;
     if (!function_name_valid(fn->name)) {
         rc = err_set(err, EINVAL, "function record: invalid name '%s'", fn->name);
+        goto out;
+    }
+    if (!is_latest(fn) && (parse_i64(fn->version, 1, INT64_MAX, &n) < 0 || fn->version[0] == '0')) {
+        rc = err_set(err, EINVAL, "function record '%s': invalid version '%s'", fn->name,
+                     fn->version);
         goto out;
     }
     if (function_runtime_kind(fn->runtime, &fn->kind) < 0) {

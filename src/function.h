@@ -5,7 +5,9 @@
  *
  * Ownership: a struct nb_function is immutable after function_new/_update returned it and is
  * reference counted (function_ref/function_unref): the registry holds one reference for the current
- * snapshot, every in-flight invocation and every instance holds one for the snapshot it runs.
+ * snapshot ($LATEST) and one for each published version (function_publish: version "N", ARN
+ * qualified with ":N"), every in-flight invocation and every instance holds one for the snapshot it
+ * runs.
  * Updating a function creates a new snapshot; old ones die with their last user.
  */
 #ifndef NIMBUS_FUNCTION_H
@@ -20,8 +22,8 @@ enum nb_runtime_kind { NB_RT_PROVIDED, NB_RT_PYTHON, NB_RT_NODE };
 struct nb_function {
     int refs;
     char *name;
-    char *arn;     /* arn:aws:lambda:REGION:ACCOUNT:function:NAME */
-    char *version; /* "$LATEST" */
+    char *arn;     /* arn:aws:lambda:REGION:ACCOUNT:function:NAME, plus ":N" for version N */
+    char *version; /* "$LATEST", or "N" (decimal, no leading zero) for a published version */
     char *runtime; /* as given, e.g. "python3.11", "provided.al2023" */
     enum nb_runtime_kind kind;
     char *handler; /* may be "" for provided* */
@@ -62,6 +64,14 @@ struct nb_function *function_update_code(const struct nb_function *cur, const ch
 /* A new snapshot = cur with reserved concurrency set (-1 clears). */
 struct nb_function *function_with_concurrency(const struct nb_function *cur, int reserved);
 
+/* Published version number of cur ($LATEST): a new snapshot with version "N", a qualified ARN,
+ * a new RevisionId, and description when not NULL (else $LATEST's). refs = 1. */
+struct nb_function *function_publish(const struct nb_function *cur, uint64_t number,
+                                     const char *description);
+/* True when a and b run the same code with the same configuration (what PublishVersion compares:
+ * nothing changed since the last published version). */
+bool function_same_content(const struct nb_function *a, const struct nb_function *b);
+
 /* Lambda's FunctionConfiguration object (new reference). */
 json_t *function_config_json(const struct nb_function *fn);
 /* The store record (serialised JSON; malloc'd) and back. */
@@ -87,8 +97,8 @@ int function_parse_ref_arn(const char *ref, char **name, char **qualifier, char 
                            char **account, struct nb_err *err);
 /* Maps a Runtime value to its kind; -EINVAL when nimbus does not run it. */
 int function_runtime_kind(const char *runtime, enum nb_runtime_kind *kind);
-/* FunctionConfiguration with FunctionArn qualified by qualifier (NULL: unqualified, as
- * function_config_json). New reference. */
+/* FunctionConfiguration with FunctionArn qualified by qualifier (NULL: the snapshot's own ARN,
+ * as function_config_json; for a version, an alias qualifier replaces ":N"). New reference. */
 json_t *function_config_json_qualified(const struct nb_function *fn, const char *qualifier);
 /* A new snapshot = cur with its tags replaced by a copy of tags (already validated). */
 struct nb_function *function_with_tags(const struct nb_function *cur, json_t *tags);

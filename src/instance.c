@@ -24,6 +24,7 @@
 #include "logs.h"
 #include "netns_pool.h"
 #include "park_pool.h"
+#include "provisioned.h"
 #include "spawner.h"
 
 #define LINE_MAX_BYTES (256 * 1024)
@@ -221,6 +222,8 @@ static void teardown(struct nb_instance *inst)
     pool_unlink(inst);
     global_unlink(inst);
     inst->state = INST_DEAD;
+    if (inst->pc_id)
+        provisioned_instance_gone(inst); /* record an init failure; a replacement comes later */
     log_debug("instance stopped function=%s instance=%llu invocations=%llu", inst->fn->name,
               (unsigned long long)inst->id, (unsigned long long)inst->invocations);
     maybe_free(inst);
@@ -338,7 +341,8 @@ static const char *const *build_env(struct nb_instance *inst, struct nb_arena *a
     env[n++] = arena_printf(a, "AWS_LAMBDA_LOG_STREAM_NAME=%s", inst->log_stream);
     env[n++] = arena_printf(a, "AWS_REGION=%s", c->region);
     env[n++] = arena_printf(a, "AWS_DEFAULT_REGION=%s", c->region);
-    env[n++] = "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand";
+    env[n++] = inst->pc_id ? "AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency"
+                           : "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand";
     if (f->kind != NB_RT_PROVIDED)
         env[n++] = arena_printf(a, "AWS_EXECUTION_ENV=AWS_Lambda_%s", f->runtime);
     env[n] = NULL;
@@ -422,13 +426,15 @@ static void on_ns_ready(void *data, int rc, struct nb_netns *ns, const struct nb
     spawn_now(inst);
 }
 
-void instance_start(struct nb_daemon *d, struct nb_invocation *inv)
+/* A new STARTING instance of cfg (a snapshot of fn), linked into the pools; not launched yet. */
+static struct nb_instance *instance_new(struct nb_daemon *d, struct nb_fn *fn,
+                                        struct nb_function *cfg)
 {
     struct nb_instance *inst = xcalloc(1, sizeof(*inst));
     inst->d = d;
-    fn_ref(inv->fn);
-    inst->fn = inv->fn;
-    inst->cfg = function_ref(inv->cfg);
+    fn_ref(fn);
+    inst->fn = fn;
+    inst->cfg = function_ref(cfg);
     inst->id = ++d->instance_seq;
     inst->pidfd = inst->out_fd = inst->err_fd = -1;
     inst->uid = (uint32_t)(d->cfg.uid_base + (d->next_uid++ % (uint64_t)d->cfg.uid_count));
@@ -446,12 +452,17 @@ void instance_start(struct nb_daemon *d, struct nb_invocation *inv)
     fmt_iso8601_ms(now_ms(), day, sizeof(day));
     snprintf(inst->log_stream, sizeof(inst->log_stream), "%.4s/%.2s/%.2s/[%s]%s", day, day + 5,
              day + 8, inst->cfg->version, hex);
-    inst->inv = inv;
-    inv->inst = inst;
+    return inst;
+}
+
+/* Links inst and builds its sandbox: netns (pool or on demand), then spawn_now. */
+static void launch(struct nb_instance *inst)
+{
+    struct nb_daemon *d = inst->d;
     pool_link(inst);
     global_link(inst);
-    log_debug("instance starting function=%s instance=%llu uid=%u", inst->fn->name,
-              (unsigned long long)inst->id, inst->uid);
+    log_debug("instance starting function=%s instance=%llu uid=%u provisioned=%llu", inst->fn->name,
+              (unsigned long long)inst->id, inst->uid, (unsigned long long)inst->pc_id);
     struct nb_netns *ns = netns_pool_take(d);
     if (ns) {
         on_ns_ready(inst, 0, ns, NULL);
@@ -460,6 +471,23 @@ void instance_start(struct nb_daemon *d, struct nb_invocation *inv)
     struct nb_err err = {0};
     if (netns_pool_request(d, on_ns_ready, inst, &err) < 0)
         fail_start(inst, err.msg);
+}
+
+void instance_start(struct nb_daemon *d, struct nb_invocation *inv)
+{
+    struct nb_instance *inst = instance_new(d, inv->fn, inv->cfg);
+    inst->inv = inv;
+    inv->inst = inst;
+    launch(inst);
+}
+
+void instance_start_provisioned(struct nb_daemon *d, struct nb_fn *fn, struct nb_function *cfg,
+                                uint64_t pc_id)
+{
+    ASSERT(pc_id != 0);
+    struct nb_instance *inst = instance_new(d, fn, cfg);
+    inst->pc_id = pc_id;
+    launch(inst);
 }
 
 void instance_assign(struct nb_instance *inst, struct nb_invocation *inv)

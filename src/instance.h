@@ -9,6 +9,12 @@
  * timeout, OOM, init error, config change or delete stops it -> DEAD; it is freed once its process
  * was reaped and every handle closed.
  *
+ * A provisioned instance (instance_start_provisioned; pc_id != 0) is started without an
+ * invocation: STARTING -> (first `GET next`: init done, no Init Duration is ever reported) IDLE,
+ * then the same life as any other, except that keep-warm never reaps it, warm reuse prefers it,
+ * and its end is reported to provisioned.c, which replaces it (or, when it died during init,
+ * marks its configuration FAILED).
+ *
  * Invocations (struct nb_invocation) are created with invoke_new() (by api_invoke.c for a client,
  * by async.c for a queued event) and owned by the invoke module (invoke.c) until completed exactly
  * once by invoke_complete() or invoke_fail(); the instance only points at its current one. The
@@ -59,6 +65,7 @@ struct nb_invocation {
     char *payload; /* owned */
     size_t payload_len;
     char *client_context; /* decoded JSON text, owned, or NULL */
+    char *invoked_arn;    /* the ARN the caller used when not cfg->arn (alias, :$LATEST), or NULL */
     char trace_id[96];
     bool tail; /* X-Amz-Log-Type: Tail */
     uint64_t admitted_ns;
@@ -79,6 +86,8 @@ struct nb_instance {
     char log_stream[80]; /* YYYY/MM/DD/[$LATEST]<32 hex> */
     enum nb_inst_state state;
     bool retire; /* stop instead of going idle */
+    uint64_t
+        pc_id; /* provisioned concurrency config it belongs to (provisioned.h), 0 = on demand */
     struct nb_netns *ns;
     struct nb_cgroup cg;
     char cg_name[48];
@@ -94,6 +103,7 @@ struct nb_instance {
     struct nb_http_req *next_req; /* held `next` long poll */
     struct nb_invocation *inv;    /* current invocation */
     bool init_done;
+    bool init_failed; /* the runtime reported /init/error */
     uint64_t started_ns;
     uint64_t idle_since_ns;
     uint64_t invocations;
@@ -105,6 +115,11 @@ struct nb_instance {
 /* Starts a new instance for inv (cold start); inv->inst is set. On failure inv is completed with
  * a platform error by this call. */
 void instance_start(struct nb_daemon *d, struct nb_invocation *inv);
+/* Starts an instance of cfg (a published version of fn) with no invocation, for provisioned
+ * concurrency config pc_id: it runs with AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency
+ * and goes IDLE once its runtime asks for the first event. */
+void instance_start_provisioned(struct nb_daemon *d, struct nb_fn *fn, struct nb_function *cfg,
+                                uint64_t pc_id);
 /* Hands inv to an idle instance (pops it from the idle list). */
 void instance_assign(struct nb_instance *inst, struct nb_invocation *inv);
 /* Stops the instance (SIGKILL to its sandbox); the rest happens when the exit is reported. */
@@ -123,23 +138,32 @@ void runtime_api_orphan(struct nb_http_req *req);
 /* Pool (pool.c). */
 /* Admission with Lambda's rules: reserved concurrency 0 refuses everything; a reservation caps
  * the function; the account limit caps everything, and functions without a reservation share
- * what reservations leave. NULL when admitted (counters taken; give them back with
- * pool_release with the same cfg), else the TooManyRequestsException Reason. */
+ * what reservations and their provisioned concurrency leave (an invocation that an idle
+ * provisioned instance of a function without a reservation will serve uses that capacity). The
+ * reservation is the function's (fn->cfg), whichever snapshot cfg (a version) runs. NULL when
+ * admitted (counters taken; give them back with pool_release), else the TooManyRequestsException
+ * Reason. */
 const char *pool_admit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
 void pool_release(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
-/* Most recently used idle instance running exactly cfg (a snapshot of fn), removed from the idle
- * list; or NULL. */
+/* Most recently used idle instance running exactly cfg (a snapshot of fn), provisioned ones first,
+ * removed from the idle list; or NULL. */
 struct nb_instance *pool_take_idle(struct nb_fn *fn, const struct nb_function *cfg);
+/* True when an idle provisioned instance of cfg is ready (the next pool_take_idle takes it). */
+bool pool_has_idle_provisioned(struct nb_fn *fn, const struct nb_function *cfg);
 void pool_push_idle(struct nb_instance *inst);
 void pool_unlink_idle(struct nb_instance *inst);
 void pool_link(struct nb_instance *inst);
 void pool_unlink(struct nb_instance *inst);
 /* Marks every instance of fn to stop: idle now, busy/starting after their invocation. */
 void pool_retire_all(struct nb_daemon *d, struct nb_fn *fn);
-/* The snapshot changed in ways instances do not see (e.g. concurrency): keep them. */
-void pool_adopt_config(struct nb_fn *fn, struct nb_function *cfg);
-/* Stops idle instances idle for longer than keep_warm_s (all of them when force). Returns the
- * earliest keep-warm expiry (mono_ns) of the idle instances left, UINT64_MAX when none is. */
+/* Like pool_retire_all, for the instances running snapshot cfg only (one version). */
+void pool_retire_snapshot(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
+/* $LATEST changed from old to cfg in ways instances do not see (e.g. concurrency): its instances
+ * now run cfg; instances of published versions keep theirs. */
+void pool_adopt_config(struct nb_fn *fn, const struct nb_function *old, struct nb_function *cfg);
+/* Stops idle instances idle for longer than keep_warm_s, except provisioned ones (all of them when
+ * force). Returns the earliest keep-warm expiry (mono_ns) of the non-provisioned idle instances
+ * left, UINT64_MAX when none is. */
 uint64_t pool_reap(struct nb_daemon *d, bool force);
 /* The keep-warm reaper: one timer (d->reaper), armed only while some instance is idle, for the
  * earliest expiry (never sooner than reap_interval_ms after it last fired, which coalesces

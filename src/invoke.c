@@ -163,7 +163,8 @@ void invoke_deliver(struct nb_instance *inst, struct nb_invocation *inv)
     h[n++] = (struct nb_http_header){"Content-Type", "application/json"};
     h[n++] = (struct nb_http_header){"Lambda-Runtime-Aws-Request-Id", inv->request_id};
     h[n++] = (struct nb_http_header){"Lambda-Runtime-Deadline-Ms", deadline};
-    h[n++] = (struct nb_http_header){"Lambda-Runtime-Invoked-Function-Arn", inv->cfg->arn};
+    h[n++] = (struct nb_http_header){"Lambda-Runtime-Invoked-Function-Arn",
+                                     inv->invoked_arn ? inv->invoked_arn : inv->cfg->arn};
     h[n++] = (struct nb_http_header){"Lambda-Runtime-Trace-Id", inv->trace_id};
     if (inv->client_context)
         h[n++] = (struct nb_http_header){"Lambda-Runtime-Client-Context", inv->client_context};
@@ -175,6 +176,7 @@ static void on_timer_closed(uv_handle_t *h)
     struct nb_invocation *inv = h->data;
     free(inv->payload);
     free(inv->client_context);
+    free(inv->invoked_arn);
     buf_release(&inv->log);
     function_unref(inv->cfg);
     fn_unref(inv->fn);

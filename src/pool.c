@@ -4,7 +4,8 @@
  *
  * Invariant: an instance is on its function's idle list iff its state is INST_IDLE; it is on the
  * all list from instance_start until its teardown. Admission counters (d->inflight,
- * d->inflight_unreserved, fn->pool.inflight) change only in pool_admit / pool_release.
+ * d->inflight_unreserved, d->inflight_pc, fn->pool.inflight*) change only in pool_admit /
+ * pool_release.
  *
  * The keep-warm reaper is a one-shot timer armed for the earliest expiry of an idle instance, and
  * not at all while none is idle, so an idle daemon does not wake up for it. d->reaper_due_ns is
@@ -135,13 +136,28 @@ void pool_unlink_idle(struct nb_instance *inst)
 
 struct nb_instance *pool_take_idle(struct nb_fn *fn, const struct nb_function *cfg)
 {
+    struct nb_instance *found = NULL;
     for (struct nb_instance *inst = fn->pool.idle_head; inst; inst = inst->idle_next) {
         if (inst->cfg == cfg && !inst->retire) {
-            pool_unlink_idle(inst);
-            return inst;
+            if (!found)
+                found = inst;
+            if (inst->pc_id) { /* provisioned instances serve first */
+                found = inst;
+                break;
+            }
         }
     }
-    return NULL;
+    if (found)
+        pool_unlink_idle(found);
+    return found;
+}
+
+bool pool_has_idle_provisioned(struct nb_fn *fn, const struct nb_function *cfg)
+{
+    for (struct nb_instance *inst = fn->pool.idle_head; inst; inst = inst->idle_next)
+        if (inst->cfg == cfg && inst->pc_id && !inst->retire)
+            return true;
+    return false;
 }
 
 void pool_retire_all(struct nb_daemon *d, struct nb_fn *fn)
@@ -156,10 +172,24 @@ void pool_retire_all(struct nb_daemon *d, struct nb_fn *fn)
     }
 }
 
-void pool_adopt_config(struct nb_fn *fn, struct nb_function *cfg)
+void pool_retire_snapshot(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg)
+{
+    struct nb_instance *inst = fn->pool.all_head;
+    while (inst) {
+        struct nb_instance *next = inst->all_next;
+        if (inst->cfg == cfg) {
+            inst->retire = true;
+            if (inst->state == INST_IDLE)
+                instance_kill(inst, "retired");
+        }
+        inst = next;
+    }
+}
+
+void pool_adopt_config(struct nb_fn *fn, const struct nb_function *old, struct nb_function *cfg)
 {
     for (struct nb_instance *inst = fn->pool.all_head; inst; inst = inst->all_next) {
-        if (inst->cfg == cfg)
+        if (inst->cfg != old)
             continue;
         function_unref(inst->cfg);
         inst->cfg = function_ref(cfg);
@@ -175,10 +205,10 @@ uint64_t pool_reap(struct nb_daemon *d, bool force)
             struct nb_instance *inst = fn->pool.idle_head;
             while (inst) {
                 struct nb_instance *next = inst->idle_next;
-                if (force || now - inst->idle_since_ns >= keep)
+                if (force || (!inst->pc_id && now - inst->idle_since_ns >= keep))
                     instance_kill(inst, force ? "shutdown" : "idle");
-                else if (inst->idle_since_ns + keep < earliest)
-                    earliest = inst->idle_since_ns + keep;
+                else if (!inst->pc_id && inst->idle_since_ns + keep < earliest)
+                    earliest = inst->idle_since_ns + keep; /* provisioned ones never expire */
                 inst = next;
             }
         }
@@ -194,26 +224,49 @@ void pool_kill_all(struct nb_daemon *d)
 
 const char *pool_admit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg)
 {
-    int reserved = cfg->reserved_concurrency;
+    int reserved = fn->cfg->reserved_concurrency; /* function-level, whatever version runs */
     if (reserved == 0 || (reserved > 0 && fn->pool.inflight >= reserved))
         return "ReservedFunctionConcurrentInvocationLimitExceeded";
-    /* functions without a reservation share what the reservations leave */
-    int64_t unreserved_cap = d->cfg.account_concurrency - registry_reserved_total(d);
-    if (d->inflight >= d->cfg.account_concurrency ||
+    /* Without a reservation, provisioned concurrency is set aside from the shared pool: an
+     * invocation an idle provisioned instance will serve (pool_take_idle prefers them) uses that
+     * capacity, not the shared pool's. */
+    if (reserved < 0 && pool_has_idle_provisioned(fn, cfg)) {
+        d->inflight++;
+        d->inflight_pc++;
+        fn->pool.inflight++;
+        fn->pool.inflight_pc++;
+        return NULL;
+    }
+    /* functions without a reservation share what reservations and provisioned capacity leave */
+    int64_t unreserved_cap =
+        d->cfg.account_concurrency - registry_reserved_total(d) - d->pc_unreserved_total;
+    if (d->inflight - d->inflight_pc + d->pc_unreserved_total >= d->cfg.account_concurrency ||
         (reserved < 0 && d->inflight_unreserved >= unreserved_cap))
         return "ConcurrentInvocationLimitExceeded";
     d->inflight++;
     fn->pool.inflight++;
-    if (reserved < 0)
+    if (reserved < 0) {
         d->inflight_unreserved++;
+        fn->pool.inflight_unreserved++;
+    }
     return NULL;
 }
 
 void pool_release(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg)
 {
+    (void)cfg;
     ASSERT(d->inflight > 0 && fn->pool.inflight > 0);
     d->inflight--;
     fn->pool.inflight--;
-    if (cfg->reserved_concurrency < 0)
+    /* Which class an invocation was admitted in is not kept: give back provisioned, then shared
+     * capacity first (the reservation may also have changed since admission). Once all of fn's
+     * invocations completed, exactly what was taken has been given back; in between, the counts
+     * err on the side of the pool looking busier than it is. */
+    if (fn->pool.inflight_pc > 0) {
+        fn->pool.inflight_pc--;
+        d->inflight_pc--;
+    } else if (fn->pool.inflight_unreserved > 0) {
+        fn->pool.inflight_unreserved--;
         d->inflight_unreserved--;
+    }
 }

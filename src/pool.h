@@ -9,6 +9,7 @@
 #ifndef NIMBUS_POOL_H
 #define NIMBUS_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,7 +20,9 @@ struct nb_pool {
     struct nb_instance *all_head;  /* every live instance; linked through all_next/prev */
     size_t n_idle;
     size_t n_all;
-    int64_t inflight; /* admitted invocations of this function */
+    int64_t inflight;            /* admitted invocations of this function */
+    int64_t inflight_unreserved; /* of which admitted from the shared (unreserved) pool */
+    int64_t inflight_pc;         /* of which admitted on provisioned capacity */
 };
 
 #endif

@@ -195,6 +195,7 @@ static void handle_init_error(struct nb_instance *inst, struct nb_http_req *req)
     } else {
         free(body);
     }
+    inst->init_failed = true;
     instance_kill(inst, "init error");
 }
 

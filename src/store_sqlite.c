@@ -59,6 +59,21 @@ static const char *const migrations[] = {
      "  doc TEXT NOT NULL,"
      "  PRIMARY KEY (function, qualifier)"
      ");"),
+    /* 4: published versions (doc NULL = deleted; the row keeps its number used) and objects
+     * attached to a function under a qualifier (aliases, provisioned concurrency configs) */
+    ("CREATE TABLE versions ("
+     "  function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,"
+     "  version INTEGER NOT NULL,"
+     "  doc TEXT,"
+     "  PRIMARY KEY (function, version)"
+     ");"
+     "CREATE TABLE objects ("
+     "  kind TEXT NOT NULL,"
+     "  function TEXT NOT NULL REFERENCES functions(name) ON DELETE CASCADE,"
+     "  key TEXT NOT NULL,"
+     "  doc TEXT NOT NULL,"
+     "  PRIMARY KEY (kind, function, key)"
+     ");"),
 };
 
 enum stmt_id {
@@ -79,6 +94,14 @@ enum stmt_id {
     STMT_EIC_DELETE,
     STMT_EIC_DELETE_FN,
     STMT_EIC_EACH,
+    STMT_VER_INSERT,
+    STMT_VER_DELETE,
+    STMT_VER_DELETE_OBJECTS,
+    STMT_VER_EACH,
+    STMT_OBJ_PUT,
+    STMT_OBJ_DELETE,
+    STMT_OBJ_DELETE_KEY,
+    STMT_OBJ_EACH,
     STMT__MAX,
 };
 
@@ -107,6 +130,18 @@ static const char *const stmt_sql[STMT__MAX] = {
     [STMT_EIC_DELETE_FN] = "DELETE FROM event_invoke_configs WHERE function = ?1",
     [STMT_EIC_EACH] = ("SELECT function, qualifier, doc FROM event_invoke_configs "
                        "ORDER BY function, qualifier"),
+    [STMT_VER_INSERT] = ("INSERT INTO versions(function, version, doc) VALUES(?1, ?2, ?3) "
+                         "ON CONFLICT(function, version) DO NOTHING"),
+    [STMT_VER_DELETE] = ("UPDATE versions SET doc = NULL "
+                         "WHERE function = ?1 AND version = ?2 AND doc IS NOT NULL"),
+    [STMT_VER_DELETE_OBJECTS] = "DELETE FROM objects WHERE function = ?1 AND key = ?2",
+    [STMT_VER_EACH] = "SELECT function, version, doc FROM versions ORDER BY function, version",
+    [STMT_OBJ_PUT] = ("INSERT INTO objects(kind, function, key, doc) VALUES(?1, ?2, ?3, ?4) "
+                      "ON CONFLICT(kind, function, key) DO UPDATE SET doc = excluded.doc"),
+    [STMT_OBJ_DELETE] = "DELETE FROM objects WHERE kind = ?1 AND function = ?2 AND key = ?3",
+    [STMT_OBJ_DELETE_KEY] = "DELETE FROM objects WHERE function = ?1 AND key = ?2",
+    [STMT_OBJ_EACH] =
+        "SELECT function, key, doc FROM objects WHERE kind = ?1 ORDER BY function, key",
 };
 
 struct nb_store {
@@ -768,5 +803,184 @@ int store_eic_each(struct nb_store *st, nb_store_eic_cb cb, void *data, struct n
     }
     if (r == 0 && rc != SQLITE_DONE)
         return db_err(st, err, "list event invoke configs", NULL);
+    return r;
+}
+
+/* ---- versions and attached objects ---- */
+
+/* Runs BEGIN/COMMIT/ROLLBACK (mutex held). */
+static int tx(struct nb_store *st, const char *sql, struct nb_err *err)
+{
+    return exec_sql(st, sql, sql, err);
+}
+
+/* Steps a bound write statement; returns sqlite3_changes() or a negative code. */
+static int step_write(struct nb_store *st, sqlite3_stmt *s, const char *what, const char *name,
+                      struct nb_err *err)
+{
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_err(st, err, what, name);
+    return sqlite3_changes(st->db);
+}
+
+int store_version_insert(struct nb_store *st, const char *function, int64_t version,
+                         const char *doc, struct nb_err *err)
+{
+    ASSERT(function && doc);
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_VER_INSERT, err);
+    if (!s || bind_text(st, s, 1, function, err) < 0 || bind_i64(st, s, 2, version, err) < 0 ||
+        bind_text(st, s, 3, doc, err) < 0)
+        return err_prefix(err, "cannot insert version %lld of '%s'", (long long)version, function);
+    int n = step_write(st, s, "insert version of", function, err);
+    if (n < 0)
+        return n;
+    if (n == 0)
+        return err_set(err, EEXIST, "version %lld of '%s' already exists", (long long)version,
+                       function);
+    return 0;
+}
+
+int store_version_delete(struct nb_store *st, const char *function, int64_t version,
+                         struct nb_err *err)
+{
+    ASSERT(function);
+    STORE_LOCKED(st);
+    char key[24];
+    snprintf(key, sizeof(key), "%lld", (long long)version);
+    int r = tx(st, "BEGIN IMMEDIATE", err);
+    if (r < 0)
+        return r;
+    int n;
+    {
+        _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_VER_DELETE, err);
+        if (!s || bind_text(st, s, 1, function, err) < 0 || bind_i64(st, s, 2, version, err) < 0)
+            n = -EIO;
+        else
+            n = step_write(st, s, "delete version of", function, err);
+    }
+    if (n > 0) {
+        _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_VER_DELETE_OBJECTS, err);
+        if (!s || bind_text(st, s, 1, function, err) < 0 || bind_text(st, s, 2, key, err) < 0 ||
+            step_write(st, s, "delete objects of", function, err) < 0)
+            n = -EIO;
+    }
+    if (n <= 0) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        if (n == 0)
+            return err_set(err, ENOENT, "version %lld of '%s' not found", (long long)version,
+                           function);
+        return n;
+    }
+    return tx(st, "COMMIT", err);
+}
+
+struct vrow {
+    char *function;
+    int64_t version;
+    char *key;
+    char *doc; /* may be NULL for versions */
+};
+
+static void vrows_free(struct vrow *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].function);
+        free(rows[i].key);
+        free(rows[i].doc);
+    }
+    free(rows);
+}
+
+/* Copies the rows of a statement with columns (function, version|key, doc) under the mutex. */
+static int collect_rows(struct nb_store *st, enum stmt_id id, const char *kind, bool int_key,
+                        struct vrow **out, size_t *nout, struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, id, err);
+    if (!s || (kind && bind_text(st, s, 1, kind, err) < 0))
+        return err_prefix(err, "cannot list %s", kind ? kind : "versions");
+    struct vrow *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *f = sqlite3_column_text(s, 0);
+        const unsigned char *k = int_key ? NULL : sqlite3_column_text(s, 1);
+        const unsigned char *doc = sqlite3_column_text(s, 2);
+        if (!f || (!int_key && (!k || !doc))) {
+            vrows_free(rows, n);
+            return db_err(st, err, "list", kind ? kind : "versions");
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            rows = xrealloc(rows, cap * sizeof(*rows));
+        }
+        rows[n].function = xstrdup((const char *)f);
+        rows[n].version = int_key ? sqlite3_column_int64(s, 1) : 0;
+        rows[n].key = k ? xstrdup((const char *)k) : NULL;
+        rows[n].doc = doc ? xstrdup((const char *)doc) : NULL;
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        vrows_free(rows, n);
+        return db_err(st, err, "list", kind ? kind : "versions");
+    }
+    *out = rows;
+    *nout = n;
+    return 0;
+}
+
+int store_version_each(struct nb_store *st, nb_store_version_cb cb, void *data, struct nb_err *err)
+{
+    struct vrow *rows = NULL;
+    size_t n = 0;
+    int r = collect_rows(st, STMT_VER_EACH, NULL, true, &rows, &n, err);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        r = cb(data, rows[i].function, rows[i].version, rows[i].doc);
+    vrows_free(rows, n);
+    return r;
+}
+
+int store_object_put(struct nb_store *st, const char *kind, const char *function, const char *key,
+                     const char *doc, struct nb_err *err)
+{
+    ASSERT(kind && function && key && doc);
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_OBJ_PUT, err);
+    if (!s || bind_text(st, s, 1, kind, err) < 0 || bind_text(st, s, 2, function, err) < 0 ||
+        bind_text(st, s, 3, key, err) < 0 || bind_text(st, s, 4, doc, err) < 0)
+        return err_prefix(err, "cannot write %s '%s' of '%s'", kind, key, function);
+    int n = step_write(st, s, "write object of", function, err);
+    return n < 0 ? n : 0;
+}
+
+int store_object_delete(struct nb_store *st, const char *kind, const char *function,
+                        const char *key, struct nb_err *err)
+{
+    ASSERT(function && key);
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s =
+        stmt_get(st, kind ? STMT_OBJ_DELETE : STMT_OBJ_DELETE_KEY, err);
+    int i = 1;
+    if (!s || (kind && bind_text(st, s, i++, kind, err) < 0) ||
+        bind_text(st, s, i++, function, err) < 0 || bind_text(st, s, i, key, err) < 0)
+        return err_prefix(err, "cannot delete '%s' of '%s'", key, function);
+    int n = step_write(st, s, "delete object of", function, err);
+    if (n < 0)
+        return n;
+    if (n == 0)
+        return err_set(err, ENOENT, "'%s' of '%s' not found", key, function);
+    return 0;
+}
+
+int store_object_each(struct nb_store *st, const char *kind, nb_store_object_cb cb, void *data,
+                      struct nb_err *err)
+{
+    struct vrow *rows = NULL;
+    size_t n = 0;
+    int r = collect_rows(st, STMT_OBJ_EACH, kind, false, &rows, &n, err);
+    for (size_t i = 0; r == 0 && i < n; i++)
+        r = cb(data, rows[i].function, rows[i].key, rows[i].doc);
+    vrows_free(rows, n);
     return r;
 }

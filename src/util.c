@@ -225,6 +225,13 @@ static void random_bytes(unsigned char *out, size_t n)
     explicit_bzero(pool + avail, n);
 }
 
+uint64_t random_u64(void)
+{
+    uint64_t v;
+    random_bytes((unsigned char *)&v, sizeof(v));
+    return v;
+}
+
 void uuid_v4(char *out)
 {
     unsigned char r[16];

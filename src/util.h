@@ -102,6 +102,8 @@ void fmt_lambda_time(uint64_t ms, char *out, size_t outlen);
 
 /* A random version-4 UUID in canonical lowercase form (out >= 37 bytes). */
 void uuid_v4(char *out);
+/* 64 random bits from the same getrandom(2) pool as uuid_v4. */
+uint64_t random_u64(void);
 /* Lowercase hex of len bytes (out >= 2*len+1). */
 void hex_encode(const unsigned char *in, size_t len, char *out);
 

@@ -243,6 +243,56 @@ static void test_reaper_armed_only_while_idle(void **state)
     free_instance(c);
 }
 
+/* Provisioned instances: taken first, kept by keep-warm, and their capacity set aside from the
+ * shared pool (an invocation an idle one serves does not use the shared pool). */
+static void test_provisioned(void **state)
+{
+    struct nb_fn *fn = add_fn("pc", -1);
+    struct nb_function *v1 = function_publish(fn->cfg, 1, NULL);
+    registry_add_version(fn, v1);
+    struct nb_instance *plain = fake_instance(fn, v1), *pc = fake_instance(fn, v1);
+    pc->pc_id = 7;
+    pool_push_idle(pc);
+    pool_push_idle(plain); /* the most recently used, yet the provisioned one serves first */
+    assert_true(pool_has_idle_provisioned(fn, v1));
+    assert_false(pool_has_idle_provisioned(fn, fn->cfg)); /* another snapshot */
+
+    D.cfg.account_concurrency = 10;
+    registry_set_pc_total(&D, fn, 3);
+    assert_int_equal(D.pc_unreserved_total, 3);
+    assert_null(pool_admit(&D, fn, v1)); /* covered by the idle provisioned instance */
+    assert_int_equal(D.inflight_pc, 1);
+    assert_int_equal(D.inflight_unreserved, 0);
+    assert_ptr_equal(pool_take_idle(fn, v1), pc);
+    assert_false(pool_has_idle_provisioned(fn, v1));
+    /* the shared pool is 10 - 3 = 7 */
+    for (int i = 0; i < 7; i++)
+        assert_null(pool_admit(&D, fn, v1));
+    assert_string_equal(pool_admit(&D, fn, v1), ACCOUNT);
+    for (int i = 0; i < 8; i++)
+        pool_release(&D, fn, v1);
+    assert_int_equal(D.inflight, 0);
+    assert_int_equal(D.inflight_pc, 0);
+    assert_int_equal(D.inflight_unreserved, 0);
+
+    /* a reservation takes the provisioned capacity out of the shared pool's accounting */
+    registry_set_config(&D, fn, function_with_concurrency(fn->cfg, 5));
+    assert_int_equal(D.pc_unreserved_total, 0);
+    registry_set_config(&D, fn, function_with_concurrency(fn->cfg, -1));
+    assert_int_equal(D.pc_unreserved_total, 3);
+
+    pool_push_idle(pc);
+    D.cfg.keep_warm_s = 0;
+    pool_reap(&D, false);
+    assert_true(plain->killed);
+    assert_false(pc->killed); /* keep-warm never reaps provisioned instances */
+    pool_reap(&D, true);
+    assert_true(pc->killed); /* shutdown does */
+    registry_set_pc_total(&D, fn, 0);
+    free_instance(plain);
+    free_instance(pc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +302,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_most_recently_used_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_only_current_snapshot_is_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap_and_retire, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_provisioned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reaper_armed_only_while_idle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -69,6 +69,77 @@ static char *dump(struct nb_store *st)
     return buf_detach(&b, NULL);
 }
 
+static int collect_version(void *data, const char *fn, int64_t version, const char *doc)
+{
+    buf_appendf(data, "%s/%lld=%s;", fn, (long long)version, doc ? doc : "-");
+    return 0;
+}
+
+static int collect_object(void *data, const char *fn, const char *key, const char *doc)
+{
+    buf_appendf(data, "%s/%s=%s;", fn, key, doc);
+    return 0;
+}
+
+static char *dump_versions(struct nb_store *st)
+{
+    struct nb_buf b = NB_BUF_INIT;
+    struct nb_err err = {0};
+    assert_int_equal(store_version_each(st, collect_version, &b, &err), 0);
+    return buf_detach(&b, NULL);
+}
+
+static char *dump_objects(struct nb_store *st, const char *kind)
+{
+    struct nb_buf b = NB_BUF_INIT;
+    struct nb_err err = {0};
+    assert_int_equal(store_object_each(st, kind, collect_object, &b, &err), 0);
+    return buf_detach(&b, NULL);
+}
+
+/* Versions keep their numbers after deletion; objects are keyed by kind; deleting a version
+ * deletes the objects under its number; deleting the function deletes everything it owns. */
+static void test_versions_and_objects(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    assert_int_equal(store_version_insert(f->st, "nofn", 1, "{}", &err), -EIO); /* foreign key */
+    assert_int_equal(store_function_insert(f->st, "a", "{}", &err), 0);
+    assert_int_equal(store_function_insert(f->st, "b", "{}", &err), 0);
+    assert_int_equal(store_version_insert(f->st, "a", 1, "v1", &err), 0);
+    assert_int_equal(store_version_insert(f->st, "a", 2, "v2", &err), 0);
+    assert_int_equal(store_version_insert(f->st, "b", 1, "b1", &err), 0);
+    assert_int_equal(store_version_insert(f->st, "a", 2, "again", &err), -EEXIST);
+    assert_int_equal(store_object_put(f->st, "alias", "a", "live", "x", &err), 0);
+    assert_int_equal(store_object_put(f->st, "alias", "a", "live", "y", &err), 0); /* replace */
+    assert_int_equal(store_object_put(f->st, "provisioned", "a", "2", "p2", &err), 0);
+    assert_int_equal(store_object_put(f->st, "provisioned", "a", "live", "pl", &err), 0);
+    assert_int_equal(store_object_put(f->st, "alias", "nofn", "x", "x", &err), -EIO);
+
+    assert_int_equal(store_version_delete(f->st, "a", 2, &err), 0);
+    assert_int_equal(store_version_delete(f->st, "a", 2, &err), -ENOENT);
+    assert_int_equal(store_version_insert(f->st, "a", 2, "reuse", &err), -EEXIST);
+    _cleanup_free_ char *v = dump_versions(f->st);
+    assert_string_equal(v, "a/1=v1;a/2=-;b/1=b1;");
+    _cleanup_free_ char *p = dump_objects(f->st, "provisioned");
+    assert_string_equal(p, "a/live=pl;"); /* version 2's config went with it */
+    _cleanup_free_ char *al = dump_objects(f->st, "alias");
+    assert_string_equal(al, "a/live=y;");
+
+    /* kind NULL: the alias and its provisioned config together */
+    assert_int_equal(store_object_delete(f->st, NULL, "a", "live", &err), 0);
+    assert_int_equal(store_object_delete(f->st, "alias", "a", "live", &err), -ENOENT);
+    _cleanup_free_ char *p2 = dump_objects(f->st, "provisioned");
+    assert_string_equal(p2, "");
+
+    assert_int_equal(store_object_put(f->st, "alias", "a", "z", "z", &err), 0);
+    assert_int_equal(store_function_delete(f->st, "a", &err), 0);
+    _cleanup_free_ char *v2 = dump_versions(f->st);
+    assert_string_equal(v2, "b/1=b1;");
+    _cleanup_free_ char *al2 = dump_objects(f->st, "alias");
+    assert_string_equal(al2, "");
+}
+
 static void test_insert_update_delete(void **state)
 {
     struct fixture *f = *state;
@@ -393,6 +464,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_insert_update_delete, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_versions_and_objects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_in_name_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_stops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_reentrant, setup, teardown),
