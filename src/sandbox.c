@@ -631,8 +631,84 @@ static int exit_code_of(int wstatus)
     return 255;
 }
 
+static void tie_to_spawner(const struct nb_sandbox_env *env);
+
+/* Zygote mode: the signal dispositions of the interpreter (Python's own SIGINT, SIGPIPE...
+ * handlers), saved by run_init before it installs its own, restored in the runtime child. */
+static struct sigaction zygote_saved[NSIG];
+
+/* Zygote mode: makes /proc/self/cmdline and /proc/self/environ read req's argv and envp (as
+ * after an execve of them) and points environ at envp. Best effort: PR_SET_MM needs
+ * CAP_SYS_RESOURCE, which the zygote keeps for this. The block is never freed. */
+static void zygote_set_image(const struct nb_sandbox_req *req)
+{
+    size_t alen = 0, elen = 0, envc = 0;
+    for (size_t i = 0; req->argv[i]; i++)
+        alen += strlen(req->argv[i]) + 1;
+    for (; req->envp[envc]; envc++)
+        elen += strlen(req->envp[envc]) + 1;
+    char *block = xmalloc(alen + elen + 1), *p = block;
+    char **env = xcalloc(envc + 1, sizeof(char *));
+    for (size_t i = 0; req->argv[i]; i++)
+        p = stpcpy(p, req->argv[i]) + 1;
+    for (size_t i = 0; i < envc; i++) {
+        env[i] = p;
+        p = stpcpy(p, req->envp[i]) + 1;
+    }
+    environ = env;
+    /* Each call must keep start <= end: the new block lies below the original stack area, so
+     * move the starts first. */
+    (void)(prctl(PR_SET_MM, PR_SET_MM_ARG_START, (unsigned long)block, 0, 0) == 0 &&
+           prctl(PR_SET_MM, PR_SET_MM_ARG_END, (unsigned long)(block + alen), 0, 0) == 0 &&
+           prctl(PR_SET_MM, PR_SET_MM_ENV_START, (unsigned long)(block + alen), 0, 0) == 0 &&
+           prctl(PR_SET_MM, PR_SET_MM_ENV_END, (unsigned long)(block + alen + elen), 0, 0));
+    const char *base = strrchr(req->argv[0], '/');
+    (void)prctl(PR_SET_NAME, base ? base + 1 : req->argv[0], 0, 0, 0);
+}
+
+/* Zygote mode: the runtime child, forked (not vfork'd: it goes on running the zygote's
+ * interpreter) by the init while both are still privileged. Same steps as run_runtime, plus
+ * its own privilege drop (the init drops its own after the fork), and run() instead of execve. */
+static _Noreturn void run_zygote_runtime(struct child_ctx *c)
+{
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &zygote_saved[sig], NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+        die_errno("cannot unblock signals");
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul < 0)
+        die_errno("cannot open '/dev/null'");
+    if (dup2(nul, 0) < 0 || dup2(c->out_fd, 1) < 0 || dup2(c->err_fd, 2) < 0)
+        die_errno("cannot set up stdio");
+    close(nul);
+    close(c->out_fd);
+    close(c->err_fd);
+    struct rlimit nocore = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &nocore) < 0)
+        die_errno("cannot disable core dumps");
+    zygote_set_image(c->req);
+    drop_privileges(c->req);
+    /* An execve by the unprivileged uid would have made the process dumpable again (owner of
+     * its /proc files); the uid switch cleared it. */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+        die_errno("cannot set dumpable");
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->env->prog, 0, 0) < 0)
+        die_errno("cannot load the seccomp filter");
+    close(status_fd); /* end-of-file at the spawner once the init closed its end: "exec'd" */
+    status_fd = -1;
+    c->env->run(c->req, c->env->run_arg);
+    _exit(SANDBOX_EXIT_EXEC);
+}
+
 static _Noreturn void run_init(struct child_ctx *c)
 {
+    bool zygote = c->env->run != NULL;
+    if (zygote)
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sigaction(sig, NULL, &zygote_saved[sig]) < 0)
+                zygote_saved[sig] = (struct sigaction){.sa_handler = SIG_DFL};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -651,11 +727,20 @@ static _Noreturn void run_init(struct child_ctx *c)
     /* vfork: no copy of this address space (a fork costs ~0.5 ms of a ~2 ms start here). Safe
      * because run_runtime only changes per-task state (handlers, mask, fds, rlimit, seccomp), never
      * returns, and ends in execve or _exit; the init waits until then. */
-    pid_t rt = vfork();
+    pid_t rt = zygote ? fork() : vfork();
     if (rt < 0)
         die_errno("cannot fork the runtime");
-    if (rt == 0)
+    if (rt == 0) {
+        if (zygote)
+            run_zygote_runtime(c);
         run_runtime(c);
+    }
+    if (zygote) {
+        /* The runtime child dropped its own privileges; now the init's. A failure here kills
+         * the init, and with it the runtime (pid namespace). */
+        drop_privileges(c->req);
+        tie_to_spawner(c->env);
+    }
     /* The runtime child now holds the only status pipe end: end-of-file there = exec'd. */
     close(status_fd);
     close(c->out_fd);
@@ -811,8 +896,10 @@ static _Noreturn void child_main(struct child_ctx *c)
         die_errno("cannot create the network namespace");
     }
     build_root(c);
-    drop_privileges(c->req);
-    tie_to_spawner(c->env);
+    if (!c->env->run) { /* zygote mode: run_init forks the runtime first (see there) */
+        drop_privileges(c->req);
+        tie_to_spawner(c->env);
+    }
     run_init(c);
 }
 
@@ -852,7 +939,8 @@ static int start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *
     int pidfd = -1;
     struct clone_args args = {
         .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
-                 (netns_fd < 0 && !park ? CLONE_NEWNET : 0),
+                 (netns_fd < 0 && !park ? CLONE_NEWNET : 0) |
+                 (env->run ? CLONE_PARENT : 0),
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
         .exit_signal = SIGCHLD,
     };
