@@ -50,6 +50,8 @@ struct nb_daemon {
     } stats; /* daemon-wide totals for /metrics; updated only by metrics.c */
     uint64_t started_ms;
     char runtime_dir_abs[4096];
+    char zygote_module[4096]; /* the _nimbus_zygote extension; "" = no Python zygote */
+    bool zygote_wanted;       /* a Python instance was started: keep zygote slots (park_pool.c) */
 };
 
 /* Runs `nimbus serve` with cfg (consumed) until SIGTERM/SIGINT and the drain are done. Starts

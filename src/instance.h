@@ -32,6 +32,10 @@ struct nb_netns;
 
 enum nb_inst_state { INST_STARTING, INST_IDLE, INST_BUSY, INST_DEAD };
 
+/* The platform's default environment ("K=V", NULL-terminated): an instance gets each one its
+ * function does not set (NODE_PATH only for nodejs); the Python zygote starts with them. */
+extern const char *const instance_default_env[];
+
 struct nb_invocation {
     struct nb_daemon *d;
     struct nb_fn *fn;        /* ref */
@@ -68,6 +72,7 @@ struct nb_instance {
     pid_t pid;
     int pidfd;
     bool spawned, exited, killed;
+    bool zygote; /* started from the Python zygote */
     int wstatus;
     uv_poll_t out_poll, err_poll;
     int out_fd, err_fd;

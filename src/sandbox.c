@@ -637,9 +637,46 @@ static void tie_to_spawner(const struct nb_sandbox_env *env);
  * handlers), saved by run_init before it installs its own, restored in the runtime child. */
 static struct sigaction zygote_saved[NSIG];
 
-/* Zygote mode: makes /proc/self/cmdline and /proc/self/environ read req's argv and envp (as
- * after an execve of them) and points environ at envp. Best effort: PR_SET_MM needs
- * CAP_SYS_RESOURCE, which the zygote keeps for this. The block is never freed. */
+/* The argv and environment areas of this process as the kernel shows them in /proc/self/cmdline
+ * and /proc/self/environ (fields 48-51 of /proc/self/stat). */
+static bool mm_areas(unsigned long long v[4])
+{
+    char *stat = NULL;
+    if (read_file("/proc/self/stat", &stat, NULL) < 0)
+        return false;
+    char *p = strrchr(stat, ')');
+    int got = 0;
+    for (int field = 3; p && field <= 51; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            break;
+        p++;
+        if (field >= 48)
+            v[got++] = strtoull(p, NULL, 10);
+    }
+    free(stat);
+    return got == 4 && v[1] > v[0] && v[3] > v[2];
+}
+
+/* Writes strs NUL-separated into [start, end) as far as whole strings fit; zeroes the rest (the
+ * kernel then reads the strings followed by NULs). */
+static void fill_area(char *start, char *end, char *const *strs)
+{
+    char *p = start;
+    for (size_t i = 0; strs[i]; i++) {
+        size_t n = strlen(strs[i]) + 1;
+        if ((size_t)(end - p) < n)
+            break;
+        memcpy(p, strs[i], n);
+        p += n;
+    }
+    memset(p, 0, (size_t)(end - p));
+}
+
+/* Zygote mode: makes /proc/self/cmdline and /proc/self/environ read req's argv and envp (as after
+ * an execve of them) and points environ at envp. With CAP_SYS_RESOURCE (PR_SET_MM) the areas are
+ * moved to a new block; without it, they are rewritten in place - the zygote is started with a
+ * padding variable so that its environment area has room (park_pool.c). */
 static void zygote_set_image(const struct nb_sandbox_req *req)
 {
     size_t alen = 0, elen = 0, envc = 0;
@@ -655,13 +692,19 @@ static void zygote_set_image(const struct nb_sandbox_req *req)
         env[i] = p;
         p = stpcpy(p, req->envp[i]) + 1;
     }
-    environ = env;
-    /* Each call must keep start <= end: the new block lies below the original stack area, so
-     * move the starts first. */
-    (void)(prctl(PR_SET_MM, PR_SET_MM_ARG_START, (unsigned long)block, 0, 0) == 0 &&
-           prctl(PR_SET_MM, PR_SET_MM_ARG_END, (unsigned long)(block + alen), 0, 0) == 0 &&
-           prctl(PR_SET_MM, PR_SET_MM_ENV_START, (unsigned long)(block + alen), 0, 0) == 0 &&
-           prctl(PR_SET_MM, PR_SET_MM_ENV_END, (unsigned long)(block + alen + elen), 0, 0));
+    environ = env; /* never freed: the process' environment from now on */
+    /* Each call must keep start <= end: the block lies below the original stack area, so the
+     * starts move first. */
+    bool moved =
+        prctl(PR_SET_MM, PR_SET_MM_ARG_START, (unsigned long)block, 0, 0) == 0 &&
+        prctl(PR_SET_MM, PR_SET_MM_ARG_END, (unsigned long)(block + alen), 0, 0) == 0 &&
+        prctl(PR_SET_MM, PR_SET_MM_ENV_START, (unsigned long)(block + alen), 0, 0) == 0 &&
+        prctl(PR_SET_MM, PR_SET_MM_ENV_END, (unsigned long)(block + alen + elen), 0, 0) == 0;
+    unsigned long long a[4];
+    if (!moved && mm_areas(a)) {
+        fill_area((char *)(uintptr_t)a[0], (char *)(uintptr_t)a[1], req->argv);
+        fill_area((char *)(uintptr_t)a[2], (char *)(uintptr_t)a[3], req->envp);
+    }
     const char *base = strrchr(req->argv[0], '/');
     (void)prctl(PR_SET_NAME, base ? base + 1 : req->argv[0], 0, 0, 0);
 }
@@ -939,10 +982,10 @@ static int start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *
     int pidfd = -1;
     struct clone_args args = {
         .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
-                 (netns_fd < 0 && !park ? CLONE_NEWNET : 0) |
-                 (env->run ? CLONE_PARENT : 0),
+                 (netns_fd < 0 && !park ? CLONE_NEWNET : 0) | (env->run ? CLONE_PARENT : 0),
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
-        .exit_signal = SIGCHLD,
+        /* with CLONE_PARENT the child inherits the caller's exit signal (clone3 insists on 0) */
+        .exit_signal = env->run ? 0 : SIGCHLD,
     };
     /* stack 0: the child continues on a copy of this stack, like fork(). */
     long pid = syscall(SYS_clone3, &args, sizeof(args));

@@ -50,8 +50,7 @@ int zygote_send(int fd, uint32_t type, int32_t arg, uint64_t id, const void *pay
     return n < 0 ? -errno : 0;
 }
 
-ssize_t zygote_recv(int fd, void *buf, size_t cap, int flags, int *fds, size_t *nfds,
-                    int *mflags)
+ssize_t zygote_recv(int fd, void *buf, size_t cap, int flags, int *fds, size_t *nfds, int *mflags)
 {
     struct iovec iov = {buf, cap};
     union {
@@ -87,7 +86,7 @@ ssize_t zygote_recv(int fd, void *buf, size_t cap, int flags, int *fds, size_t *
 
 /* ---- hardening ---------------------------------------------------------------------------- */
 
-static const int kept_caps[] = {CAP_SYS_ADMIN, CAP_SETUID,       CAP_SETGID,         CAP_SETPCAP,
+static const int kept_caps[] = {CAP_SYS_ADMIN,    CAP_SETUID,       CAP_SETGID,         CAP_SETPCAP,
                                 CAP_SYS_RESOURCE, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH};
 
 static bool cap_kept(int cap)
@@ -116,12 +115,18 @@ static int drop_caps(struct nb_err *err)
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
         return err_set(err, errno, "cannot clear ambient capabilities: %s", strerror(errno));
     struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-    struct __user_cap_data_struct data[2];
+    struct __user_cap_data_struct data[2], had[2];
     memset(data, 0, sizeof(data));
+    if (syscall(SYS_capget, &hdr, had) < 0)
+        return err_set(err, errno, "cannot read capabilities: %s", strerror(errno));
     for (size_t i = 0; i < ARRAY_SIZE(kept_caps); i++) {
         int c = kept_caps[i];
         data[c / 32].effective |= 1u << (c % 32);
         data[c / 32].permitted |= 1u << (c % 32);
+    }
+    for (int i = 0; i < 2; i++) { /* keep only what we have (a host may withhold some) */
+        data[i].effective &= had[i].permitted;
+        data[i].permitted &= had[i].permitted;
     }
     if (syscall(SYS_capset, &hdr, data) < 0)
         return err_set(err, errno, "cannot set capabilities: %s", strerror(errno));
@@ -151,8 +156,7 @@ int zygote_harden(struct nb_err *err)
         return err_set(err, errno, "cannot make the zygote's mounts read-only: %s",
                        strerror(errno));
     struct mount_attr rw = {.attr_clr = MOUNT_ATTR_RDONLY};
-    if (syscall(SYS_mount_setattr, AT_FDCWD, "/sys/fs/cgroup", AT_RECURSIVE, &rw, sizeof(rw)) <
-        0)
+    if (syscall(SYS_mount_setattr, AT_FDCWD, "/sys/fs/cgroup", AT_RECURSIVE, &rw, sizeof(rw)) < 0)
         return err_set(err, errno, "cannot keep '/sys/fs/cgroup' writable: %s", strerror(errno));
     if (sethostname("nimbus-zygote", strlen("nimbus-zygote")) < 0)
         return err_set(err, errno, "cannot set the zygote's hostname: %s", strerror(errno));
@@ -298,8 +302,8 @@ static char **take_strv(const char **p, const char *end, uint32_t n)
     return v;
 }
 
-int zygote_park_decode(const void *buf, size_t len, char ***argv, char ***envp,
-                       const void **park, size_t *park_len, struct nb_err *err)
+int zygote_park_decode(const void *buf, size_t len, char ***argv, char ***envp, const void **park,
+                       size_t *park_len, struct nb_err *err)
 {
     struct wire_zygote w;
     *argv = *envp = NULL;

@@ -51,10 +51,9 @@ struct nb_zygote_hooks {
 int zygote_send(int fd, uint32_t type, int32_t arg, uint64_t id, const void *payload, size_t len,
                 const int *fds, size_t nfds);
 /* Receives one message into buf (header first). flags: MSG_DONTWAIT or 0. Returns its length, 0
- * at end of file, or -errno; fds (at most ZYGOTE_FDS, more are closed) in fds (count in nfds), CLOEXEC;
- * *mflags gets msg_flags. */
-ssize_t zygote_recv(int fd, void *buf, size_t cap, int flags, int *fds, size_t *nfds,
-                    int *mflags);
+ * at end of file, or -errno; fds (at most ZYGOTE_FDS, more are closed) in fds (count in nfds),
+ * CLOEXEC; *mflags gets msg_flags. */
+ssize_t zygote_recv(int fd, void *buf, size_t cap, int flags, int *fds, size_t *nfds, int *mflags);
 
 /* Zygote side, at start-up, root: own mount (everything read-only and nosuid, but the cgroup
  * hierarchies), ipc, uts and network namespaces; every capability dropped from all sets but
@@ -73,7 +72,7 @@ int zygote_park_encode(const char *const *argv, const char *const *envp,
                        const char *const *cgroup_dirs, struct nb_buf *out, struct nb_err *err);
 /* Decodes and validates it. argv and envp are malloc'd NULL-terminated arrays of pointers into
  * buf (free the arrays); park and park_len give the park request inside buf. */
-int zygote_park_decode(const void *buf, size_t len, char ***argv, char ***envp,
-                       const void **park, size_t *park_len, struct nb_err *err);
+int zygote_park_decode(const void *buf, size_t len, char ***argv, char ***envp, const void **park,
+                       size_t *park_len, struct nb_err *err);
 
 #endif
