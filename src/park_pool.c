@@ -18,8 +18,11 @@
  *
  * A take schedules the refill REFILL_DELAY_MS later instead of doing it at once: the spawner
  * serves requests in order and the host has few CPUs, so a park (clone + attach) issued next to
- * the spawn would slow the very start it replaces. The timer is never restarted while pending,
- * so a steady stream of takes cannot starve the refill.
+ * the spawn would slow the very start it replaces. After a zygote take the wait is longer
+ * (ZYGOTE_REFILL_DELAY_MS): a zygote-born Python instance needs ~6 ms to its first `next`, and a
+ * refill (cgroup mkdirs on the loop, a clone of the interpreter in the zygote) in the middle of it
+ * measurably delayed that (Init Duration 6 -> 14 ms p50 here). The timer is never restarted while
+ * pending, so a steady stream of takes cannot starve the refill.
  */
 #include "park_pool.h"
 
@@ -35,6 +38,7 @@
 #define MB (1024ull * 1024ull)
 #define PARK_MEMORY_BYTES (128 * MB) /* until the taker sets the function's limits */
 #define REFILL_DELAY_MS 10
+#define ZYGOTE_REFILL_DELAY_MS 25
 #define ZYGOTE_BACKOFF_MIN_MS 1000
 #define ZYGOTE_BACKOFF_MAX_MS 60000
 
@@ -205,7 +209,8 @@ static uint64_t take(struct nb_daemon *d, enum kind k, const struct nb_cgroup_li
     if (!p)
         return 0;
     if (!uv_is_active((uv_handle_t *)&p->refill))
-        uv_timer_start(&p->refill, on_refill, REFILL_DELAY_MS, 0);
+        uv_timer_start(&p->refill, on_refill,
+                       k == ZYGOTE ? ZYGOTE_REFILL_DELAY_MS : REFILL_DELAY_MS, 0);
     struct list *l = &p->lists[k];
     if (!l->ready)
         return 0;
