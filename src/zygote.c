@@ -310,7 +310,7 @@ int zygote_park_decode(const void *buf, size_t len, char ***argv, char ***envp, 
     if (len < sizeof(w) || len > SANDBOX_SPEC_MAX)
         return err_set(err, EINVAL, "bad zygote park request size %zu", len);
     memcpy(&w, buf, sizeof(w));
-    if (w.magic != ZYGOTE_MAGIC || w.argc == 0 || w.argc > ZYGOTE_ARGV_MAX ||
+    if (w.magic != ZYGOTE_MAGIC || w.pad || w.argc == 0 || w.argc > ZYGOTE_ARGV_MAX ||
         w.envc > ZYGOTE_ENV_MAX)
         return err_set(err, EINVAL, "bad zygote park request header");
     const char *p = (const char *)buf + sizeof(w), *end = (const char *)buf + len;
