@@ -563,7 +563,9 @@ static void zygote_read(struct spawner_proc *s)
             return;
         if (n <= 0 || (size_t)n < sizeof(struct nb_zygote_msg)) {
             close_fds(fds, nfds);
-            zygote_lost(s, n == 0 ? "closed its socket" : "sent a bad message");
+            zygote_lost(s, n == 0 || n == -ECONNRESET ? "closed its socket"
+                           : n < 0                    ? "socket failed"
+                                                      : "sent a bad message");
             return;
         }
         struct nb_zygote_msg h;
