@@ -13,11 +13,14 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/mount.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+
+#include "seccomp.h"
 
 #define ZYGOTE_MAGIC 0x4e425a31u /* "NBZ1" */
 #define ERROR_TEXT_MAX 500
@@ -167,6 +170,14 @@ int zygote_harden(struct nb_err *err)
         return err_set(err, EPERM, "cannot set no_new_privs");
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
         return err_set(err, errno, "cannot clear dumpable: %s", strerror(errno));
+    struct sock_fprog prog = {0};
+    r = seccomp_build_zygote(&prog, err);
+    if (r < 0)
+        return r;
+    r = prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+    free(prog.filter);
+    if (r < 0)
+        return err_set(err, errno, "cannot load the zygote's seccomp filter: %s", strerror(errno));
     return 0;
 }
 

@@ -58,7 +58,8 @@ ssize_t zygote_recv(int fd, void *buf, size_t cap, int flags, int *fds, size_t *
 /* Zygote side, at start-up, root: own mount (everything read-only and nosuid, but the cgroup
  * hierarchies), ipc, uts and network namespaces; every capability dropped from all sets but
  * those its sandbox children need to build themselves (SYS_ADMIN, SETUID, SETGID, SETPCAP,
- * SYS_RESOURCE, DAC_OVERRIDE, DAC_READ_SEARCH); no_new_privs; not dumpable. Checked. */
+ * SYS_RESOURCE, DAC_OVERRIDE, DAC_READ_SEARCH); no_new_privs; not dumpable; the zygote's
+ * seccomp filter (seccomp_build_zygote). Checked. */
 int zygote_harden(struct nb_err *err);
 /* Zygote side: serves park requests on sock until end of file (returns 0) or a socket error.
  * env->run must be set; env->prog, root_dir and spawner_pidfd as in the spawner. In a sandbox's

@@ -220,6 +220,27 @@ def our_zygote(daemon):
     return None
 
 
+def test_zygote_is_hardened(daemon, zygote_ready):
+    pid = our_zygote(daemon)
+    assert pid
+    st = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            st[k] = v.strip()
+    assert st["Seccomp"] == "2" and st["NoNewPrivs"] == "1"
+    cap_eff, cap_bnd = int(st["CapEff"], 16), int(st["CapBnd"], 16)
+    for cap in (12, 13, 16, 17, 19, 27):  # NET_ADMIN, NET_RAW, SYS_MODULE, SYS_RAWIO, PTRACE, MKNOD
+        assert not cap_eff & (1 << cap) and not cap_bnd & (1 << cap), cap
+    for ns in ("mnt", "net", "ipc", "uts"):
+        assert os.readlink("/proc/%d/ns/%s" % (pid, ns)) != os.readlink("/proc/self/ns/" + ns)
+    with open("/proc/%d/mountinfo" % pid) as f:
+        mounts = [line.split() for line in f]
+    root = [m for m in mounts if m[4] == "/"]
+    assert root and all("ro" in m[5].split(",") for m in root), root
+    assert all("ro" in m[5].split(",") for m in mounts if not m[4].startswith("/sys/fs/cgroup"))
+
+
 def test_zygote_is_restarted_after_it_dies(daemon, lam, zygote_ready):
     pid = our_zygote(daemon)
     assert pid
