@@ -500,6 +500,11 @@ static int zygote_start(struct spawner_proc *s, char **argv, char **envp, const 
         _exit(127);
     }
     close(sv[1]);
+    /* Never block on the zygote (it may be busy starting, or hung): a full socket fails the park.
+     */
+    int fl = fcntl(sv[0], F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(sv[0], F_SETFL, fl | O_NONBLOCK);
     s->zy.sock = sv[0];
     s->zy.pid = pid;
     buf_reset(&s->zy.key);

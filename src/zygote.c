@@ -194,6 +194,13 @@ int zygote_serve(int sock, const struct nb_sandbox_env *env, const struct nb_zyg
 {
     static unsigned char buf[sizeof(struct nb_zygote_msg) + SANDBOX_SPEC_MAX];
     ASSERT(env->run);
+    /* A raw clone of a threaded process would copy one thread and whatever locks the others
+     * held: refuse (the zygote then exits, and Python functions start the plain way). */
+    _cleanup_free_ char *status = NULL;
+    const char *t =
+        read_file("/proc/self/status", &status, NULL) == 0 ? strstr(status, "\nThreads:") : NULL;
+    if (!t || atoi(t + strlen("\nThreads:")) != 1)
+        return err_set(err, EBUSY, "the zygote must be single-threaded");
     for (;;) {
         int fds[ZYGOTE_FDS];
         size_t nfds = 0;
