@@ -720,13 +720,15 @@ static _Noreturn void run_zygote_runtime(struct child_ctx *c)
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
         die_errno("cannot unblock signals");
-    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    int nul = open("/dev/null", O_RDWR);
     if (nul < 0)
         die_errno("cannot open '/dev/null'");
-    if (dup2(nul, 0) < 0 || dup2(c->out_fd, 1) < 0 || dup2(c->err_fd, 2) < 0)
+    /* 0-2 were closed when the init started, so nul is 0; out_fd and err_fd are >= 3. */
+    if ((nul != 0 && dup2(nul, 0) < 0) || dup2(c->out_fd, 1) < 0 || dup2(c->err_fd, 2) < 0)
         die_errno("cannot set up stdio");
-    close(nul);
-    close(c->out_fd);
+    if (nul > 2)
+        close(nul);
+    close(c->out_fd); /* not exec'ing: close what CLOEXEC would have */
     close(c->err_fd);
     struct rlimit nocore = {0, 0};
     if (setrlimit(RLIMIT_CORE, &nocore) < 0)
@@ -739,7 +741,11 @@ static _Noreturn void run_zygote_runtime(struct child_ctx *c)
         die_errno("cannot set dumpable");
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->env->prog, 0, 0) < 0)
         die_errno("cannot load the seccomp filter");
-    close(status_fd); /* end-of-file at the spawner once the init closed its end: "exec'd" */
+    /* What an execve would leave: stdio only (the spawner's pidfd, the status pipe... were all
+     * CLOEXEC). The status pipe's end-of-file tells the spawner "exec'd" once the init closed
+     * its end too. */
+    if (close_range(3, ~0u, 0) < 0)
+        die_errno("cannot close inherited fds");
     status_fd = -1;
     c->env->run(c->req, c->env->run_arg);
     _exit(SANDBOX_EXIT_EXEC);

@@ -104,9 +104,10 @@ def test_instance_looks_like_a_fresh_start(lam):
     p = zygote_probe(lam, plain)["result"]
     assert z["no_user_site"] == 1 and p["no_user_site"] == 0
     # same open fds (stdio, the Runtime API connection...): nothing of the zygote's (its socket)
-    for k in ("cmdline", "executable", "argv", "main_file", "fds"):
+    for k in ("cmdline", "executable", "argv", "main_file", "fds", "stdio"):
         assert z[k] == p[k], (k, z[k], p[k])
     assert z["cmdline"] == ["/usr/bin/python3", "/var/runtime/python/bootstrap.py"]
+    assert z["stdio"] == ["/dev/n", "pipe:[", "pipe:["], z["stdio"]
     assert z["main_file"] == "/var/runtime/python/bootstrap.py"
 
 

@@ -326,6 +326,7 @@ def op_zygote(event, context):
            "tainted": getattr(json, "_probe_taint", None),
            "env_taint": os.environ.get("PROBE_TAINT"),
            "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
+           "stdio": [os.readlink("/proc/self/fd/%d" % i)[:6] for i in range(3)],
            "cmdline": open("/proc/self/cmdline", "rb").read().rstrip(b"\0").split(b"\0"),
            "exe": os.readlink("/proc/self/exe"), "executable": sys.executable, "argv": sys.argv,
            "main_file": getattr(sys.modules["__main__"], "__file__", None)}
