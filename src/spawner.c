@@ -490,8 +490,11 @@ static int zygote_start(struct spawner_proc *s, char **argv, char **envp, const 
         if (sv[1] == ZYGOTE_SOCK_FD ? fcntl(sv[1], F_SETFD, 0) < 0
                                     : dup2(sv[1], ZYGOTE_SOCK_FD) < 0)
             _exit(1);
-        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (nul < 0 || dup2(nul, 0) < 0)
+        /* stdin and stdout /dev/null, as neither is a terminal for an instance either (Python
+         * decides stdout's buffering at start); stderr stays the daemon's, for the zygote's own
+         * errors. */
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0)
             _exit(1);
         close_range(ZYGOTE_SOCK_FD + 1, ~0u, 0);
         execve(argv[0], argv, envp);
