@@ -11,6 +11,9 @@
  * signals to it, reaps orphans and exits with the runtime's status (128+signal when killed).
  * sandbox_park clones the same child ahead of time; it stops after the cgroup namespace step and
  * waits for its spec (await_spec), then goes on exactly as above (one code path, split there).
+ * Zygote mode (env->run, zygote.h): the same child, cloned by the Python zygote with CLONE_PARENT;
+ * the init fork()s the runtime before dropping its own privileges, and the runtime child drops
+ * its own, loads the same filter and calls env->run instead of execve (run_zygote_runtime).
  *
  * Invariants: every step is checked; the first failure is written to the CLOEXEC status pipe and
  * the child exits (fail closed) - a half-built sandbox never runs code. Nothing here links the
