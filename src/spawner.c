@@ -6,19 +6,20 @@
  * fds as SCM_RIGHTS. Daemon -> spawner: SPAWN (encoded spec, netns fd), MAKE_NETNS (port), KILL
  * (id, signal), PARK (cgroup dirs), PARK_ZYGOTE (the zygote's argv/envp + a park: the kid is
  * cloned by the Python zygote, zygote.h, which the spawner starts, feeds and reaps; the kid is
- * the spawner's own child all the same, CLONE_PARENT). Spawner -> daemon: READY once at start, then per request
- * exactly one of SPAWNED (pid; pidfd, stdout, stderr), NETNS (netns fd, listener), PARKED or ERROR
- * (code, text), and for each SPAWNED exactly one EXIT (wait status), always after it. A parked
- * kid is known by its park id until a SPAWN names it: it then takes the SPAWN's id and follows
- * the SPAWN protocol; KILL of a park id unparks (nothing is reported for a parked kid).
+ * the spawner's own child all the same, CLONE_PARENT). Spawner -> daemon: READY once at start,
+ * then per request exactly one of SPAWNED (pid; pidfd, stdout, stderr), NETNS (netns fd,
+ * listener), PARKED or ERROR (code, text), and for each SPAWNED exactly one EXIT (wait status),
+ * always after it. A parked kid is known by its park id until a SPAWN names it: it then takes the
+ * SPAWN's id and follows the SPAWN protocol; KILL of a park id unparks (nothing is reported for a
+ * parked kid).
  *
  * Spawner invariants: it only ever blocks in poll() or in a send to the daemon (the zygote's
- * socket is non-blocking); a bad request is
- * answered with ERROR and never ends the loop; sandbox setup happens in the children, so several
- * can be in flight (a child still setting up after 10 s is killed and reported). When the daemon's
- * end closes (spawner_stop, daemon death) or SIGTERM arrives (its parent-death signal), it
- * SIGKILLs every sandbox it started, reaps them and exits. Each sandbox init also has SIGKILL as
- * its parent-death signal, so not even a SIGKILLed spawner leaves orphans.
+ * socket is non-blocking); a bad request is answered with ERROR and never ends the loop; sandbox
+ * setup happens in the children, so several can be in flight (a child still setting up after
+ * 10 s is killed and reported). When the daemon's end closes (spawner_stop, daemon death) or
+ * SIGTERM arrives (its parent-death signal), it SIGKILLs every sandbox it started (and the
+ * zygote), reaps them and exits. Each sandbox init also has SIGKILL as its parent-death signal,
+ * so not even a SIGKILLed spawner leaves orphans.
  *
  * Daemon invariants: nothing blocks the loop (sends that would block are queued); callbacks run
  * only from the loop's poll callback, never from inside spawner_spawn/spawner_make_netns.
