@@ -75,6 +75,8 @@ struct msg_hdr {
 #define SETUP_TIMEOUT_MS 10000
 #define STOP_WAIT_MS 5000
 #define READY_WAIT_MS 10000
+/* A zygote that answers no park for this long (start-up included) is replaced. */
+#define ZYGOTE_ANSWER_MS 30000
 
 static int send_msg(int fd, uint32_t type, int32_t arg, uint64_t id, const void *payload,
                     size_t len, const int *fds, size_t nfds)
@@ -172,6 +174,7 @@ struct zygote_proc {
     struct nb_buf key; /* the argv+envp part of the request that started it */
     uint64_t *pending; /* park ids sent to it, not answered yet */
     size_t npending, cappending;
+    uint64_t deadline_ns; /* while parks are pending: the zygote must answer one by then */
 };
 
 struct spawner_proc {
@@ -549,6 +552,8 @@ static void handle_park_zygote(struct spawner_proc *s, uint64_t id, const void *
                     z->cappending = z->cappending ? 2 * z->cappending : 16;
                     z->pending = xrealloc(z->pending, z->cappending * sizeof(*z->pending));
                 }
+                if (z->npending == 0)
+                    z->deadline_ns = mono_ns() + (uint64_t)ZYGOTE_ANSWER_MS * 1000000;
                 z->pending[z->npending++] = id;
             } else {
                 err_set(&e, -r, "cannot send to the python zygote: %s", strerror(-r));
@@ -583,6 +588,7 @@ static void zygote_read(struct spawner_proc *s)
         struct nb_zygote_msg h;
         memcpy(&h, buf, sizeof(h));
         struct nb_err e = {0};
+        z->deadline_ns = mono_ns() + (uint64_t)ZYGOTE_ANSWER_MS * 1000000; /* it is alive */
         if (!zygote_unpend(z, h.id)) {
             log_warn("msg=\"zygote reply for unknown park\" id=%llu", (unsigned long long)h.id);
             if (h.type == ZY_PARKED && nfds >= 1)
@@ -834,6 +840,8 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
             if (waiting && s.kids[i].deadline_ns < next)
                 next = s.kids[i].deadline_ns;
         }
+        if (s.zy.npending && s.zy.deadline_ns < next)
+            next = s.zy.deadline_ns;
         int timeout = next == UINT64_MAX ? -1 : next <= now ? 0 : (int)((next - now) / 1000000 + 1);
         if (poll(pfds, np, timeout) < 0) {
             if (errno == EINTR)
@@ -859,6 +867,8 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
         /* 2b. The zygote's replies (new kids are appended: indexes above stay valid). */
         if (pfds[2].revents && s.zy.sock >= 0)
             zygote_read(&s);
+        if (s.zy.npending && mono_ns() >= s.zy.deadline_ns)
+            zygote_lost(&s, "did not answer"); /* hung: killed; the next park starts another */
         /* 3. Requests. A few per round so exits are not starved. */
         if (pfds[0].revents & POLLIN) {
             for (int i = 0; i < 32 && !s.peer_gone; i++) {
