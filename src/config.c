@@ -36,6 +36,7 @@ static int check_abs_path(const char *v, struct nb_err *err);
 static int check_runtime_dir(const char *v, struct nb_err *err);
 static int check_cgroup_name(const char *v, struct nb_err *err);
 static int check_master_key(const char *v, struct nb_err *err);
+static int check_zygote(const char *v, struct nb_err *err);
 
 #define OFF(f) offsetof(struct nb_config, f)
 static const struct row table[] = {
@@ -71,6 +72,12 @@ static const struct row table[] = {
      "network namespaces kept ready for new instances"},
     {"park_pool", K_INT, OFF(park_pool), "4", 0, 1000, NULL, F_RELOAD,
      "sandboxes kept parked (cloned and attached to fresh cgroups) for new instances; 0 = off"},
+    {"python_zygote", K_STR, OFF(python_zygote), "auto", 0, 0, check_zygote, 0,
+     "Python zygote (pre-initialised interpreter that forks python3.x instances): auto = the "
+     "_nimbus_zygote.so built or installed with nimbus, off = plain starts only, or its path"},
+    {"zygote_pool", K_INT, OFF(zygote_pool), "2", 0, 1000, NULL, F_RELOAD,
+     "sandboxes kept parked in the Python zygote, once a Python function has started; 0 = off "
+     "(functions opt out with NIMBUS_ZYGOTE=0)"},
     {"cgroup_parent", K_STR, OFF(cgroup_parent), "nimbus", 0, 0, check_cgroup_name, 0,
      "cgroup (v1) under which instances' groups are made; stale groups there are removed at "
      "start; give each daemon on a host its own"},
@@ -169,6 +176,11 @@ static int check_abs_path(const char *v, struct nb_err *err)
 static int check_runtime_dir(const char *v, struct nb_err *err)
 {
     return strcmp(v, "auto") ? check_abs_path(v, err) : 0;
+}
+
+static int check_zygote(const char *v, struct nb_err *err)
+{
+    return strcmp(v, "auto") && strcmp(v, "off") ? check_abs_path(v, err) : 0;
 }
 
 static int check_cgroup_name(const char *v, struct nb_err *err)

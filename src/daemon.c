@@ -296,6 +296,37 @@ static int setup_auth(struct nb_daemon *d, struct nb_err *err)
 }
 /* END auth */
 
+/* The Python zygote's extension: beside the binary in a build tree (<build>/src/), else where
+ * `meson install` puts it. "" (no zygote) when off or not found. */
+static void find_zygote_module(struct nb_daemon *d)
+{
+    const char *v = d->cfg.python_zygote;
+    d->zygote_module[0] = '\0';
+    if (!strcmp(v, "off"))
+        return;
+    if (strcmp(v, "auto")) {
+        snprintf(d->zygote_module, sizeof(d->zygote_module), "%s", v);
+        return;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        _cleanup_free_ char *p = xasprintf("%s/_nimbus_zygote.so", exe);
+        if (access(p, R_OK) == 0) {
+            snprintf(d->zygote_module, sizeof(d->zygote_module), "%s", p);
+            return;
+        }
+    }
+    if (access(NIMBUS_ZYGOTE_INSTALLED, R_OK) == 0)
+        snprintf(d->zygote_module, sizeof(d->zygote_module), "%s", NIMBUS_ZYGOTE_INSTALLED);
+    else
+        log_info("no python zygote module found: python functions start the plain way");
+}
+
 static int setup(struct runtime *rt, struct nb_err *err)
 {
     struct nb_daemon *d = &rt->d;
@@ -315,6 +346,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     if (!realpath(d->cfg.runtime_dir, d->runtime_dir_abs))
         return err_set(err, errno, "cannot resolve runtime dir '%s': %s", d->cfg.runtime_dir,
                        strerror(errno));
+    find_zygote_module(d);
     if ((rc = cgroup_setup_at(d->cfg.cgroup_parent, err)) < 0)
         return rc;
     d->store = store_open(d->cfg.data_dir, err);

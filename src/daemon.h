@@ -65,6 +65,8 @@ struct nb_daemon {
     struct nb_eic_table *eic; /* event invoke configs (async_config.c) */
     uint64_t started_ms;
     char runtime_dir_abs[4096];
+    char zygote_module[4096]; /* the _nimbus_zygote extension; "" = no Python zygote */
+    bool zygote_wanted;       /* a Python instance was started: keep zygote slots (park_pool.c) */
 };
 
 /* Runs `nimbus serve` with cfg (consumed) until SIGTERM/SIGINT and the drain are done. Starts

@@ -297,6 +297,44 @@ static const char *const *build_argv(struct nb_instance *inst, const char *code_
     return argv;
 }
 
+const char *const instance_default_env[] = {
+    "PATH=/usr/local/bin:/usr/bin:/bin:/opt/bin",
+    "LANG=en_US.UTF-8",
+    "TZ=:UTC",
+    "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
+    "/var/task:/var/task/lib:/opt/lib",
+    "NODE_PATH=/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:"
+    "/var/runtime/node_modules",
+    NULL,
+};
+
+/* Whether a Python instance may come from the zygote: the daemon has one, and the function neither
+ * opts out (NIMBUS_ZYGOTE=0) nor sets a variable the interpreter or the dynamic loader only read
+ * at process start (the zygote started with the platform's defaults). Such functions start the
+ * plain way, which always behaves as documented. */
+static bool zygote_fits(struct nb_instance *inst)
+{
+    const struct nb_function *f = inst->cfg;
+    struct nb_daemon *d = inst->d;
+    if (f->kind != NB_RT_PYTHON || !d->zygote_module[0] || d->cfg.zygote_pool <= 0)
+        return false;
+    const char *k;
+    json_t *v;
+    json_object_foreach (f->env, k, v) {
+        if (!strcmp(k, "NIMBUS_ZYGOTE") && !strcmp(json_string_value(v), "0"))
+            return false;
+        if (!strncmp(k, "PYTHON", 6) || !strncmp(k, "LC_", 3) || !strncmp(k, "LD_", 3) ||
+            !strncmp(k, "MALLOC_", 7) || !strcmp(k, "LANG") || !strcmp(k, "LANGUAGE") ||
+            !strcmp(k, "GLIBC_TUNABLES"))
+            return false;
+    }
+    if (!d->zygote_wanted) {
+        d->zygote_wanted = true; /* from now on the pool keeps zygote slots */
+        park_pool_fill(d);
+    }
+    return true;
+}
+
 static const char *const *build_env(struct nb_instance *inst, struct nb_arena *a)
 {
     const struct nb_function *f = inst->cfg;
@@ -312,16 +350,8 @@ static const char *const *build_env(struct nb_instance *inst, struct nb_arena *a
      * users set PATH, LANG, TZ, LD_LIBRARY_PATH, NODE_PATH...). Each key appears once: with a
      * duplicate, libc's getenv, Python and sh would each pick a different one. Reserved keys
      * never come from the user (function.c refuses them). */
-    static const char *const unreserved[] = {
-        "PATH=/usr/local/bin:/usr/bin:/bin:/opt/bin",
-        "LANG=en_US.UTF-8",
-        "TZ=:UTC",
-        "LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
-        "/var/task:/var/task/lib:/opt/lib",
-        "NODE_PATH=/opt/nodejs/node20/node_modules:/opt/nodejs/node_modules:"
-        "/var/runtime/node_modules",
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(unreserved); i++) {
+    const char *const *unreserved = instance_default_env;
+    for (size_t i = 0; unreserved[i]; i++) {
         const char *eq = strchr(unreserved[i], '=');
         char key[32];
         snprintf(key, sizeof(key), "%.*s", (int)(eq - unreserved[i]), unreserved[i]);
@@ -382,8 +412,14 @@ static void spawn_now(struct nb_instance *inst)
         .cpu_period_us = NB_CPU_PERIOD_US,
         .cpu_quota_us = 0, /* full CPU during init; the share is applied at the first `next` */
     };
-    /* A parked sandbox is already in its (fresh) groups: no cgroup attach on this path. */
-    uint64_t park_id = park_pool_take(d, &lim, &inst->cg);
+    /* A parked sandbox is already in its (fresh) groups: no cgroup attach on this path. A
+     * Python function takes one parked in the zygote if it may and one is ready. */
+    uint64_t park_id = zygote_fits(inst) ? park_pool_take_zygote(d, &lim, &inst->cg) : 0;
+    inst->zygote = park_id != 0;
+    if (!park_id)
+        park_id = park_pool_take(d, &lim, &inst->cg);
+    log_debug("instance spawn function=%s instance=%llu zygote=%d parked=%d", inst->fn->name,
+              (unsigned long long)inst->id, inst->zygote, park_id != 0);
     if (!park_id && cgroup_create(&inst->cg, inst->cg_name, &lim, &err) < 0) {
         arena_release(&a);
         fail_start(inst, err.msg);

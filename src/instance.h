@@ -53,6 +53,9 @@ struct nb_inv_result {
     size_t len;
 };
 typedef void (*nb_invoke_done_cb)(struct nb_invocation *inv, const struct nb_inv_result *res);
+/* The platform's default environment ("K=V", NULL-terminated): an instance gets each one its
+ * function does not set (NODE_PATH only for nodejs); the Python zygote starts with them. */
+extern const char *const instance_default_env[];
 
 struct nb_invocation {
     struct nb_daemon *d;
@@ -95,6 +98,7 @@ struct nb_instance {
     pid_t pid;
     int pidfd;
     bool spawned, exited, killed;
+    bool zygote; /* started from the Python zygote */
     int wstatus;
     uv_poll_t out_poll, err_poll;
     int out_fd, err_fd;

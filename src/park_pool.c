@@ -10,35 +10,67 @@
  * logged and not retried until the next fill, so a broken host costs one attempt per cold start,
  * never a loop.
  *
+ * Two lists: plain slots (cloned by the spawner, for any runtime) and zygote slots (cloned by the
+ * Python zygote, for python3.x functions; cfg.zygote_pool of them, filled only once a Python
+ * instance was started, so daemons without Python functions never start a zygote). A zygote that
+ * cannot park (it does not start, or died) is retried after a back-off of 1 s doubling to 60 s, so
+ * a broken interpreter costs one start attempt per back-off, not one per cold start.
+ *
  * A take schedules the refill REFILL_DELAY_MS later instead of doing it at once: the spawner
  * serves requests in order and the host has few CPUs, so a park (clone + attach) issued next to
- * the spawn would slow the very start it replaces. The timer is never restarted while pending,
- * so a steady stream of takes cannot starve the refill.
+ * the spawn would slow the very start it replaces. After a zygote take the wait is longer
+ * (ZYGOTE_REFILL_DELAY_MS): a zygote-born Python instance needs ~6 ms to its first `next`, and a
+ * refill (cgroup mkdirs on the loop, a clone of the interpreter in the zygote) in the middle of it
+ * measurably delayed that (Init Duration 6 -> 14 ms p50 here). The timer is never restarted while
+ * pending, so a steady stream of takes cannot starve the refill.
  */
 #include "park_pool.h"
 
 #include "cgroup.h"
 #include "daemon.h"
+#include "instance.h"
 #include "log.h"
 #include "spawner.h"
+#include "zygote.h"
+
+#define ZYGOTE_SOCK_FD_ARG ZYGOTE_SOCK_FD
 
 #define MB (1024ull * 1024ull)
 #define PARK_MEMORY_BYTES (128 * MB) /* until the taker sets the function's limits */
 #define REFILL_DELAY_MS 10
+#define ZYGOTE_REFILL_DELAY_MS 25
+#define ZYGOTE_BACKOFF_MIN_MS 1000
+#define ZYGOTE_BACKOFF_MAX_MS 60000
+
+enum kind { PLAIN, ZYGOTE, N_KINDS };
 
 struct slot {
     struct slot *next;
     struct nb_daemon *d;
     struct nb_cgroup cg;
     uint64_t park_id; /* 0 while pending */
+    enum kind kind;
+};
+
+struct list {
+    struct slot *ready, *pending;
+    size_t n_ready, n_pending;
 };
 
 struct nb_park_pool {
     uv_timer_t refill; /* data: the daemon; the pool is freed in its close callback */
-    struct slot *ready, *pending;
-    size_t n_ready, n_pending;
-    uint64_t seq; /* names p<seq>-<pid> */
+    struct list lists[N_KINDS];
+    uint64_t seq;               /* names p<seq>-<pid> */
+    uint64_t zygote_retry_ns;   /* no zygote parks before (mono) */
+    uint64_t zygote_backoff_ms; /* next back-off */
 };
+
+static size_t want(struct nb_daemon *d, enum kind k)
+{
+    if (k == PLAIN)
+        return (size_t)d->cfg.park_pool;
+    return d->zygote_wanted && d->zygote_module[0] ? (size_t)d->cfg.zygote_pool : 0;
+}
 
 static void discard(struct nb_daemon *d, struct slot *s)
 {
@@ -53,21 +85,33 @@ static void on_parked(void *data, int rc, uint64_t park_id, const struct nb_err 
     struct nb_daemon *d = s->d;
     s->park_id = rc == 0 ? park_id : 0;
     struct nb_park_pool *p = d->park;
-    for (struct slot **pp = &p->pending; *pp; pp = &(*pp)->next)
+    struct list *l = &p->lists[s->kind];
+    for (struct slot **pp = &l->pending; *pp; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;
             break;
         }
-    p->n_pending--;
+    l->n_pending--;
     if (rc < 0) {
-        log_err("cannot park a sandbox err=\"%s\"", err ? err->msg : "?");
+        if (s->kind == ZYGOTE) {
+            p->zygote_retry_ns = mono_ns() + p->zygote_backoff_ms * 1000000ull;
+            log_err("cannot park a sandbox in the python zygote err=\"%s\" retry_ms=%llu",
+                    err ? err->msg : "?", (unsigned long long)p->zygote_backoff_ms);
+            p->zygote_backoff_ms = p->zygote_backoff_ms * 2 > ZYGOTE_BACKOFF_MAX_MS
+                                       ? ZYGOTE_BACKOFF_MAX_MS
+                                       : p->zygote_backoff_ms * 2;
+        } else {
+            log_err("cannot park a sandbox err=\"%s\"", err ? err->msg : "?");
+        }
         discard(d, s);
         return;
     }
-    s->next = p->ready;
-    p->ready = s;
-    p->n_ready++;
-    if (p->n_ready > (size_t)d->cfg.park_pool)
+    if (s->kind == ZYGOTE)
+        p->zygote_backoff_ms = ZYGOTE_BACKOFF_MIN_MS;
+    s->next = l->ready;
+    l->ready = s;
+    l->n_ready++;
+    if (l->n_ready > want(d, s->kind))
         park_pool_fill(d); /* lowered by a reload meanwhile */
 }
 
@@ -79,30 +123,61 @@ static void on_refill(uv_timer_t *t)
 void park_pool_init(struct nb_daemon *d)
 {
     d->park = xcalloc(1, sizeof(*d->park));
+    d->park->zygote_backoff_ms = ZYGOTE_BACKOFF_MIN_MS;
     uv_timer_init(d->loop, &d->park->refill);
     d->park->refill.data = d;
 }
 
+/* The zygote's command line and environment: the interpreter Python functions run, the
+ * platform's default environment (what an instance gets unless its function sets otherwise). */
+static int park_zygote(struct nb_daemon *d, struct slot *s, struct nb_err *err)
+{
+    _cleanup_free_ char *script = xasprintf("%s/python/zygote.py", d->runtime_dir_abs);
+    char fd[16];
+    snprintf(fd, sizeof(fd), "%d", ZYGOTE_SOCK_FD_ARG);
+    const char *argv[] = {d->cfg.python, "-s", script, d->zygote_module, fd, NULL};
+    const char *envp[16];
+    size_t n = 0;
+    for (size_t i = 0; instance_default_env[i] && n < ARRAY_SIZE(envp) - 2; i++)
+        if (strncmp(instance_default_env[i], "NODE_PATH=", 10))
+            envp[n++] = instance_default_env[i];
+    /* Room for an instance's environment in the process' own environment area, for
+     * /proc/self/environ when PR_SET_MM is not allowed (sandbox.c). Lambda caps a function's
+     * variables at 4 KB; the platform's add about 1 KB. */
+    static char pad[sizeof("_NIMBUS_ZYGOTE_PAD=") + 16384];
+    if (!pad[0]) {
+        memset(pad, 'x', sizeof(pad) - 1);
+        memcpy(pad, "_NIMBUS_ZYGOTE_PAD=", strlen("_NIMBUS_ZYGOTE_PAD="));
+    }
+    envp[n++] = pad;
+    envp[n] = NULL;
+    return spawner_park_zygote(d->spawner, argv, envp, (const char *const *)s->cg.dirs, on_parked,
+                               s, err);
+}
+
 /* One park request; false when it could not even be sent (logged). */
-static bool request(struct nb_daemon *d)
+static bool request(struct nb_daemon *d, enum kind k)
 {
     struct nb_park_pool *p = d->park;
     struct slot *s = xcalloc(1, sizeof(*s));
     s->d = d;
+    s->kind = k;
     char name[48];
     snprintf(name, sizeof(name), "p%llu-%d", (unsigned long long)++p->seq, (int)getpid());
     struct nb_cgroup_limits lim = {.memory_bytes = PARK_MEMORY_BYTES, .pids_max = d->cfg.pids_max};
     struct nb_err err = {0};
     if (cgroup_create(&s->cg, name, &lim, &err) < 0 ||
-        spawner_park(d->spawner, (const char *const *)s->cg.dirs, on_parked, s, &err) < 0) {
+        (k == PLAIN ? spawner_park(d->spawner, (const char *const *)s->cg.dirs, on_parked, s, &err)
+                    : park_zygote(d, s, &err)) < 0) {
         log_err("cannot park a sandbox err=\"%s\"", err.msg);
         cgroup_destroy(&s->cg);
         free(s);
         return false;
     }
-    s->next = p->pending;
-    p->pending = s;
-    p->n_pending++;
+    struct list *l = &p->lists[k];
+    s->next = l->pending;
+    l->pending = s;
+    l->n_pending++;
     return true;
 }
 
@@ -111,30 +186,37 @@ void park_pool_fill(struct nb_daemon *d)
     struct nb_park_pool *p = d->park;
     if (!p)
         return;
-    size_t want = (size_t)d->cfg.park_pool;
-    while (p->n_ready > want) {
-        struct slot *s = p->ready;
-        p->ready = s->next;
-        p->n_ready--;
-        discard(d, s);
+    for (enum kind k = PLAIN; k < N_KINDS; k++) {
+        struct list *l = &p->lists[k];
+        size_t w = want(d, k);
+        while (l->n_ready > w) {
+            struct slot *s = l->ready;
+            l->ready = s->next;
+            l->n_ready--;
+            discard(d, s);
+        }
+        if (k == ZYGOTE && mono_ns() < p->zygote_retry_ns)
+            continue;
+        while (l->n_ready + l->n_pending < w && request(d, k))
+            ;
     }
-    while (p->n_ready + p->n_pending < want && request(d))
-        ;
 }
 
-uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
-                        struct nb_cgroup *cg)
+static uint64_t take(struct nb_daemon *d, enum kind k, const struct nb_cgroup_limits *lim,
+                     struct nb_cgroup *cg)
 {
     struct nb_park_pool *p = d->park;
     if (!p)
         return 0;
     if (!uv_is_active((uv_handle_t *)&p->refill))
-        uv_timer_start(&p->refill, on_refill, REFILL_DELAY_MS, 0);
-    if (!p->ready)
+        uv_timer_start(&p->refill, on_refill,
+                       k == ZYGOTE ? ZYGOTE_REFILL_DELAY_MS : REFILL_DELAY_MS, 0);
+    struct list *l = &p->lists[k];
+    if (!l->ready)
         return 0;
-    struct slot *s = p->ready;
-    p->ready = s->next;
-    p->n_ready--;
+    struct slot *s = l->ready;
+    l->ready = s->next;
+    l->n_ready--;
     struct nb_err err = {0};
     if (cgroup_set_limits(&s->cg, lim, &err) < 0) {
         log_err("cannot use a parked sandbox err=\"%s\"", err.msg);
@@ -147,6 +229,18 @@ uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
     return id;
 }
 
+uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
+                        struct nb_cgroup *cg)
+{
+    return take(d, PLAIN, lim, cg);
+}
+
+uint64_t park_pool_take_zygote(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
+                               struct nb_cgroup *cg)
+{
+    return take(d, ZYGOTE, lim, cg);
+}
+
 static void on_closed(uv_handle_t *h)
 {
     free(h->data); /* the pool */
@@ -157,18 +251,21 @@ void park_pool_release(struct nb_daemon *d)
     struct nb_park_pool *p = d->park;
     if (!p)
         return;
-    while (p->ready) {
-        struct slot *s = p->ready;
-        p->ready = s->next;
-        discard(d, s);
-    }
-    while (p->pending) {
-        /* spawner_stop follows in the same loop turn and drops pending callbacks, so nobody
-         * else will free it; its child dies with the spawner */
-        struct slot *s = p->pending;
-        p->pending = s->next;
-        cgroup_destroy(&s->cg); /* kills the child if it is attached already */
-        free(s);
+    for (enum kind k = PLAIN; k < N_KINDS; k++) {
+        struct list *l = &p->lists[k];
+        while (l->ready) {
+            struct slot *s = l->ready;
+            l->ready = s->next;
+            discard(d, s);
+        }
+        while (l->pending) {
+            /* spawner_stop follows in the same loop turn and drops pending callbacks, so nobody
+             * else will free it; its child dies with the spawner */
+            struct slot *s = l->pending;
+            l->pending = s->next;
+            cgroup_destroy(&s->cg); /* kills the child if it is attached already */
+            free(s);
+        }
     }
     p->refill.data = p;
     uv_close((uv_handle_t *)&p->refill, on_closed);
@@ -177,5 +274,5 @@ void park_pool_release(struct nb_daemon *d)
 
 size_t park_pool_n_ready(struct nb_daemon *d)
 {
-    return d->park ? d->park->n_ready : 0;
+    return d->park ? d->park->lists[PLAIN].n_ready + d->park->lists[ZYGOTE].n_ready : 0;
 }

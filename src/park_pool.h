@@ -28,11 +28,16 @@ void park_pool_fill(struct nb_daemon *d);
  * Either way the pool refills ~10 ms later, after the spawner has served the caller's spawn. */
 uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
                         struct nb_cgroup *cg);
+/* The same for a python3.x instance, from the zygote slots (cfg.zygote_pool, filled once
+ * d->zygote_wanted is set): the child runs the Python zygote's pre-initialised interpreter. 0 when
+ * none is ready: use park_pool_take (a plain start). */
+uint64_t park_pool_take_zygote(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
+                               struct nb_cgroup *cg);
 /* Shutdown, right before spawner_stop in the same loop turn (pending park callbacks are then never
  * called): unparks and destroys every slot, frees those still in flight, and frees d->park (NULL
  * after; the calls above then do nothing). */
 void park_pool_release(struct nb_daemon *d);
-/* Ready slots now (0 without a pool); for /metrics. */
+/* Ready slots now, plain and zygote (0 without a pool); for /metrics. */
 size_t park_pool_n_ready(struct nb_daemon *d);
 
 #endif

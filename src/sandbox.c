@@ -11,6 +11,9 @@
  * signals to it, reaps orphans and exits with the runtime's status (128+signal when killed).
  * sandbox_park clones the same child ahead of time; it stops after the cgroup namespace step and
  * waits for its spec (await_spec), then goes on exactly as above (one code path, split there).
+ * Zygote mode (env->run, zygote.h): the same child, cloned by the Python zygote with CLONE_PARENT;
+ * the init fork()s the runtime before dropping its own privileges, and the runtime child drops
+ * its own, loads the same filter and calls env->run instead of execve (run_zygote_runtime).
  *
  * Invariants: every step is checked; the first failure is written to the CLOEXEC status pipe and
  * the child exits (fail closed) - a half-built sandbox never runs code. Nothing here links the
@@ -631,8 +634,133 @@ static int exit_code_of(int wstatus)
     return 255;
 }
 
+static void tie_to_spawner(const struct nb_sandbox_env *env);
+
+/* Zygote mode: the signal dispositions of the interpreter (Python's own SIGINT, SIGPIPE...
+ * handlers), saved by run_init before it installs its own, restored in the runtime child. */
+static struct sigaction zygote_saved[NSIG];
+
+/* The argv and environment areas of this process as the kernel shows them in /proc/self/cmdline
+ * and /proc/self/environ (fields 48-51 of /proc/self/stat). */
+static bool mm_areas(unsigned long long v[4])
+{
+    char *stat = NULL;
+    if (read_file("/proc/self/stat", &stat, NULL) < 0)
+        return false;
+    char *p = strrchr(stat, ')');
+    int got = 0;
+    for (int field = 3; p && field <= 51; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            break;
+        p++;
+        if (field >= 48)
+            v[got++] = strtoull(p, NULL, 10);
+    }
+    free(stat);
+    return got == 4 && v[1] > v[0] && v[3] > v[2];
+}
+
+/* Writes strs NUL-separated into [start, end) as far as whole strings fit; zeroes the rest (the
+ * kernel then reads the strings followed by NULs). */
+static void fill_area(char *start, char *end, char *const *strs)
+{
+    char *p = start;
+    for (size_t i = 0; strs[i]; i++) {
+        size_t n = strlen(strs[i]) + 1;
+        if ((size_t)(end - p) < n)
+            break;
+        memcpy(p, strs[i], n);
+        p += n;
+    }
+    memset(p, 0, (size_t)(end - p));
+}
+
+/* Zygote mode: makes /proc/self/cmdline and /proc/self/environ read req's argv and envp (as after
+ * an execve of them) and points environ at envp. With CAP_SYS_RESOURCE (PR_SET_MM) the areas are
+ * moved to a new block; without it, they are rewritten in place - the zygote is started with a
+ * padding variable so that its environment area has room (park_pool.c). */
+static void zygote_set_image(const struct nb_sandbox_req *req)
+{
+    size_t alen = 0, elen = 0, envc = 0;
+    for (size_t i = 0; req->argv[i]; i++)
+        alen += strlen(req->argv[i]) + 1;
+    for (; req->envp[envc]; envc++)
+        elen += strlen(req->envp[envc]) + 1;
+    char *block = xmalloc(alen + elen + 1), *p = block;
+    char **env = xcalloc(envc + 1, sizeof(char *));
+    for (size_t i = 0; req->argv[i]; i++)
+        p = stpcpy(p, req->argv[i]) + 1;
+    for (size_t i = 0; i < envc; i++) {
+        env[i] = p;
+        p = stpcpy(p, req->envp[i]) + 1;
+    }
+    environ = env; /* never freed: the process' environment from now on */
+    /* Each call must keep start <= end: the block lies below the original stack area, so the
+     * starts move first. */
+    bool moved =
+        prctl(PR_SET_MM, PR_SET_MM_ARG_START, (unsigned long)block, 0, 0) == 0 &&
+        prctl(PR_SET_MM, PR_SET_MM_ARG_END, (unsigned long)(block + alen), 0, 0) == 0 &&
+        prctl(PR_SET_MM, PR_SET_MM_ENV_START, (unsigned long)(block + alen), 0, 0) == 0 &&
+        prctl(PR_SET_MM, PR_SET_MM_ENV_END, (unsigned long)(block + alen + elen), 0, 0) == 0;
+    unsigned long long a[4];
+    if (!moved && mm_areas(a)) {
+        fill_area((char *)(uintptr_t)a[0], (char *)(uintptr_t)a[1], req->argv);
+        fill_area((char *)(uintptr_t)a[2], (char *)(uintptr_t)a[3], req->envp);
+    }
+    const char *base = strrchr(req->argv[0], '/');
+    (void)prctl(PR_SET_NAME, base ? base + 1 : req->argv[0], 0, 0, 0);
+}
+
+/* Zygote mode: the runtime child, forked (not vfork'd: it goes on running the zygote's
+ * interpreter) by the init while both are still privileged. Same steps as run_runtime, plus
+ * its own privilege drop (the init drops its own after the fork), and run() instead of execve. */
+static _Noreturn void run_zygote_runtime(struct child_ctx *c)
+{
+    for (int sig = 1; sig < NSIG; sig++)
+        (void)sigaction(sig, &zygote_saved[sig], NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+        die_errno("cannot unblock signals");
+    int nul = open("/dev/null", O_RDWR);
+    if (nul < 0)
+        die_errno("cannot open '/dev/null'");
+    /* 0-2 were closed when the init started, so nul is 0; out_fd and err_fd are >= 3. */
+    if ((nul != 0 && dup2(nul, 0) < 0) || dup2(c->out_fd, 1) < 0 || dup2(c->err_fd, 2) < 0)
+        die_errno("cannot set up stdio");
+    if (nul > 2)
+        close(nul);
+    close(c->out_fd); /* not exec'ing: close what CLOEXEC would have */
+    close(c->err_fd);
+    struct rlimit nocore = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &nocore) < 0)
+        die_errno("cannot disable core dumps");
+    zygote_set_image(c->req);
+    drop_privileges(c->req);
+    /* An execve by the unprivileged uid would have made the process dumpable again (owner of
+     * its /proc files); the uid switch cleared it. */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+        die_errno("cannot set dumpable");
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, c->env->prog, 0, 0) < 0)
+        die_errno("cannot load the seccomp filter");
+    /* What an execve would leave: stdio only (the spawner's pidfd, the status pipe... were all
+     * CLOEXEC). The status pipe's end-of-file tells the spawner "exec'd" once the init closed
+     * its end too. */
+    if (close_range(3, ~0u, 0) < 0)
+        die_errno("cannot close inherited fds");
+    status_fd = -1;
+    c->env->run(c->req, c->env->run_arg);
+    _exit(SANDBOX_EXIT_EXEC);
+}
+
 static _Noreturn void run_init(struct child_ctx *c)
 {
+    bool zygote = c->env->run != NULL;
+    if (zygote)
+        for (int sig = 1; sig < NSIG; sig++)
+            if (sigaction(sig, NULL, &zygote_saved[sig]) < 0)
+                zygote_saved[sig] = (struct sigaction){.sa_handler = SIG_DFL};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -651,11 +779,20 @@ static _Noreturn void run_init(struct child_ctx *c)
     /* vfork: no copy of this address space (a fork costs ~0.5 ms of a ~2 ms start here). Safe
      * because run_runtime only changes per-task state (handlers, mask, fds, rlimit, seccomp), never
      * returns, and ends in execve or _exit; the init waits until then. */
-    pid_t rt = vfork();
+    pid_t rt = zygote ? fork() : vfork();
     if (rt < 0)
         die_errno("cannot fork the runtime");
-    if (rt == 0)
+    if (rt == 0) {
+        if (zygote)
+            run_zygote_runtime(c);
         run_runtime(c);
+    }
+    if (zygote) {
+        /* The runtime child dropped its own privileges; now the init's. A failure here kills
+         * the init, and with it the runtime (pid namespace). */
+        drop_privileges(c->req);
+        tie_to_spawner(c->env);
+    }
     /* The runtime child now holds the only status pipe end: end-of-file there = exec'd. */
     close(status_fd);
     close(c->out_fd);
@@ -811,8 +948,10 @@ static _Noreturn void child_main(struct child_ctx *c)
         die_errno("cannot create the network namespace");
     }
     build_root(c);
-    drop_privileges(c->req);
-    tie_to_spawner(c->env);
+    if (!c->env->run) { /* zygote mode: run_init forks the runtime first (see there) */
+        drop_privileges(c->req);
+        tie_to_spawner(c->env);
+    }
     run_init(c);
 }
 
@@ -852,9 +991,10 @@ static int start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *
     int pidfd = -1;
     struct clone_args args = {
         .flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
-                 (netns_fd < 0 && !park ? CLONE_NEWNET : 0),
+                 (netns_fd < 0 && !park ? CLONE_NEWNET : 0) | (env->run ? CLONE_PARENT : 0),
         .pidfd = (uint64_t)(uintptr_t)&pidfd,
-        .exit_signal = SIGCHLD,
+        /* with CLONE_PARENT the child inherits the caller's exit signal (clone3 insists on 0) */
+        .exit_signal = env->run ? 0 : SIGCHLD,
     };
     /* stack 0: the child continues on a copy of this stack, like fork(). */
     long pid = syscall(SYS_clone3, &args, sizeof(args));

@@ -59,6 +59,15 @@ struct nb_sandbox_env {
     const struct sock_fprog *prog; /* seccomp program loaded right before execve */
     const char *root_dir;          /* SANDBOX_ROOT_DIR */
     int spawner_pidfd;             /* the spawner's own pidfd (parent-death check), or -1 */
+    /* Zygote mode (zygote.h), NULL in the spawner: the sandbox is cloned with CLONE_PARENT, so
+     * it is the spawner's child, not the caller's; the init fork()s the runtime child before
+     * dropping its own privileges, and the runtime child - after the very same setup as a
+     * fresh runtime (its own privilege drop, verified; stdio; seccomp), with /proc/self/cmdline
+     * and /proc/self/environ showing req's argv and envp, and the status pipe closed - calls
+     * run(req, run_arg) instead of execve. run must not return (it longjmps back into the
+     * zygote's interpreter); if it does, the runtime exits with SANDBOX_EXIT_EXEC. */
+    void (*run)(const struct nb_sandbox_req *req, void *run_arg);
+    void *run_arg;
 };
 
 /* A started sandbox, as the spawner sees it. All fds are CLOEXEC and owned by the caller. */

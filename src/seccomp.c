@@ -71,6 +71,22 @@ static const char *const deny_eperm[] = {
     "quotactl_fd",
 };
 
+/* The part of deny_eperm the zygote's own filter denies: everything but what its sandbox children
+ * need before they load the instance filter (mounts, pivot_root, unshare, setns, namespace
+ * clones). A subset, with the same errno, so that an instance - which carries both filters - sees
+ * exactly the instance filter's answers. */
+static bool zygote_may(const char *name)
+{
+    static const char *const needed[] = {
+        "mount",  "umount",   "umount2", "pivot_root", "chroot",        "move_mount", "open_tree",
+        "fsopen", "fsconfig", "fsmount", "fspick",     "mount_setattr", "unshare",    "setns",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(needed); i++)
+        if (!strcmp(needed[i], name))
+            return true;
+    return false;
+}
+
 /* clone(2) flags that create namespaces. CLONE_NEWTIME (0x80) is left out: for clone(2) that bit
  * is part of the exit signal, and clone3 is refused as a whole. */
 static const uint64_t clone_ns_flags[] = {
@@ -84,10 +100,12 @@ static void ctx_releasep(scmp_filter_ctx *ctx)
         seccomp_release(*ctx);
 }
 
-static int add_rules(scmp_filter_ctx ctx, struct nb_err *err)
+static int add_rules(scmp_filter_ctx ctx, bool zygote, struct nb_err *err)
 {
     int r;
     for (size_t i = 0; i < ARRAY_SIZE(deny_eperm); i++) {
+        if (zygote && zygote_may(deny_eperm[i]))
+            continue;
         int nr = seccomp_syscall_resolve_name(deny_eperm[i]);
         if (nr == __NR_SCMP_ERROR)
             continue; /* not a syscall on this architecture */
@@ -96,6 +114,8 @@ static int add_rules(scmp_filter_ctx ctx, struct nb_err *err)
             return err_set(err, r, "cannot add seccomp rule for '%s': %s", deny_eperm[i],
                            strerror(-r));
     }
+    if (zygote)
+        return 0;
     for (size_t i = 0; i < ARRAY_SIZE(clone_ns_flags); i++) {
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
                              SCMP_A0(SCMP_CMP_MASKED_EQ, clone_ns_flags[i], clone_ns_flags[i]));
@@ -140,7 +160,7 @@ static int export_prog(scmp_filter_ctx ctx, struct sock_fprog *prog, struct nb_e
     return 0;
 }
 
-int seccomp_build(struct sock_fprog *prog, struct nb_err *err)
+static int build(struct sock_fprog *prog, bool zygote, struct nb_err *err)
 {
     _cleanup_(ctx_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx)
@@ -151,8 +171,18 @@ int seccomp_build(struct sock_fprog *prog, struct nb_err *err)
     /* A binary tree of syscall numbers loads faster than a linear list (see notes/sandbox.md
      * §6); older libseccomp may refuse the attribute, which only costs load time. */
     (void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
-    r = add_rules(ctx, err);
+    r = add_rules(ctx, zygote, err);
     if (r < 0)
         return r;
     return export_prog(ctx, prog, err);
+}
+
+int seccomp_build(struct sock_fprog *prog, struct nb_err *err)
+{
+    return build(prog, false, err);
+}
+
+int seccomp_build_zygote(struct sock_fprog *prog, struct nb_err *err)
+{
+    return build(prog, true, err);
 }

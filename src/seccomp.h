@@ -17,6 +17,10 @@
 
 /* Builds the filter; prog->filter is malloc'd (free it). */
 int seccomp_build(struct sock_fprog *prog, struct nb_err *err);
+/* The zygote's own filter (zygote.h): the deny-list without the mount family, pivot_root, chroot,
+ * unshare, setns and namespace clones, which its sandbox children need to build themselves; the
+ * rest with the same errno, so stacking it under the instance filter changes no answer. */
+int seccomp_build_zygote(struct sock_fprog *prog, struct nb_err *err);
 
 /* This header shadows libseccomp's <seccomp.h> (src/ is on the include path). seccomp.c defines
  * NIMBUS_WANT_LIBSECCOMP and includes <seccomp.h>: found here through the path, #include_next

@@ -4,18 +4,22 @@
  *
  * Wire: one SOCK_SEQPACKET message per request or reply, a struct msg_hdr followed by a payload,
  * fds as SCM_RIGHTS. Daemon -> spawner: SPAWN (encoded spec, netns fd), MAKE_NETNS (port), KILL
- * (id, signal), PARK (cgroup dirs). Spawner -> daemon: READY once at start, then per request
- * exactly one of SPAWNED (pid; pidfd, stdout, stderr), NETNS (netns fd, listener), PARKED or ERROR
- * (code, text), and for each SPAWNED exactly one EXIT (wait status), always after it. A parked
- * kid is known by its park id until a SPAWN names it: it then takes the SPAWN's id and follows
- * the SPAWN protocol; KILL of a park id unparks (nothing is reported for a parked kid).
+ * (id, signal), PARK (cgroup dirs), PARK_ZYGOTE (the zygote's argv/envp + a park: the kid is
+ * cloned by the Python zygote, zygote.h, which the spawner starts, feeds and reaps; the kid is
+ * the spawner's own child all the same, CLONE_PARENT). Spawner -> daemon: READY once at start,
+ * then per request exactly one of SPAWNED (pid; pidfd, stdout, stderr), NETNS (netns fd,
+ * listener), PARKED or ERROR (code, text), and for each SPAWNED exactly one EXIT (wait status),
+ * always after it. A parked kid is known by its park id until a SPAWN names it: it then takes the
+ * SPAWN's id and follows the SPAWN protocol; KILL of a park id unparks (nothing is reported for a
+ * parked kid).
  *
- * Spawner invariants: it only ever blocks in poll() or in a send to the daemon; a bad request is
- * answered with ERROR and never ends the loop; sandbox setup happens in the children, so several
- * can be in flight (a child still setting up after 10 s is killed and reported). When the daemon's
- * end closes (spawner_stop, daemon death) or SIGTERM arrives (its parent-death signal), it
- * SIGKILLs every sandbox it started, reaps them and exits. Each sandbox init also has SIGKILL as
- * its parent-death signal, so not even a SIGKILLed spawner leaves orphans.
+ * Spawner invariants: it only ever blocks in poll() or in a send to the daemon (the zygote's
+ * socket is non-blocking); a bad request is answered with ERROR and never ends the loop; sandbox
+ * setup happens in the children, so several can be in flight (a child still setting up after
+ * 10 s is killed and reported). When the daemon's end closes (spawner_stop, daemon death) or
+ * SIGTERM arrives (its parent-death signal), it SIGKILLs every sandbox it started (and the
+ * zygote), reaps them and exits. Each sandbox init also has SIGKILL as its parent-death signal,
+ * so not even a SIGKILLed spawner leaves orphans.
  *
  * Daemon invariants: nothing blocks the loop (sends that would block are queued); callbacks run
  * only from the loop's poll callback, never from inside spawner_spawn/spawner_make_netns.
@@ -41,6 +45,7 @@
 #include "log.h"
 #include "sandbox.h"
 #include "seccomp.h"
+#include "zygote.h"
 
 /* ---- wire ------------------------------------------------------------------------------- */
 
@@ -49,6 +54,7 @@ enum msg_type {
     MSG_MAKE_NETNS = 2,
     MSG_KILL = 3,
     MSG_PARK = 4,
+    MSG_PARK_ZYGOTE = 5,
     MSG_READY = 100,
     MSG_SPAWNED = 101,
     MSG_NETNS = 102,
@@ -64,11 +70,13 @@ struct msg_hdr {
     uint64_t id; /* request id chosen by the daemon; 0 = none */
 };
 
-#define MSG_FDS_MAX 4
+#define MSG_FDS_MAX 5
 #define ERROR_TEXT_MAX 500
 #define SETUP_TIMEOUT_MS 10000
 #define STOP_WAIT_MS 5000
 #define READY_WAIT_MS 10000
+/* A zygote that answers no park for this long (start-up included) is replaced. */
+#define ZYGOTE_ANSWER_MS 30000
 
 static int send_msg(int fd, uint32_t type, int32_t arg, uint64_t id, const void *payload,
                     size_t len, const int *fds, size_t nfds)
@@ -158,9 +166,21 @@ struct kid {
     enum kid_state state;
 };
 
+/* The zygote (zygote.h), started on the first MSG_PARK_ZYGOTE, restarted by the first one after it
+ * died or when the daemon asks for one with another argv/envp. */
+struct zygote_proc {
+    pid_t pid;         /* 0: none (or reaped) */
+    int sock;          /* -1: none */
+    struct nb_buf key; /* the argv+envp part of the request that started it */
+    uint64_t *pending; /* park ids sent to it, not answered yet */
+    size_t npending, cappending;
+    uint64_t deadline_ns; /* while parks are pending: the zygote must answer one by then */
+};
+
 struct spawner_proc {
     int sock;
     int sigfd;
+    struct zygote_proc zy;
     int orig_netns;
     struct sock_fprog prog;
     struct nb_sandbox_env env;
@@ -173,6 +193,11 @@ struct spawner_proc {
 /* Kills every sandbox, reaps them and exits. */
 static _Noreturn void proc_exit(struct spawner_proc *s, int code)
 {
+    if (s->zy.pid > 0) {
+        kill(s->zy.pid, SIGKILL);
+        while (waitpid(s->zy.pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
     for (size_t i = 0; i < s->nkids; i++)
         kill(s->kids[i].pid, SIGKILL);
     for (size_t i = 0; i < s->nkids; i++)
@@ -266,11 +291,18 @@ static void kid_resolve(struct spawner_proc *s, struct kid *k, bool reaped, bool
     kid_close(k);
 }
 
+static void zygote_lost(struct spawner_proc *s, const char *why);
+
 static void reap_kids(struct spawner_proc *s)
 {
     int st;
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        if (pid == s->zy.pid) {
+            s->zy.pid = 0;
+            zygote_lost(s, "exited");
+            continue;
+        }
         struct kid *k = kid_by_pid(s, pid);
         if (!k)
             continue;
@@ -404,6 +436,198 @@ static void handle_park(struct spawner_proc *s, uint64_t id, const void *payload
     proc_send_error(s, id, &e);
 }
 
+/* ---- the zygote -------------------------------------------------------------------------- */
+
+/* The zygote is gone or unusable: every park it still owed fails; it is killed (and reaped in
+ * reap_kids). Kids it already cloned are ours (CLONE_PARENT) and live on. */
+static void zygote_lost(struct spawner_proc *s, const char *why)
+{
+    struct zygote_proc *z = &s->zy;
+    if (z->sock < 0)
+        return;
+    log_warn("msg=\"python zygote stopped\" reason=\"%s\" pending=%zu", why, z->npending);
+    close(z->sock);
+    z->sock = -1;
+    if (z->pid > 0)
+        kill(z->pid, SIGKILL);
+    buf_reset(&z->key);
+    struct nb_err e = {0};
+    err_set(&e, EPIPE, "python zygote %s", why);
+    for (size_t i = 0; i < z->npending; i++)
+        proc_send_error(s, z->pending[i], &e);
+    z->npending = 0;
+}
+
+static bool zygote_unpend(struct zygote_proc *z, uint64_t id)
+{
+    for (size_t i = 0; i < z->npending; i++)
+        if (z->pending[i] == id) {
+            z->pending[i] = z->pending[--z->npending];
+            return true;
+        }
+    return false;
+}
+
+/* fork + exec of the zygote with its socket at ZYGOTE_SOCK_FD; it starts (imports) on its own
+ * time, requests wait in its socket meanwhile. */
+static int zygote_start(struct spawner_proc *s, char **argv, char **envp, const void *key,
+                        size_t key_len, struct nb_err *err)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return err_set(err, errno, "cannot create the zygote socket: %s", strerror(errno));
+    pid_t me = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return err_set(err, e, "cannot fork the zygote: %s", strerror(e));
+    }
+    if (pid == 0) {
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != me)
+            _exit(1);
+        (void)setsid(); /* no terminal signals */
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        for (int sig = 1; sig < NSIG; sig++)
+            (void)sigaction(sig, &dfl, NULL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        if (sv[1] == ZYGOTE_SOCK_FD ? fcntl(sv[1], F_SETFD, 0) < 0
+                                    : dup2(sv[1], ZYGOTE_SOCK_FD) < 0)
+            _exit(1);
+        /* stdin and stdout /dev/null, as neither is a terminal for an instance either (Python
+         * decides stdout's buffering at start); stderr stays the daemon's, for the zygote's own
+         * errors. */
+        int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0)
+            _exit(1);
+        close_range(ZYGOTE_SOCK_FD + 1, ~0u, 0);
+        execve(argv[0], argv, envp);
+        log_err("msg=\"cannot execute the python zygote\" path=%s error=\"%s\"", argv[0],
+                strerror(errno));
+        _exit(127);
+    }
+    close(sv[1]);
+    /* Never block on the zygote (it may be busy starting, or hung): a full socket fails the park.
+     */
+    int fl = fcntl(sv[0], F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(sv[0], F_SETFL, fl | O_NONBLOCK);
+    s->zy.sock = sv[0];
+    s->zy.pid = pid;
+    buf_reset(&s->zy.key);
+    buf_append(&s->zy.key, key, key_len);
+    log_info("msg=\"python zygote started\" pid=%d", (int)pid);
+    return 0;
+}
+
+/* A PARK_ZYGOTE request: the same park, cloned by the zygote (started here if needed). */
+static void handle_park_zygote(struct spawner_proc *s, uint64_t id, const void *payload, size_t len,
+                               size_t nfds)
+{
+    struct nb_err e = {0};
+    char **argv = NULL, **envp = NULL;
+    const void *park = NULL;
+    size_t park_len = 0;
+    struct nb_sandbox_req req;
+    struct zygote_proc *z = &s->zy;
+    if (s->init_err.code)
+        e = s->init_err;
+    else if (id == 0 || kid_by_id(s, id))
+        err_set(&e, EINVAL, "park request id %llu is not unique", (unsigned long long)id);
+    else if (nfds)
+        err_set(&e, EINVAL, "park request carries fds");
+    else if (zygote_park_decode(payload, len, &argv, &envp, &park, &park_len, &e) == 0 &&
+             sandbox_park_decode(park, park_len, &req, &e) == 0) {
+        sandbox_req_release(&req); /* validated here; the zygote decodes it again */
+        size_t key_len = len - park_len;
+        if (z->sock >= 0 && (z->key.len != key_len || memcmp(z->key.data, payload, key_len)))
+            zygote_lost(s, "replaced");
+        if (z->sock >= 0 || zygote_start(s, argv, envp, payload, key_len, &e) == 0) {
+            int r = zygote_send(z->sock, ZY_PARK, 0, id, park, park_len, NULL, 0);
+            if (r == 0) {
+                if (z->npending == z->cappending) {
+                    z->cappending = z->cappending ? 2 * z->cappending : 16;
+                    z->pending = xrealloc(z->pending, z->cappending * sizeof(*z->pending));
+                }
+                if (z->npending == 0)
+                    z->deadline_ns = mono_ns() + (uint64_t)ZYGOTE_ANSWER_MS * 1000000;
+                z->pending[z->npending++] = id;
+            } else {
+                err_set(&e, -r, "cannot send to the python zygote: %s", strerror(-r));
+            }
+        }
+    }
+    free(argv);
+    free(envp);
+    if (e.code)
+        proc_send_error(s, id, &e);
+}
+
+/* Replies from the zygote. */
+static void zygote_read(struct spawner_proc *s)
+{
+    struct zygote_proc *z = &s->zy;
+    for (int i = 0; i < 32 && z->sock >= 0; i++) {
+        char buf[sizeof(struct nb_zygote_msg) + ERROR_TEXT_MAX + 16];
+        int fds[ZYGOTE_FDS];
+        size_t nfds = 0;
+        int mflags = 0;
+        ssize_t n = zygote_recv(z->sock, buf, sizeof(buf), MSG_DONTWAIT, fds, &nfds, &mflags);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0 || (size_t)n < sizeof(struct nb_zygote_msg)) {
+            close_fds(fds, nfds);
+            zygote_lost(s, n == 0 || n == -ECONNRESET ? "closed its socket"
+                           : n < 0                    ? "socket failed"
+                                                      : "sent a bad message");
+            return;
+        }
+        struct nb_zygote_msg h;
+        memcpy(&h, buf, sizeof(h));
+        struct nb_err e = {0};
+        z->deadline_ns = mono_ns() + (uint64_t)ZYGOTE_ANSWER_MS * 1000000; /* it is alive */
+        if (!zygote_unpend(z, h.id)) {
+            log_warn("msg=\"zygote reply for unknown park\" id=%llu", (unsigned long long)h.id);
+            if (h.type == ZY_PARKED && nfds >= 1)
+                (void)spawner_kill(fds[0], SIGKILL);
+            close_fds(fds, nfds);
+            continue;
+        }
+        if (h.type == ZY_ERROR) {
+            err_set(&e, h.arg > 0 ? h.arg : EIO, "%.*s", (int)((size_t)n - sizeof(h)),
+                    buf + sizeof(h));
+            proc_send_error(s, h.id, &e);
+        } else if (h.type != ZY_PARKED || nfds != ZYGOTE_FDS || (mflags & MSG_CTRUNC)) {
+            if (h.type == ZY_PARKED && nfds >= 1)
+                (void)spawner_kill(fds[0], SIGKILL);
+            err_set(&e, EPROTO, "bad park reply from the python zygote");
+            proc_send_error(s, h.id, &e);
+        } else {
+            struct nb_sandbox_child child = {.pid = h.arg,
+                                             .pidfd = fds[0],
+                                             .status_fd = fds[1],
+                                             .stdout_fd = fds[2],
+                                             .stderr_fd = fds[3],
+                                             .spec_fd = fds[4]};
+            nfds = 0; /* the kid's now */
+            kid_add(s, h.id, &child, KID_PARKING);
+            /* It is our child (CLONE_PARENT): if it already died, reap_kids may have passed it
+             * over before we knew it. */
+            struct pollfd pfd = {.fd = child.pidfd, .events = POLLIN};
+            if (poll(&pfd, 1, 0) > 0) {
+                struct kid *k = &s->kids[s->nkids - 1];
+                kid_resolve(s, k, true, false);
+                kid_close(k);
+                s->nkids--;
+            }
+        }
+        close_fds(fds, nfds);
+    }
+}
+
 static int lo_up(struct nb_err *err)
 {
     _cleanup_close_ int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -532,6 +756,9 @@ static bool handle_request(struct spawner_proc *s)
     case MSG_PARK:
         handle_park(s, h.id, payload, plen, nfds);
         break;
+    case MSG_PARK_ZYGOTE:
+        handle_park_zygote(s, h.id, payload, plen, nfds);
+        break;
     default:
         err_set(&e, EINVAL, "unknown request type %u", h.type);
         proc_send_error(s, h.id, &e);
@@ -576,6 +803,7 @@ static void proc_init(struct spawner_proc *s)
 static _Noreturn void proc_main(int sock, pid_t daemon_pid)
 {
     struct spawner_proc s = {.sock = sock, .sigfd = -1, .orig_netns = -1};
+    s.zy.sock = -1;
     /* Die with the daemon (SIGTERM: we still kill our sandboxes on the way out). */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0 || getppid() != daemon_pid)
         _exit(1);
@@ -594,13 +822,15 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
     struct pollfd *pfds = NULL;
     size_t cappfds = 0;
     while (!s.peer_gone) {
-        if (cappfds < s.nkids + 2) {
-            cappfds = s.nkids + 2 + 64;
+        enum { BASE = 3 }; /* the daemon's socket, signals, the zygote's socket; then kids */
+        if (cappfds < s.nkids + BASE) {
+            cappfds = s.nkids + BASE + 64;
             pfds = xrealloc(pfds, cappfds * sizeof(*pfds));
         }
         pfds[0] = (struct pollfd){.fd = s.sock, .events = POLLIN};
         pfds[1] = (struct pollfd){.fd = s.sigfd, .events = POLLIN};
-        size_t np = 2;
+        pfds[2] = (struct pollfd){.fd = s.zy.sock, .events = POLLIN};
+        size_t np = BASE;
         uint64_t now = mono_ns(), next = UINT64_MAX;
         for (size_t i = 0; i < s.nkids; i++) {
             /* Other kids keep fd -1: poll ignores the entry, indexes stay aligned. */
@@ -610,6 +840,8 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
             if (waiting && s.kids[i].deadline_ns < next)
                 next = s.kids[i].deadline_ns;
         }
+        if (s.zy.npending && s.zy.deadline_ns < next)
+            next = s.zy.deadline_ns;
         int timeout = next == UINT64_MAX ? -1 : next <= now ? 0 : (int)((next - now) / 1000000 + 1);
         if (poll(pfds, np, timeout) < 0) {
             if (errno == EINTR)
@@ -619,10 +851,10 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
         }
         now = mono_ns();
         /* 1. Starting kids (no reaping or request handling yet, so indexes hold). */
-        for (size_t i = 0; i + 2 < np && i < s.nkids; i++) {
+        for (size_t i = 0; i + BASE < np && i < s.nkids; i++) {
             struct kid *k = &s.kids[i];
-            if (kid_waiting(k) && (pfds[i + 2].revents || now >= k->deadline_ns))
-                kid_resolve(&s, k, false, now >= k->deadline_ns && !pfds[i + 2].revents);
+            if (kid_waiting(k) && (pfds[i + BASE].revents || now >= k->deadline_ns))
+                kid_resolve(&s, k, false, now >= k->deadline_ns && !pfds[i + BASE].revents);
         }
         /* 2. Signals: exits, or SIGTERM (the daemon died). */
         if (pfds[1].revents) {
@@ -632,6 +864,11 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
                     proc_exit(&s, 0);
             reap_kids(&s);
         }
+        /* 2b. The zygote's replies (new kids are appended: indexes above stay valid). */
+        if (pfds[2].revents && s.zy.sock >= 0)
+            zygote_read(&s);
+        if (s.zy.npending && mono_ns() >= s.zy.deadline_ns)
+            zygote_lost(&s, "did not answer"); /* hung: killed; the next park starts another */
         /* 3. Requests. A few per round so exits are not starved. */
         if (pfds[0].revents & POLLIN) {
             for (int i = 0; i < 32 && !s.peer_gone; i++) {
@@ -1173,6 +1410,24 @@ int spawner_park(struct nb_spawner *sp, const char *const *cgroup_dirs, nb_park_
         rq->on_park = cb;
         rq->data = data;
         r = submit(sp, rq, MSG_PARK, 0, b.data, b.len, -1, err);
+    }
+    buf_release(&b);
+    return r;
+}
+
+int spawner_park_zygote(struct nb_spawner *sp, const char *const *zygote_argv,
+                        const char *const *zygote_envp, const char *const *cgroup_dirs,
+                        nb_park_cb cb, void *data, struct nb_err *err)
+{
+    ASSERT(cb);
+    struct nb_buf b = NB_BUF_INIT;
+    int r = zygote_park_encode(zygote_argv, zygote_envp, cgroup_dirs, &b, err);
+    if (r == 0) {
+        struct sp_req *rq = xcalloc(1, sizeof(*rq));
+        rq->kind = REQ_PARK;
+        rq->on_park = cb;
+        rq->data = data;
+        r = submit(sp, rq, MSG_PARK_ZYGOTE, 0, b.data, b.len, -1, err);
     }
     buf_release(&b);
     return r;

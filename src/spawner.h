@@ -103,6 +103,15 @@ int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_
  * process and its pipes meanwhile. */
 int spawner_park(struct nb_spawner *sp, const char *const *cgroup_dirs, nb_park_cb cb, void *data,
                  struct nb_err *err);
+/* The same, but the child is cloned by a zygote (zygote.h): a pre-initialised interpreter started
+ * (once, then again after it died or when argv/envp change) as execve(zygote_argv[0], zygote_argv,
+ * zygote_envp) with its socket at fd ZYGOTE_SOCK_FD. Its parked children are the spawner's like
+ * any other (same ids, same spawn, kill and exit reports); a spawn of one runs the zygote's
+ * runtime in-process instead of spec.argv (which then only names what /proc shows). If the zygote
+ * cannot start or dies, cb gets the error (e.g. EPIPE). */
+int spawner_park_zygote(struct nb_spawner *sp, const char *const *zygote_argv,
+                        const char *const *zygote_envp, const char *const *cgroup_dirs,
+                        nb_park_cb cb, void *data, struct nb_err *err);
 /* Kills a parked, unused sandbox (best effort; unknown ids are ignored). No callback runs. */
 void spawner_unpark(struct nb_spawner *sp, uint64_t park_id);
 /* Asks for a new network namespace with the Runtime API listener on 127.0.0.1:port (the

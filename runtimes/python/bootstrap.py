@@ -573,8 +573,11 @@ def handle_event_request(client, request_handler, invoke_id, event_body, headers
 
 
 def main():
-    global _current_request_id, _current_tenant_id
+    global _current_request_id, _current_tenant_id, _LOG_FORMAT_JSON
 
+    # read here, not only at import: a zygote (zygote.py) imports this file before the
+    # function's environment exists
+    _LOG_FORMAT_JSON = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
     setup_stdio()
     task_root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     setup_sys_path(task_root)
@@ -621,5 +624,6 @@ def main():
             return 1
 
 
-if __name__ == "__main__":
+# zygote.py loads this file as __main__ with _NIMBUS_ZYGOTE set, and calls main() per instance
+if __name__ == "__main__" and not globals().pop("_NIMBUS_ZYGOTE", False):
     sys.exit(main())

@@ -32,6 +32,7 @@
 #include "sandbox.h"
 #include "spawner.h"
 #include "util.h"
+#include "zygote.h"
 
 #define UID 61051
 #define GID 61052
@@ -976,6 +977,71 @@ static void test_park_errors(void **state)
     cgroup_destroy(&cg);
 }
 
+/* A zygote that cannot start (here: exits at once) fails the parks it was sent, and the spawner
+ * goes on serving; a later park starts it again (and fails again). */
+static void test_park_zygote_dead(void **state)
+{
+    struct fx *f = *state;
+    struct nb_err err = {0};
+    struct nb_cgroup cg;
+    struct nb_cgroup_limits lim = {.memory_bytes = 64u << 20, .pids_max = 16};
+    assert_int_equal(cgroup_create(&cg, "test-zy", &lim, &err), 0);
+    const char *zargv[] = {"/bin/false", NULL};
+    const char *zenv[] = {"PATH=/usr/bin", NULL};
+    for (int i = 0; i < 2; i++) {
+        struct park p = {0};
+        assert_int_equal(spawner_park_zygote(f->sp, zargv, zenv, (const char *const *)cg.dirs,
+                                             on_park, &p, &err),
+                         0);
+        assert_true(run_until(&f->loop, &p.done, 5000));
+        assert_int_equal(p.rc, -EPIPE);
+        assert_non_null(strstr(p.err.msg, "python zygote"));
+    }
+    const char *bad[] = {"relative", NULL};
+    assert_int_equal(
+        spawner_park_zygote(f->sp, bad, zenv, (const char *const *)cg.dirs, on_park, NULL, &err),
+        -EINVAL);
+    /* the spawner still works */
+    const char *argv[] = {"/usr/bin/true", NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, -1, NULL);
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    close_run(&r);
+    cgroup_destroy(&cg);
+}
+
+static void test_zygote_wire(void **state)
+{
+    (void)state;
+    const char *argv[] = {"/usr/bin/python3", "-s", "/x/zygote.py", NULL};
+    const char *envp[] = {"A=1", "B=", NULL};
+    const char *cgs[] = {"/sys/fs/cgroup/memory/x", NULL};
+    struct nb_buf b = NB_BUF_INIT;
+    struct nb_err err = {0};
+    assert_int_equal(zygote_park_encode(argv, envp, cgs, &b, &err), 0);
+    char **av, **ev;
+    const void *park;
+    size_t park_len;
+    assert_int_equal(zygote_park_decode(b.data, b.len, &av, &ev, &park, &park_len, &err), 0);
+    assert_string_equal(av[2], "/x/zygote.py");
+    assert_null(av[3]);
+    assert_string_equal(ev[1], "B=");
+    struct nb_sandbox_req req;
+    assert_int_equal(sandbox_park_decode(park, park_len, &req, &err), 0);
+    assert_string_equal(req.cgroup_dirs[0], cgs[0]);
+    sandbox_req_release(&req);
+    free(av);
+    free(ev);
+    for (size_t len = 0; len < b.len - park_len; len++)
+        assert_int_equal(zygote_park_decode(b.data, len, &av, &ev, &park, &park_len, &err),
+                         -EINVAL);
+    const char *rel[] = {"python3", NULL}, *noeq[] = {"A", NULL};
+    assert_int_equal(zygote_park_encode(rel, envp, cgs, &b, &err), -EINVAL);
+    assert_int_equal(zygote_park_encode(argv, noeq, cgs, &b, &err), -EINVAL);
+    buf_release(&b);
+}
+
 static void test_decode_garbage(void **state)
 {
     (void)state;
@@ -1027,7 +1093,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_park_unpark, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_park_errors, fx_setup, fx_teardown),
         cmocka_unit_test(test_daemon_death),
+        cmocka_unit_test_setup_teardown(test_park_zygote_dead, fx_setup, fx_teardown),
         cmocka_unit_test(test_decode_garbage),
+        cmocka_unit_test(test_zygote_wire),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -6,7 +6,7 @@
 # Invocation ops: echo, context, env, raise, exit, kill9, sleep, alloc, big, log.
 # Isolation ops (each reports what the kernel answered, as errno names, instead of failing):
 # read, write, connect, ifaces, rapi_flood, status, syscalls, signal, forkbomb, filltmp, procs,
-# tmp_put, tmp_list.
+# tmp_put, tmp_list. Zygote op (test_zygote.py): zygote.
 import ctypes
 import errno
 import os
@@ -309,6 +309,33 @@ def op_tmp_put(event, context):
 def op_tmp_list(event, context):
     time.sleep(event.get("pause", 0))  # before listing
     return {"tmp": sorted(os.listdir("/tmp"))}
+
+
+def op_zygote(event, context):
+    """What tells instances of one zygote apart (or must): namespaces, ids, random state, module
+    state left by other invocations; and whether this instance came from the zygote (only the
+    zygote runs with -s, see runtimes/python/zygote.py)."""
+    import json
+    import random
+
+    out = {"no_user_site": sys.flags.no_user_site, "pid": os.getpid(), "uid": os.getuid(),
+           "ns": {n: os.readlink("/proc/self/ns/" + n) for n in ("pid", "mnt", "net", "ipc",
+                                                                  "uts", "cgroup")},
+           "random": [random.random() for _ in range(4)], "urandom": os.urandom(16).hex(),
+           "uuid4": [str(uuid.uuid4()) for _ in range(3)],
+           "tainted": getattr(json, "_probe_taint", None),
+           "env_taint": os.environ.get("PROBE_TAINT"),
+           "fds": sorted(int(f) for f in os.listdir("/proc/self/fd")),
+           "stdio": [os.readlink("/proc/self/fd/%d" % i)[:6] for i in range(3)],
+           "cmdline": open("/proc/self/cmdline", "rb").read().rstrip(b"\0").split(b"\0"),
+           "exe": os.readlink("/proc/self/exe"), "executable": sys.executable, "argv": sys.argv,
+           "main_file": getattr(sys.modules["__main__"], "__file__", None)}
+    out["cmdline"] = [c.decode() for c in out["cmdline"]]
+    if event.get("taint"):
+        json._probe_taint = event["taint"]  # a module the zygote preloaded
+        os.environ["PROBE_TAINT"] = event["taint"]
+    time.sleep(event.get("pause", 0))
+    return out
 
 
 def handler(event, context):
