@@ -20,6 +20,8 @@ struct nb_daemon;
 /* Registers every route of the API listener on r. */
 void api_lambda_routes(struct nb_router *r, struct nb_daemon *d);
 void api_invoke_routes(struct nb_router *r, struct nb_daemon *d);
+/* SQS (api_sqs.c): POST / and POST /<account>/<queue>; register after every other service. */
+void api_sqs_routes(struct nb_router *r, struct nb_daemon *d);
 
 /* For routes registered with a "service:*" action (the operation is named in the body, as in
  * SQS's protocols): authorizes m's caller for action on resource once the handler knows them.

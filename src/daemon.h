@@ -22,6 +22,7 @@ struct nb_logs;
 struct nb_instance;
 struct nb_metrics;
 struct nb_audit;
+struct nb_sqs;
 
 struct nb_daemon {
     uv_loop_t *loop;
@@ -35,6 +36,7 @@ struct nb_daemon {
     struct nb_park_pool *park; /* parked sandboxes (park_pool.c) */
     struct nb_logs *logs;
     struct nb_audit *audit; /* DATA_DIR/audit.log (audit.c) */
+    struct nb_sqs *sqs;     /* the queue service, DATA_DIR/sqs.db (sqs.c) */
     /* registry */
     struct nb_fn **fn_table;
     size_t fn_table_size, fn_count;
