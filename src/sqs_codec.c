@@ -403,7 +403,15 @@ char *sqs_xml_reply(const char *op, json_t *out, const char *request_id, size_t 
 {
     struct nb_buf b = NB_BUF_INIT;
     buf_appendf(&b, "<?xml version=\"1.0\"?><%sResponse xmlns=\"" SQS_XMLNS "\">", op);
-    if (out && json_object_size(out)) {
+    static const char *const no_output[] = {"DeleteQueue",   "SetQueueAttributes",
+                                            "DeleteMessage", "ChangeMessageVisibility",
+                                            "PurgeQueue",    "TagQueue",
+                                            "UntagQueue"};
+    bool result = true;
+    for (size_t i = 0; i < ARRAY_SIZE(no_output); i++)
+        if (!strcmp(no_output[i], op))
+            result = false;
+    if (result) {
         buf_appendf(&b, "<%sResult>", op);
         x_members(&b, op, out);
         buf_appendf(&b, "</%sResult>", op);
