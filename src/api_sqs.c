@@ -122,7 +122,7 @@ static void handle(struct nb_http_req *req, const struct nb_route_match *m, void
     if (r->json) {
         snprintf(r->op, sizeof(r->op), "%s", target ? target + 10 : "");
         json_error_t jerr;
-        r->in = req->body_len ? json_loadb(req->body, req->body_len, 0, &jerr) : json_object();
+        r->in = req->body_len ? json_loadb(req->body, req->body_len, JSON_ALLOW_NUL, &jerr) : json_object();
         if (!json_is_object(r->in)) {
             json_decref(r->in);
             r->in = NULL;

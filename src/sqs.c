@@ -1494,7 +1494,7 @@ static int64_t check_msg_attrs(json_t *attrs, struct send_err *e)
                      is_bin ? "Binary" : "String");
             return -1;
         }
-        if (is_str && !sqs_valid_chars(sv, strlen(sv))) {
+        if (is_str && !sqs_valid_chars(sv, json_string_length(json_object_get(v, "StringValue")))) {
             e->code = "InvalidMessageContents";
             snprintf(e->msg, sizeof(e->msg), "Invalid characters found in message attribute '%s'",
                      k);
@@ -1525,7 +1525,7 @@ static struct sqs_msg *build_msg(struct sqs_queue *q, json_t *in, struct send_er
         snprintf(e->msg, sizeof(e->msg), "The request must contain the parameter MessageBody.");
         return NULL;
     }
-    size_t blen = strlen(body);
+    size_t blen = json_string_length(json_object_get(in, "MessageBody"));
     if (blen == 0) {
         e->code = "MissingParameter";
         snprintf(e->msg, sizeof(e->msg), "The request must contain the parameter MessageBody.");

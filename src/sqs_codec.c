@@ -49,8 +49,10 @@ static const struct flat_rule *rule_for(const char *wire)
     return NULL;
 }
 
-/* Form decoding of one component ('+' is a space); NULL on a malformed escape or a NUL byte. */
-static char *form_decode(const char *s, size_t n)
+/* Form decoding of one component ('+' is a space) into *outlen bytes; NULL on a malformed
+ * escape, or on a decoded NUL byte unless allow_nul (values may carry one: the operation refuses
+ * it in SQS's own words, e.g. InvalidMessageContents). */
+static char *form_decode(const char *s, size_t n, bool allow_nul, size_t *outlen)
 {
     char *out = xmalloc(n + 1);
     size_t o = 0;
@@ -70,7 +72,7 @@ static char *form_decode(const char *s, size_t n)
                 return NULL;
             }
             int v = (int)((h - hex) % 16) * 16 + (int)((l - hex) % 16);
-            if (v == 0) {
+            if (v == 0 && !allow_nul) {
                 free(out);
                 return NULL;
             }
@@ -81,11 +83,13 @@ static char *form_decode(const char *s, size_t n)
         }
     }
     out[o] = '\0';
+    *outlen = o;
     return out;
 }
 
 /* Puts value at the dotted path key into root. */
-static int tree_put(json_t *root, const char *key, const char *value, struct nb_err *err)
+static int tree_put(json_t *root, const char *key, const char *value, size_t vlen,
+                    struct nb_err *err)
 {
     if (!*key)
         return err_set(err, EINVAL, "empty parameter name");
@@ -101,7 +105,8 @@ static int tree_put(json_t *root, const char *key, const char *value, struct nb_
         if (!dot) {
             if (child)
                 return err_set(err, EINVAL, "parameter '%s' given twice", key);
-            json_object_set_new(node, name, json_string(value));
+            /* no UTF-8 check: operations check message contents with SQS's rule */
+            json_object_set_new(node, name, json_stringn_nocheck(value, vlen));
             return 0;
         }
         if (!child) {
@@ -243,14 +248,15 @@ int sqs_query_parse(const char *body, size_t len, json_t **out, struct nb_err *e
         if (end > i) {
             const char *eq = memchr(body + i, '=', end - i);
             size_t klen = eq ? (size_t)(eq - (body + i)) : end - i;
-            _cleanup_free_ char *key = form_decode(body + i, klen);
+            size_t kn = 0, vn = 0;
+            _cleanup_free_ char *key = form_decode(body + i, klen, false, &kn);
             _cleanup_free_ char *val =
-                eq ? form_decode(eq + 1, end - (size_t)(eq + 1 - body)) : xstrdup("");
+                eq ? form_decode(eq + 1, end - (size_t)(eq + 1 - body), true, &vn) : xstrdup("");
             if (!key || !val) {
                 json_decref(root);
                 return err_set(err, EINVAL, "malformed percent-encoding in the request body");
             }
-            int r = tree_put(root, key, val, err);
+            int r = tree_put(root, key, val, vn, err);
             if (r < 0) {
                 json_decref(root);
                 return r;
