@@ -297,8 +297,16 @@ void sqs_xml_escape(struct nb_buf *b, const char *s, size_t n)
         case '\r':
             rep = "&#xD;";
             break;
-        default:
+        case '\t':
+        case '\n':
             continue;
+        default:
+            /* other C0 controls cannot appear in XML 1.0, not even as references; message
+             * contents never hold them (refused on send), other echoed input may */
+            if ((unsigned char)s[i] >= 0x20)
+                continue;
+            rep = "\xef\xbf\xbd"; /* U+FFFD */
+            break;
         }
         buf_append(b, s + start, i - start);
         buf_appends(b, rep);

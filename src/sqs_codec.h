@@ -36,7 +36,8 @@ char *sqs_xml_reply(const char *op, json_t *out, const char *request_id, size_t 
 char *sqs_xml_error(const char *code, bool sender, const char *msg, const char *request_id,
                     size_t *len);
 /* Appends s (n bytes) to b with XML escaping: & < > " ' and CR (as &#xD;, which an XML parser
- * would otherwise turn into LF). */
+ * would otherwise turn into LF); other C0 control characters but TAB and LF, which XML 1.0 cannot
+ * carry at all, become U+FFFD. */
 struct nb_buf;
 void sqs_xml_escape(struct nb_buf *b, const char *s, size_t n);
 

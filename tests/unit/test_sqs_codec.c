@@ -110,6 +110,9 @@ static void test_xml_escape_and_reply(void **state)
     assert_string_equal(b.data,
                         "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&#xD;\n\t&lt;/a&gt;");
     buf_release(&b);
+    sqs_xml_escape(&b, "a\0b\x01", 4);
+    assert_string_equal(b.data, "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+    buf_release(&b);
 
     json_t *out = json_loads("{\"Messages\":[{\"Body\":\"<&>\",\"Attributes\":{\"SenderId\":"
                              "\"1\"},\"MessageAttributes\":{\"n\":{\"StringValue\":\"v\","
