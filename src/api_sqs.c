@@ -122,7 +122,8 @@ static void handle(struct nb_http_req *req, const struct nb_route_match *m, void
     if (r->json) {
         snprintf(r->op, sizeof(r->op), "%s", target ? target + 10 : "");
         json_error_t jerr;
-        r->in = req->body_len ? json_loadb(req->body, req->body_len, JSON_ALLOW_NUL, &jerr) : json_object();
+        r->in = req->body_len ? json_loadb(req->body, req->body_len, JSON_ALLOW_NUL, &jerr)
+                              : json_object();
         if (!json_is_object(r->in)) {
             json_decref(r->in);
             r->in = NULL;
@@ -143,8 +144,7 @@ static void handle(struct nb_http_req *req, const struct nb_route_match *m, void
     if (!d->sqs)
         FAIL_REQ(r, "InternalError", "the queue service is not running");
     if (!sqs_known_op(r->op))
-        FAIL_REQ(r, "InvalidAction", "The action %s is not valid for this endpoint.",
-                        r->op);
+        FAIL_REQ(r, "InvalidAction", "The action %s is not valid for this endpoint.", r->op);
     /* A request posted to a queue URL names its queue by the path too. */
     const char *qname = route_param(m, "Queue");
     if (qname && !json_object_get(r->in, "QueueUrl") && strcmp(r->op, "CreateQueue") &&
@@ -152,10 +152,10 @@ static void handle(struct nb_http_req *req, const struct nb_route_match *m, void
         json_object_set_new(r->in, "QueueUrl", json_string(qname));
 
     const char *host = http_req_header(req, "Host");
-    char *base = host && *host && !strpbrk(host, "/ \t")
-                     ? arena_printf(&req->arena, "http://%s", host)
-                     : arena_printf(&req->arena, "http://%s:%d", d->cfg.listen_host,
-                                    d->cfg.listen_port);
+    char *base =
+        host && *host && !strpbrk(host, "/ \t")
+            ? arena_printf(&req->arena, "http://%s", host)
+            : arena_printf(&req->arena, "http://%s:%d", d->cfg.listen_host, d->cfg.listen_port);
     r->call.op = r->op;
     r->call.in = r->in;
     r->call.url_base = base;

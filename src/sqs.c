@@ -41,7 +41,7 @@ struct sqs_msg {
     char *group, *dedup;
     int64_t sent_ms, visible_ms, first_receive_ms, receive_count;
     uint64_t nonce;
-    size_t heap_idx; /* SIZE_MAX while in ready */
+    size_t heap_idx;               /* SIZE_MAX while in ready */
     struct sqs_msg *prev, *next;   /* ready list */
     struct sqs_msg *gprev, *gnext; /* FIFO group list */
     struct sqs_group *grp;
@@ -554,8 +554,8 @@ static int write_batch(void *data, struct nb_commit_op *const *ops, size_t n, st
 
 static char *msg_doc(const struct sqs_msg *m)
 {
-    json_t *o = json_pack("{s:s, s:s, s:I}", "id", m->id, "body", m->body, "sent",
-                          (json_int_t)m->sent_ms);
+    json_t *o =
+        json_pack("{s:s, s:s, s:I}", "id", m->id, "body", m->body, "sent", (json_int_t)m->sent_ms);
     if (m->attrs)
         json_object_set(o, "attrs", m->attrs);
     if (m->sys)
@@ -737,11 +737,13 @@ static int check_attr(struct nb_sqs_call *c, bool fifo, bool creating, const cha
     json_decref(tmp);
     const char *sv = json_string_value(v);
     if (rc == 0 && (!strcmp(n, "FifoQueue"))) {
-        if (!creating || (strcmp(sv, "true") && strcmp(sv, "false")) || (!fifo && !strcmp(sv, "true")))
+        if (!creating || (strcmp(sv, "true") && strcmp(sv, "false")) ||
+            (!fifo && !strcmp(sv, "true")))
             rc = -1;
     }
-    if (rc == 0 && (!strcmp(n, "ContentBasedDeduplication") || !strcmp(n, "DeduplicationScope") ||
-                    !strcmp(n, "FifoThroughputLimit")) &&
+    if (rc == 0 &&
+        (!strcmp(n, "ContentBasedDeduplication") || !strcmp(n, "DeduplicationScope") ||
+         !strcmp(n, "FifoThroughputLimit")) &&
         !fifo) {
         fail(c, "InvalidAttributeName", "Unknown Attribute %s.", n);
         return -1;
@@ -948,8 +950,7 @@ static bool wants(json_t *names, const char *n)
 {
     size_t i;
     json_t *v;
-    json_array_foreach(names, i, v)
-    {
+    json_array_foreach (names, i, v) {
         const char *w = json_string_value(v);
         if (!w)
             continue;
@@ -994,7 +995,9 @@ static json_t *render_msg(struct sqs_queue *q, struct sqs_msg *m, json_t *in)
     }
     const char *k;
     json_t *sv;
-    json_object_foreach(m->sys, k, sv) if (json_is_string(sv)) SYS(k, json_string_value(sv));
+    json_object_foreach (m->sys, k, sv)
+        if (json_is_string(sv))
+            SYS(k, json_string_value(sv));
 #undef SYS
     if (json_object_size(a))
         json_object_set(o, "Attributes", a);
@@ -1002,7 +1005,9 @@ static json_t *render_msg(struct sqs_queue *q, struct sqs_msg *m, json_t *in)
     json_t *names = json_object_get(in, "MessageAttributeNames");
     if (m->attrs && json_array_size(names)) {
         json_t *ma = json_object();
-        json_object_foreach(m->attrs, k, sv) if (wants(names, k)) json_object_set(ma, k, sv);
+        json_object_foreach (m->attrs, k, sv)
+            if (wants(names, k))
+                json_object_set(ma, k, sv);
         if (json_object_size(ma)) {
             char md5[33];
             sqs_md5_attrs(ma, md5, NULL);
@@ -1142,8 +1147,8 @@ static void op_create_queue(struct nb_sqs *s, struct nb_sqs_call *c)
         FAIL(c, "MissingParameter", "The request must contain the parameter QueueName.");
     if (!valid_queue_name(name))
         FAIL(c, "InvalidParameterValue",
-                    "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 "
-                    "in length");
+             "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 "
+             "in length");
     size_t nl = strlen(name);
     bool fifo = nl > 5 && !strcmp(name + nl - 5, ".fifo");
     json_t *attrs = json_object_get(c->in, "Attributes");
@@ -1151,27 +1156,28 @@ static void op_create_queue(struct nb_sqs *s, struct nb_sqs_call *c)
         FAIL(c, "InvalidParameterValue", "Attributes must be a map");
     const char *k;
     json_t *v;
-    json_object_foreach(attrs, k, v) if (check_attr(c, fifo, true, k, v) < 0) return;
+    json_object_foreach (attrs, k, v)
+        if (check_attr(c, fifo, true, k, v) < 0)
+            return;
     if (!fifo && attrs && truthy(json_object_get(attrs, "FifoQueue")))
         FAIL(c, "InvalidParameterValue",
-                    "The name of a FIFO queue can only include alphanumeric characters, hyphens, "
-                    "or underscores, must end with .fifo suffix and be 1 to 80 in length.");
+             "The name of a FIFO queue can only include alphanumeric characters, hyphens, "
+             "or underscores, must end with .fifo suffix and be 1 to 80 in length.");
     if (fifo && !truthy(json_object_get(attrs, "FifoQueue")))
         FAIL(c, "InvalidParameterValue",
-                    "The name of a FIFO queue can only include alphanumeric characters, hyphens, "
-                    "or underscores, must end with .fifo suffix and be 1 to 80 in length.");
+             "The name of a FIFO queue can only include alphanumeric characters, hyphens, "
+             "or underscores, must end with .fifo suffix and be 1 to 80 in length.");
     char url[512];
     queue_url(s, c, name, url, sizeof(url));
     struct sqs_queue *q = queue_find(s, name);
     if (q) {
-        json_object_foreach(attrs, k, v)
-        {
+        json_object_foreach (attrs, k, v) {
             json_t *cur = json_object_get(q->attrs, k);
             if (!cur || strcmp(json_string_value(cur), json_string_value(v)))
                 FAIL(c, "QueueAlreadyExists",
-                            "A queue already exists with the same name and a different value for "
-                            "attribute %s",
-                            k);
+                     "A queue already exists with the same name and a different value for "
+                     "attribute %s",
+                     k);
         }
         OK(c, json_pack("{s:s}", "QueueUrl", url));
     }
@@ -1195,8 +1201,7 @@ static void op_get_queue_url(struct nb_sqs *s, struct nb_sqs_call *c)
     if (!name)
         FAIL(c, "MissingParameter", "The request must contain the parameter QueueName.");
     if (!queue_find(s, name))
-        FAIL(c, "AWS.SimpleQueueService.NonExistentQueue",
-                    "The specified queue does not exist.");
+        FAIL(c, "AWS.SimpleQueueService.NonExistentQueue", "The specified queue does not exist.");
     char url[512];
     queue_url(s, c, name, url, sizeof(url));
     ok(c, json_pack("{s:s}", "QueueUrl", url));
@@ -1215,8 +1220,8 @@ static void op_list_queues(struct nb_sqs *s, struct nb_sqs_call *c)
     int has_max = in_int(c->in, "MaxResults", 1, 1000, &max);
     if (has_max < 0)
         FAIL(c, "InvalidParameterValue",
-                    "Value for parameter MaxResults is invalid. Reason: MaxResults must be an "
-                    "integer between 1 and 1000.");
+             "Value for parameter MaxResults is invalid. Reason: MaxResults must be an "
+             "integer between 1 and 1000.");
     qsort(s->queues, s->n_queues, sizeof(*s->queues), cmp_queue);
     json_t *urls = json_array();
     const char *last = NULL;
@@ -1255,8 +1260,7 @@ static void op_get_queue_attributes(struct nb_sqs *s, struct nb_sqs_call *c)
     json_t *names = json_object_get(c->in, "AttributeNames");
     size_t i;
     json_t *v;
-    json_array_foreach(names, i, v)
-    {
+    json_array_foreach (names, i, v) {
         const char *n = json_string_value(v);
         bool known = n && (!strcmp(n, "All") || is_settable(n));
         for (size_t j = 0; n && j < ARRAY_SIZE(ro_attr_names); j++)
@@ -1309,8 +1313,7 @@ static void op_get_queue_attributes(struct nb_sqs *s, struct nb_sqs_call *c)
     }
 #undef PUT
     const char *k;
-    json_object_foreach(q->attrs, k, v)
-    {
+    json_object_foreach (q->attrs, k, v) {
         if (wants(names, k) && !json_object_get(a, k) && json_string_length(v))
             json_object_set(a, k, v);
     }
@@ -1331,8 +1334,7 @@ static void op_set_queue_attributes(struct nb_sqs *s, struct nb_sqs_call *c)
         FAIL(c, "MissingParameter", "The request must contain the parameter Attribute.Name.");
     const char *k;
     json_t *v;
-    json_object_foreach(attrs, k, v)
-    {
+    json_object_foreach (attrs, k, v) {
         if (!strcmp(k, "FifoQueue") && q->fifo && truthy(v))
             continue;
         if (check_attr(c, q->fifo, false, k, v) < 0)
@@ -1409,8 +1411,9 @@ static void op_untag_queue(struct nb_sqs *s, struct nb_sqs_call *c)
         FAIL(c, "MissingParameter", "The request must contain the parameter TagKeys.");
     size_t i;
     json_t *v;
-    json_array_foreach(keys, i, v) if (json_is_string(v))
-        json_object_del(q->tags, json_string_value(v));
+    json_array_foreach (keys, i, v)
+        if (json_is_string(v))
+            json_object_del(q->tags, json_string_value(v));
     struct pend *p = pend_new(s, c);
     rec_put_queue(p, q);
     p->out = json_object();
@@ -1462,8 +1465,7 @@ static int64_t check_msg_attrs(json_t *attrs, struct send_err *e)
     int64_t size = 0;
     const char *k;
     json_t *v;
-    json_object_foreach(attrs, k, v)
-    {
+    json_object_foreach (attrs, k, v) {
         const char *type = in_str(v, "DataType");
         const char *sv = in_str(v, "StringValue");
         const char *bv = in_str(v, "BinaryValue");
@@ -1678,8 +1680,7 @@ static void send_durable(struct pend *p, int status, const struct nb_err *err)
     }
     if (p->call) {
         if (status < 0)
-            fail(p->call, "InternalError", "cannot store the message: %s",
-                 err ? err->msg : "");
+            fail(p->call, "InternalError", "cannot store the message: %s", err ? err->msg : "");
         else
             ok(p->call, json_incref(p->out));
     }
@@ -1786,22 +1787,20 @@ static void op_send_message_batch(struct nb_sqs *s, struct nb_sqs_call *c)
     int64_t total = 0;
     size_t i;
     json_t *en;
-    json_array_foreach(entries, i, en)
-    {
+    json_array_foreach (entries, i, en) {
         const char *b = in_str(en, "MessageBody");
         total += b ? (int64_t)strlen(b) : 0;
     }
     if (total > q->max_size)
         FAIL(c, "AWS.SimpleQueueService.BatchRequestTooLong",
-                    "Batch requests cannot be longer than %" PRId64 " bytes. You have sent %" PRId64
-                    " bytes.",
-                    q->max_size, total);
+             "Batch requests cannot be longer than %" PRId64 " bytes. You have sent %" PRId64
+             " bytes.",
+             q->max_size, total);
     struct pend *p = pend_new(s, c);
     p->queue = xstrdup(q->name);
     p->then = send_durable;
     json_t *okl = json_array(), *bad = json_array();
-    json_array_foreach(entries, i, en)
-    {
+    json_array_foreach (entries, i, en) {
         const char *id = in_str(en, "Id");
         struct send_err e;
         struct sqs_msg *m = build_msg(q, en, &e);
@@ -1883,8 +1882,7 @@ static void op_delete_message_batch(struct nb_sqs *s, struct nb_sqs_call *c)
     json_t *okl = json_array(), *bad = json_array();
     size_t i;
     json_t *en;
-    json_array_foreach(entries, i, en)
-    {
+    json_array_foreach (entries, i, en) {
         const char *id = in_str(en, "Id");
         char msg[300];
         const char *code = delete_one(q, in_str(en, "ReceiptHandle"), p, msg, sizeof(msg));
@@ -1981,13 +1979,12 @@ static void op_change_visibility_batch(struct nb_sqs *s, struct nb_sqs_call *c)
     json_t *okl = json_array(), *bad = json_array();
     size_t i;
     json_t *en;
-    json_array_foreach(entries, i, en)
-    {
+    json_array_foreach (entries, i, en) {
         const char *id = in_str(en, "Id");
         char msg[400];
-        const char *code = change_one(q, in_str(en, "ReceiptHandle"),
-                                      json_object_get(en, "VisibilityTimeout"), p, msg,
-                                      sizeof(msg));
+        const char *code =
+            change_one(q, in_str(en, "ReceiptHandle"), json_object_get(en, "VisibilityTimeout"), p,
+                       msg, sizeof(msg));
         if (code)
             json_array_append_new(bad, batch_error(id, code, msg));
         else
@@ -2007,21 +2004,20 @@ static void op_receive_message(struct nb_sqs *s, struct nb_sqs_call *c)
     int64_t max = 1, vis = q->visibility, wait = q->wait;
     if (in_int(c->in, "MaxNumberOfMessages", 1, 10, &max) < 0)
         FAIL(c, "InvalidParameterValue",
-                    "Value for parameter MaxNumberOfMessages is invalid. Reason: Must be "
-                    "between 1 and 10, if provided.");
+             "Value for parameter MaxNumberOfMessages is invalid. Reason: Must be "
+             "between 1 and 10, if provided.");
     if (in_int(c->in, "VisibilityTimeout", 0, 43200, &vis) < 0)
         FAIL(c, "InvalidParameterValue",
-                    "Value for parameter VisibilityTimeout is invalid. Reason: Must be between 0 "
-                    "and 43200.");
+             "Value for parameter VisibilityTimeout is invalid. Reason: Must be between 0 "
+             "and 43200.");
     if (in_int(c->in, "WaitTimeSeconds", 0, 20, &wait) < 0)
         FAIL(c, "InvalidParameterValue",
-                    "Value for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= "
-                    "20, if provided.");
+             "Value for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= "
+             "20, if provided.");
     c->max = (int)max;
     c->vis = (int)vis;
     json_t *msgs = take(q, c->in, c->max, vis);
-    if (json_array_size(msgs) || wait == 0)
-        {
+    if (json_array_size(msgs) || wait == 0) {
         reply_receive(c, msgs);
         return;
     }
@@ -2072,8 +2068,7 @@ void sqs_call(struct nb_sqs *s, struct nb_sqs_call *c)
     c->wq = NULL;
     c->wnext = NULL;
     for (size_t i = 0; i < ARRAY_SIZE(ops); i++)
-        if (!strcmp(ops[i].name, c->op))
-            {
+        if (!strcmp(ops[i].name, c->op)) {
             ops[i].fn(s, c);
             return;
         }
@@ -2113,8 +2108,8 @@ json_t *sqs_receive_internal(struct nb_sqs *s, const char *queue_arn, int max, i
     struct sqs_queue *q = queue_by_arn(s, queue_arn);
     if (!q)
         return NULL;
-    json_t *in = json_pack("{s:[s], s:[s]}", "AttributeNames", "All", "MessageAttributeNames",
-                           "All");
+    json_t *in =
+        json_pack("{s:[s], s:[s]}", "AttributeNames", "All", "MessageAttributeNames", "All");
     json_t *r = take(q, in, max < 1 ? 1 : max > 10 ? 10 : max, vis < 0 ? q->visibility : vis);
     json_decref(in);
     return r;

@@ -18,8 +18,8 @@
 enum flat_kind { FLAT_LIST, FLAT_MAP };
 
 struct flat_rule {
-    const char *wire;  /* flattened member name on the wire */
-    const char *json;  /* member name in the JSON shape */
+    const char *wire; /* flattened member name on the wire */
+    const char *json; /* member name in the JSON shape */
     enum flat_kind kind;
     const char *key;   /* FLAT_MAP: member holding the key */
     const char *value; /* FLAT_MAP: member holding the value */
@@ -133,8 +133,7 @@ static int to_list(json_t *o, const char *wire, json_t **out, struct nb_err *err
     size_t i = 0;
     const char *k;
     json_t *v;
-    json_object_foreach(o, k, v)
-    {
+    json_object_foreach (o, k, v) {
         int64_t idx;
         if (parse_i64(k, 1, 1000000, &idx) < 0) {
             free(items);
@@ -177,15 +176,14 @@ static int to_map(json_t *o, const struct flat_rule *rule, json_t **out, struct 
     json_t *map = json_object();
     size_t i;
     json_t *e;
-    json_array_foreach(list, i, e)
-    {
+    json_array_foreach (list, i, e) {
         json_t *k = json_is_object(e) ? json_object_get(e, rule->key) : NULL;
         json_t *v = json_is_object(e) ? json_object_get(e, rule->value) : NULL;
         if (!json_is_string(k) || !v) {
             json_decref(list);
             json_decref(map);
-            return err_set(err, EINVAL, "entry %zu of '%s' needs a %s and a %s", i + 1,
-                           rule->wire, rule->key, rule->value);
+            return err_set(err, EINVAL, "entry %zu of '%s' needs a %s and a %s", i + 1, rule->wire,
+                           rule->key, rule->value);
         }
         json_object_set(map, json_string_value(k), v);
     }
@@ -201,8 +199,7 @@ static int fold(json_t *obj, struct nb_err *err)
     json_t *v;
     void *tmp;
     json_t *add = json_object();
-    json_object_foreach_safe(obj, tmp, k, v)
-    {
+    json_object_foreach_safe (obj, tmp, k, v) {
         const struct flat_rule *rule = rule_for(k);
         json_t *nv = NULL;
         int r = 0;
@@ -343,17 +340,17 @@ static void x_members(struct nb_buf *b, const char *op, json_t *obj)
 {
     const char *k;
     json_t *v;
-    json_object_foreach(obj, k, v) x_value(b, op, k, v);
+    json_object_foreach (obj, k, v)
+        x_value(b, op, k, v);
 }
 
 /* A flattened map: <tag><K>key</K><V>value</V></tag> per entry. */
-static void x_map(struct nb_buf *b, const char *op, const char *tag, const char *kn,
-                  const char *vn, json_t *map)
+static void x_map(struct nb_buf *b, const char *op, const char *tag, const char *kn, const char *vn,
+                  json_t *map)
 {
     const char *k;
     json_t *v;
-    json_object_foreach(map, k, v)
-    {
+    json_object_foreach (map, k, v) {
         x_open(b, tag);
         x_open(b, kn);
         sqs_xml_escape(b, k, strlen(k));
@@ -366,18 +363,15 @@ static void x_map(struct nb_buf *b, const char *op, const char *tag, const char 
 static void x_value(struct nb_buf *b, const char *op, const char *tag, json_t *v)
 {
     if (json_is_object(v)) {
-        if (!strcmp(tag, "Attributes"))
-            {
+        if (!strcmp(tag, "Attributes")) {
             x_map(b, op, "Attribute", "Name", "Value", v);
             return;
         }
-        if (!strcmp(tag, "MessageAttributes"))
-            {
+        if (!strcmp(tag, "MessageAttributes")) {
             x_map(b, op, "MessageAttribute", "Name", "Value", v);
             return;
         }
-        if (!strcmp(tag, "Tags"))
-            {
+        if (!strcmp(tag, "Tags")) {
             x_map(b, op, "Tag", "Key", "Value", v);
             return;
         }
@@ -405,7 +399,8 @@ static void x_value(struct nb_buf *b, const char *op, const char *tag, json_t *v
         }
         size_t i;
         json_t *e;
-        json_array_foreach(v, i, e) x_value(b, op, item, e);
+        json_array_foreach (v, i, e)
+            x_value(b, op, item, e);
         return;
     }
     x_open(b, tag);
@@ -417,10 +412,9 @@ char *sqs_xml_reply(const char *op, json_t *out, const char *request_id, size_t 
 {
     struct nb_buf b = NB_BUF_INIT;
     buf_appendf(&b, "<?xml version=\"1.0\"?><%sResponse xmlns=\"" SQS_XMLNS "\">", op);
-    static const char *const no_output[] = {"DeleteQueue",   "SetQueueAttributes",
-                                            "DeleteMessage", "ChangeMessageVisibility",
-                                            "PurgeQueue",    "TagQueue",
-                                            "UntagQueue"};
+    static const char *const no_output[] = {
+        "DeleteQueue", "SetQueueAttributes", "DeleteMessage", "ChangeMessageVisibility",
+        "PurgeQueue",  "TagQueue",           "UntagQueue"};
     bool result = true;
     for (size_t i = 0; i < ARRAY_SIZE(no_output); i++)
         if (!strcmp(no_output[i], op))
@@ -430,8 +424,7 @@ char *sqs_xml_reply(const char *op, json_t *out, const char *request_id, size_t 
         x_members(&b, op, out);
         buf_appendf(&b, "</%sResult>", op);
     }
-    buf_appendf(&b,
-                "<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>",
+    buf_appendf(&b, "<ResponseMetadata><RequestId>%s</RequestId></ResponseMetadata></%sResponse>",
                 request_id, op);
     return buf_detach(&b, len);
 }
@@ -521,7 +514,8 @@ int sqs_md5_attrs(json_t *attrs, char out[33], struct nb_err *err)
     size_t i = 0;
     const char *k;
     json_t *v;
-    json_object_foreach(attrs, k, v) names[i++] = k;
+    json_object_foreach (attrs, k, v)
+        names[i++] = k;
     qsort(names, n, sizeof(*names), cmp_str);
     struct nb_buf b = NB_BUF_INIT;
     int r = 0;

@@ -265,8 +265,8 @@ static int precreate_db(const char *path, struct nb_err *err)
     return 0;
 }
 
-static struct nb_store *open_db(const char *data_dir, const char *file,
-                                const char *const *migs, size_t n_migs, struct nb_err *err)
+static struct nb_store *open_db(const char *data_dir, const char *file, const char *const *migs,
+                                size_t n_migs, struct nb_err *err)
 {
     /* 0755: sandboxes may resolve DATA_DIR/code/<hex> with unprivileged credentials; the
      * database itself is 0600. */

@@ -48,9 +48,10 @@ static void test_query_scalars_and_decoding(void **state)
 
 static void test_query_flattened(void **state)
 {
-    json_t *j = parse_ok("Attribute.2.Name=DelaySeconds&Attribute.2.Value=5&Attribute.1.Name="
-                         "VisibilityTimeout&Attribute.1.Value=30&AttributeName.2=B&AttributeName.1=A"
-                         "&AttributeName.10=C&Tag.1.Key=k&Tag.1.Value=v");
+    json_t *j =
+        parse_ok("Attribute.2.Name=DelaySeconds&Attribute.2.Value=5&Attribute.1.Name="
+                 "VisibilityTimeout&Attribute.1.Value=30&AttributeName.2=B&AttributeName.1=A"
+                 "&AttributeName.10=C&Tag.1.Key=k&Tag.1.Value=v");
     assert_json(j, "{\"Attributes\":{\"VisibilityTimeout\":\"30\",\"DelaySeconds\":\"5\"},"
                    "\"AttributeNames\":[\"A\",\"B\",\"C\"],\"Tags\":{\"k\":\"v\"}}");
     json_decref(j);
@@ -62,10 +63,11 @@ static void test_query_flattened(void **state)
                  "&SendMessageBatchRequestEntry.2.MessageAttribute.1.Name=l"
                  "&SendMessageBatchRequestEntry.2.MessageAttribute.1.Value.DataType=String"
                  "&SendMessageBatchRequestEntry.2.MessageAttribute.1.Value.StringListValue.1=p");
-    assert_json(j, "{\"Entries\":[{\"Id\":\"a\",\"MessageBody\":\"x\",\"MessageAttributes\":{\"n\":"
-                   "{\"DataType\":\"String\",\"StringValue\":\"v\"}}},{\"Id\":\"b\",\"MessageBody\":"
-                   "\"y\",\"MessageAttributes\":{\"l\":{\"DataType\":\"String\","
-                   "\"StringListValues\":[\"p\"]}}}]}");
+    assert_json(j,
+                "{\"Entries\":[{\"Id\":\"a\",\"MessageBody\":\"x\",\"MessageAttributes\":{\"n\":"
+                "{\"DataType\":\"String\",\"StringValue\":\"v\"}}},{\"Id\":\"b\",\"MessageBody\":"
+                "\"y\",\"MessageAttributes\":{\"l\":{\"DataType\":\"String\","
+                "\"StringListValues\":[\"p\"]}}}]}");
     json_decref(j);
     /* botocore's empty list: the bare key with an empty value */
     j = parse_ok("AttributeName=&TagKey.1=a");
@@ -107,11 +109,11 @@ static void test_xml_escape_and_reply(void **state)
     struct nb_buf b = NB_BUF_INIT;
     const char body[] = "<a href=\"x\">&'\r\n\t</a>";
     sqs_xml_escape(&b, body, sizeof(body) - 1);
-    assert_string_equal(b.data,
-                        "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&#xD;\n\t&lt;/a&gt;");
+    assert_string_equal(b.data, "&lt;a href=&quot;x&quot;&gt;&amp;&apos;&#xD;\n\t&lt;/a&gt;");
     buf_release(&b);
     sqs_xml_escape(&b, "a\0b\x01", 4);
-    assert_string_equal(b.data, "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+    assert_string_equal(b.data, "a\xef\xbf\xbd"
+                                "b\xef\xbf\xbd");
     buf_release(&b);
 
     json_t *out = json_loads("{\"Messages\":[{\"Body\":\"<&>\",\"Attributes\":{\"SenderId\":"
@@ -158,15 +160,32 @@ static void test_xml_escape_and_reply(void **state)
 
 static void test_valid_chars(void **state)
 {
-    const char *good[] = {"", "plain", "\t\n\r", "\xc3\xa9", "\xe4\xb8\xad", "\xed\x9f\xbf",
-                          "\xee\x80\x80", "\xef\xbf\xbd", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
+    const char *good[] = {"",
+                          "plain",
+                          "\t\n\r",
+                          "\xc3\xa9",
+                          "\xe4\xb8\xad",
+                          "\xed\x9f\xbf",
+                          "\xee\x80\x80",
+                          "\xef\xbf\xbd",
+                          "\xf0\x9f\x98\x80",
+                          "\xf4\x8f\xbf\xbf"};
     for (size_t i = 0; i < ARRAY_SIZE(good); i++)
         if (!sqs_valid_chars(good[i], strlen(good[i])))
             fail_msg("good[%zu] refused", i);
-    const char *bad[] = {"\x01", "\x08", "\x1f", "\xed\xa0\x80" /* surrogate */,
-                         "\xef\xbf\xbe" /* U+FFFE */, "\xef\xbf\xbf", "\xc0\xaf" /* overlong */,
-                         "\xe0\x80\xaf", "\xf4\x90\x80\x80" /* > U+10FFFF */, "\xc3", "\xe4\xb8",
-                         "\x80", "\xff"};
+    const char *bad[] = {"\x01",
+                         "\x08",
+                         "\x1f",
+                         "\xed\xa0\x80" /* surrogate */,
+                         "\xef\xbf\xbe" /* U+FFFE */,
+                         "\xef\xbf\xbf",
+                         "\xc0\xaf" /* overlong */,
+                         "\xe0\x80\xaf",
+                         "\xf4\x90\x80\x80" /* > U+10FFFF */,
+                         "\xc3",
+                         "\xe4\xb8",
+                         "\x80",
+                         "\xff"};
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
         if (sqs_valid_chars(bad[i], strlen(bad[i])))
             fail_msg("bad[%zu] accepted", i);
