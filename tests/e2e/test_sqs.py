@@ -732,3 +732,72 @@ def test_durability_kill_9(nimbus_bin):
         if dm.alive():
             dm.stop()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_aws_cli_sends_query_protocol(daemon):
+    """The aws CLI 2.9 (its own vendored botocore) posts form-encoded Action=… requests."""
+    _, _, err = daemon.aws("--debug", "sqs", "list-queues")
+    assert "'Content-Type': 'application/x-www-form-urlencoded" in err
+    assert "'Action': 'ListQueues'" in err  # the form's fields, as botocore logs them
+    assert "X-Amz-Target" not in err
+    assert "<ListQueuesResponse" in err  # and it parsed our XML reply
+
+
+def test_abandoned_long_poll_takes_no_message(sqs, daemon):
+    """A client that leaves during a long poll releases it: the next message is not swallowed."""
+    url = new_queue(sqs)
+    import socket
+    with pytest.raises((socket.timeout, TimeoutError, OSError)):
+        daemon.request("POST", "/", urllib.parse.urlencode({
+            "Action": "ReceiveMessage", "QueueUrl": url, "WaitTimeSeconds": "20"}),
+            {"Content-Type": "application/x-www-form-urlencoded"}, timeout=0.5)
+    time.sleep(0.3)
+    sqs.send_message(QueueUrl=url, MessageBody="kept")
+    r = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)
+    assert [m["Body"] for m in r["Messages"]] == ["kept"]
+
+
+def test_restart_keeps_queues_and_messages(nimbus_bin):
+    data = tempfile.mkdtemp(prefix="nimbus-e2e-")
+    try:
+        dm = Daemon(data).start()
+        c = dm.boto3("sqs")
+        url = c.create_queue(QueueName="keep", Attributes={"VisibilityTimeout": "1",
+                                                           "DelaySeconds": "0"},
+                             tags={"team": "x"})["QueueUrl"]
+        furl = c.create_queue(QueueName="keep.fifo", Attributes={
+            "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+        attrs = {"k": {"DataType": "Binary", "BinaryValue": b"\x00\xff"}}
+        c.send_message(QueueUrl=url, MessageBody="stays", MessageAttributes=attrs)
+        c.send_message(QueueUrl=url, MessageBody="goes")
+        for i in range(3):
+            c.send_message(QueueUrl=furl, MessageBody="f%d" % i, MessageGroupId="g")
+        got = c.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        gone = [m for m in got if m["Body"] == "goes"][0]
+        c.delete_message(QueueUrl=url, ReceiptHandle=gone["ReceiptHandle"])
+        dm.stop()
+        dm = Daemon(data).start()
+        try:
+            c = dm.boto3("sqs")
+            url = c.get_queue_url(QueueName="keep")["QueueUrl"]
+            furl = c.get_queue_url(QueueName="keep.fifo")["QueueUrl"]
+            assert c.list_queue_tags(QueueUrl=url)["Tags"] == {"team": "x"}
+            a = c.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+            assert a["Attributes"]["VisibilityTimeout"] == "1"
+            r = c.receive_message(QueueUrl=url, WaitTimeSeconds=5, MaxNumberOfMessages=10,
+                                  MessageAttributeNames=["All"],
+                                  AttributeNames=["ApproximateReceiveCount"])
+            assert [m["Body"] for m in r["Messages"]] == ["stays"]
+            m = r["Messages"][0]
+            assert m["MessageAttributes"] == attrs
+            assert m["MD5OfMessageAttributes"] == md5_attrs(attrs)
+            assert m["Attributes"]["ApproximateReceiveCount"] == "2"
+            r = c.receive_message(QueueUrl=furl, MaxNumberOfMessages=10)
+            assert [m["Body"] for m in r["Messages"]] == ["f0", "f1", "f2"]
+            # sequence numbers keep growing across the restart
+            s = c.send_message(QueueUrl=furl, MessageBody="f3", MessageGroupId="g")
+            assert int(s["SequenceNumber"]) > 0
+        finally:
+            dm.stop()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
