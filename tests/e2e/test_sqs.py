@@ -801,3 +801,64 @@ def test_restart_keeps_queues_and_messages(nimbus_bin):
             dm.stop()
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_error_shapes_both_protocols(sqs, daemon):
+    """Each error in both protocols: query XML Code and JSON __type + x-amzn-query-error."""
+    url = new_queue(sqs)
+    name = url.rsplit("/", 1)[1]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "30"})
+    missing = url + "-missing"
+    entry = "SendMessageBatchRequestEntry"
+    cases = [
+        # (op, JSON input, query params, code, JSON __type)
+        ("GetQueueUrl", {"QueueName": name + "-missing"}, {"QueueName": name + "-missing"},
+         "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"),
+        ("CreateQueue", {"QueueName": name, "Attributes": {"VisibilityTimeout": "31"}},
+         {"QueueName": name, "Attribute.1.Name": "VisibilityTimeout", "Attribute.1.Value": "31"},
+         "QueueAlreadyExists", "QueueNameExists"),
+        ("CreateQueue", {}, {}, "MissingParameter", "MissingParameterException"),
+        ("SendMessage", {"QueueUrl": missing, "MessageBody": "x"},
+         {"QueueUrl": missing, "MessageBody": "x"}, "AWS.SimpleQueueService.NonExistentQueue",
+         "QueueDoesNotExist"),
+        ("SendMessage", {"QueueUrl": url, "MessageBody": "\u0001"},
+         {"QueueUrl": url, "MessageBody": "\u0001"}, "InvalidMessageContents",
+         "InvalidMessageContents"),
+        ("ReceiveMessage", {"QueueUrl": url, "MaxNumberOfMessages": 11},
+         {"QueueUrl": url, "MaxNumberOfMessages": "11"}, "InvalidParameterValue",
+         "InvalidParameterValueException"),
+        ("DeleteMessage", {"QueueUrl": url, "ReceiptHandle": "x"},
+         {"QueueUrl": url, "ReceiptHandle": "x"}, "ReceiptHandleIsInvalid",
+         "ReceiptHandleIsInvalid"),
+        ("SetQueueAttributes", {"QueueUrl": url, "Attributes": {"Nope": "1"}},
+         {"QueueUrl": url, "Attribute.1.Name": "Nope", "Attribute.1.Value": "1"},
+         "InvalidAttributeName", "InvalidAttributeName"),
+        ("SetQueueAttributes", {"QueueUrl": url, "Attributes": {"DelaySeconds": "901"}},
+         {"QueueUrl": url, "Attribute.1.Name": "DelaySeconds", "Attribute.1.Value": "901"},
+         "InvalidAttributeValue", "InvalidAttributeValue"),
+        ("SendMessageBatch", {"QueueUrl": url, "Entries": []}, {"QueueUrl": url},
+         "AWS.SimpleQueueService.EmptyBatchRequest", "EmptyBatchRequest"),
+        ("SendMessageBatch",
+         {"QueueUrl": url, "Entries": [{"Id": "a", "MessageBody": "x"}] * 2},
+         {"QueueUrl": url, entry + ".1.Id": "a", entry + ".1.MessageBody": "x",
+          entry + ".2.Id": "a", entry + ".2.MessageBody": "x"},
+         "AWS.SimpleQueueService.BatchEntryIdsNotDistinct", "BatchEntryIdsNotDistinct"),
+        ("ChangeMessageVisibility",
+         {"QueueUrl": url, "ReceiptHandle": "%016x-%016x" % (1, 2), "VisibilityTimeout": 5},
+         {"QueueUrl": url, "ReceiptHandle": "%016x-%016x" % (1, 2), "VisibilityTimeout": "5"},
+         "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight"),
+        ("Frobnicate", {}, {}, "InvalidAction", "InvalidAction"),
+    ]
+    for op, jin, qin, code, jtype in cases:
+        s, h, b = raw_json(daemon, op, jin)
+        assert s == 400, (op, b)
+        assert h["content-type"] == "application/x-amz-json-1.0"
+        assert json.loads(b)["__type"] == jtype, (op, b)
+        assert json.loads(b)["message"]
+        assert h["x-amzn-query-error"] == code + ";Sender", (op, h)
+        params = dict(qin, Action=op, Version="2012-11-05")
+        s, h, b = raw_query(daemon, params)
+        assert s == 400, (op, b)
+        root = ET.fromstring(b)
+        assert root.find(NS + "Error/" + NS + "Code").text == code, (op, b)
+        assert root.find(NS + "Error/" + NS + "Type").text == "Sender"
