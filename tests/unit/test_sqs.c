@@ -3,7 +3,9 @@
  * JSON shape both protocols decode to), the internal API for event source mappings (sqs_send with
  * its after-fsync callback, sqs_watch, sqs_receive_internal, sqs_delete_internal), the message
  * index under many sends, receives and deletes (hash with backward-shift deletion, heap), and
- * reopening the database: acknowledged messages and deletes survive, in-flight ones come back.
+ * reopening the database: acknowledged messages and deletes survive, in-flight ones come back;
+ * and authorization of a non-root caller through api_sqs.c's routes on real HTTP requests
+ * (a socketpair served by http.c), with AccessDenied in each protocol's shape.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +15,15 @@
 #include <cmocka.h>
 #include <errno.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "api.h"
+#include "authz.h"
 #include "daemon_fixture.h"
+#include "http_internal.h"
+#include "policy.h"
+#include "router.h"
 #include "sqs.h"
 
 struct reply {
@@ -194,10 +204,136 @@ static void test_internal_api_and_reopen(void **state)
     fixture_daemon_release(&d);
 }
 
+static struct nb_router *router;
+static const struct nb_caller *caller;
+
+/* Like api_handle, with the test's caller instead of the root key. */
+static void handler(struct nb_http_req *req, void *data)
+{
+    nb_route_cb cb;
+    void *cb_data;
+    struct nb_route_match m;
+    assert_int_equal(router_match(router, req, &cb, &cb_data, &m), NB_ROUTE_OK);
+    m.caller = caller;
+    cb(req, &m, cb_data);
+}
+
+/* One request over a fresh socketpair; the reply's status, and head + body into out. */
+static int http_call(struct nb_http_server *srv, uv_loop_t *loop, const char *headers,
+                     const char *body, struct nb_buf *out)
+{
+    int sv[2];
+    struct nb_err err = {0};
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(http__serve_fd(srv, sv[0], &err), 0);
+    _cleanup_free_ char *req =
+        xasprintf("POST / HTTP/1.1\r\nHost: h:1\r\nConnection: close\r\n%sContent-Length: "
+                  "%zu\r\n\r\n%s",
+                  headers, strlen(body), body);
+    assert_int_equal(write(sv[1], req, strlen(req)), (ssize_t)strlen(req));
+    uint64_t deadline = mono_ns() + 5000000000ull;
+    for (;;) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        char chunk[4096];
+        ssize_t n = read(sv[1], chunk, sizeof(chunk));
+        if (n > 0)
+            buf_append(out, chunk, (size_t)n);
+        if (n == 0)
+            break;
+        assert_true(mono_ns() < deadline);
+        if (n < 0)
+            poll(NULL, 0, 1);
+    }
+    close(sv[1]);
+    for (int i = 0; i < 10; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
+    int status = 0;
+    assert_int_equal(sscanf(out->data, "HTTP/1.1 %d", &status), 1);
+    return status;
+}
+
+static void on_closed(void *data)
+{
+    *(bool *)data = true;
+}
+
+static void test_access_denied_both_protocols(void **state)
+{
+    struct nb_daemon d;
+    fixture_daemon_init(&d);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    d.loop = &loop;
+    char dir[] = "/tmp/nimbus-test-sqs-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    free(d.cfg.data_dir);
+    d.cfg.data_dir = xstrdup(dir);
+    open_sqs(&d);
+    json_decref(call(&d, "CreateQueue", json_pack("{s:s}", "QueueName", "q"), NULL));
+    router = router_new();
+    api_sqs_routes(router, &d);
+    struct nb_http_limits lim;
+    http_limits_default(&lim);
+    struct nb_http_server *srv = http_server_new(&loop, &lim, handler, &d);
+    static const struct nb_caller sender = {
+        .key_id = "AKIASENDER",
+        .policy = "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\","
+                  "\"Action\":\"sqs:SendMessage\",\"Resource\":"
+                  "\"arn:aws:sqs:us-east-1:000000000000:q\"}]}",
+    };
+    caller = &sender;
+    const char *form = "Content-Type: application/x-www-form-urlencoded\r\n";
+    struct nb_buf b = NB_BUF_INIT;
+    /* allowed: SendMessage on q */
+    assert_int_equal(http_call(srv, &loop, form,
+                               "Action=SendMessage&QueueUrl=http%3A%2F%2Fh%3A1%2F000000000000%2Fq"
+                               "&MessageBody=hi",
+                               &b),
+                     200);
+    assert_non_null(strstr(b.data, "<MD5OfMessageBody>49f68a5c8493ec2c0bf489821c21fc3b<"));
+    buf_reset(&b);
+    /* denied: ReceiveMessage (query: 403 XML AccessDenied) */
+    assert_int_equal(http_call(srv, &loop, form, "Action=ReceiveMessage&QueueUrl=q", &b), 403);
+    assert_non_null(strstr(b.data, "<Code>AccessDenied</Code>"));
+    assert_non_null(strstr(b.data, "sqs:ReceiveMessage"));
+    buf_reset(&b);
+    /* denied: SendMessage to another queue (JSON: __type AccessDeniedException) */
+    assert_int_equal(http_call(srv, &loop,
+                               "Content-Type: application/x-amz-json-1.0\r\nX-Amz-Target: "
+                               "AmazonSQS.SendMessage\r\n",
+                               "{\"QueueUrl\":\"http://h:1/000000000000/other\","
+                               "\"MessageBody\":\"x\"}",
+                               &b),
+                     403);
+    assert_non_null(strstr(b.data, "\"__type\":\"AccessDeniedException\""));
+    assert_non_null(strcasestr(b.data, "x-amzn-query-error: AccessDenied;Sender"));
+    buf_reset(&b);
+    /* a malformed body is refused before authorization, in SQS's shape */
+    assert_int_equal(http_call(srv, &loop, form, "Action=SendMessage&QueueUrl=%zz", &b), 400);
+    assert_non_null(strstr(b.data, "<Code>InvalidParameterValue</Code>"));
+    buf_release(&b);
+    json_t *msgs = sqs_receive_internal(d.sqs, "arn:aws:sqs:us-east-1:000000000000:q", 10, 30);
+    assert_int_equal(json_array_size(msgs), 1);
+    json_decref(msgs);
+
+    bool closed = false;
+    http_server_close(srv, on_closed, &closed);
+    while (!closed)
+        uv_run(&loop, UV_RUN_ONCE);
+    router_free(router);
+    close_sqs(&d);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    d.loop = NULL;
+    policy_cache_clear();
+    rm_rf(dir);
+    fixture_daemon_release(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_internal_api_and_reopen),
+        cmocka_unit_test(test_access_denied_both_protocols),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
