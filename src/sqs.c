@@ -1185,6 +1185,9 @@ static void load_msg(void *data, const struct nb_sqs_rec *r)
     json_decref(j);
     if (m->seq >= q->next_seq)
         q->next_seq = m->seq + 1;
+    /* the dedup window of messages still stored survives a restart */
+    if (q->fifo && m->dedup && m->sent_ms + DEDUP_WINDOW_MS > (int64_t)now_ms())
+        sqs__dedup_add(q, m, m->sent_ms);
     sqs__index_add(q, m, (int64_t)now_ms());
 }
 

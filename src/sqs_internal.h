@@ -150,6 +150,8 @@ void sqs__index_remove(struct sqs_queue *q, struct sqs_msg *m);
 void sqs__promote(struct sqs_queue *q, int64_t now);
 
 /* sqs_message.c */
+/* Remembers m's deduplication id for DEDUP_WINDOW_MS after sent (FIFO). */
+void sqs__dedup_add(struct sqs_queue *q, const struct sqs_msg *m, int64_t sent);
 void sqs__op_send_message(struct nb_sqs *s, struct nb_sqs_call *c);
 void sqs__op_send_message_batch(struct nb_sqs *s, struct nb_sqs_call *c);
 void sqs__op_delete_message(struct nb_sqs *s, struct nb_sqs_call *c);

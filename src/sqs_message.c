@@ -220,7 +220,7 @@ static struct dedup *dedup_find(struct sqs_queue *q, const char *id, int64_t now
     return hit;
 }
 
-static void dedup_add(struct sqs_queue *q, const struct sqs_msg *m, int64_t now)
+void sqs__dedup_add(struct sqs_queue *q, const struct sqs_msg *m, int64_t now)
 {
     if (q->n_dedups == q->cap_dedups) {
         q->cap_dedups = q->cap_dedups ? 2 * q->cap_dedups : 16;
@@ -283,7 +283,7 @@ static json_t *send_one(struct sqs_queue *q, struct pend *p, struct sqs_msg *m)
             sqs__msg_free(m);
             return r;
         }
-        dedup_add(q, m, now);
+        sqs__dedup_add(q, m, now);
     }
     json_t *r = send_result(q, m, m->id, m->seq);
     sqs__rec_put_msg(p, q, m);
