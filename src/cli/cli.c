@@ -26,6 +26,7 @@ static const struct nb_cli_cmd commands[] = {
     {"logs", cmd_logs, "print (or follow) a function's log"},
     {"stats", cmd_stats, "show a function's invocation figures and instances"},
     {"audit", cmd_audit, "print the audit log (control-plane changes, denied requests)"},
+    {"queue", cmd_queue, "manage queues: ls, create, rm, send, recv, purge"},
 };
 
 static void usage(FILE *out)

@@ -52,6 +52,7 @@ int cmd_rm(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
 
 /* Options every client subcommand accepts; getopt_long returns CLI_OPT_ENDPOINT / 'h' for them. */
 #define CLI_OPT_ENDPOINT 0x100

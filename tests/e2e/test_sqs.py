@@ -862,3 +862,28 @@ def test_error_shapes_both_protocols(sqs, daemon):
         root = ET.fromstring(b)
         assert root.find(NS + "Error/" + NS + "Code").text == code, (op, b)
         assert root.find(NS + "Error/" + NS + "Type").text == "Sender"
+
+
+def test_nimbus_queue_cli(daemon):
+    name = uniq("nq")
+    p = daemon.cli("queue", "create", name, "--attr", "VisibilityTimeout=5", check=True)
+    url = p.stdout.strip()
+    assert url.endswith("/000000000000/" + name)
+    assert daemon.cli("queue", "ls", name, check=True).stdout.split() == [url]
+    mid = daemon.cli("queue", "send", name, "hello from nimbus", check=True).stdout.strip()
+    assert len(mid) == 36
+    p = daemon.cli("queue", "recv", name, "--keep", "--json", check=True)
+    msgs = json.loads(p.stdout)["Messages"]
+    assert msgs[0]["MessageId"] == mid and msgs[0]["Attributes"]["ApproximateReceiveCount"] == "1"
+    daemon.cli("queue", "purge", name, check=True)
+    daemon.cli("queue", "send", name, "second", check=True)
+    assert daemon.cli("queue", "recv", name, "--wait", "2", check=True).stdout == "second\n"
+    assert daemon.cli("queue", "recv", name, check=True).stdout == ""  # deleted by the recv
+    p = daemon.cli("queue", "send", "nope-" + name, "x")
+    assert p.returncode == 3 and "QueueDoesNotExist" in p.stderr
+    p = daemon.cli("queue", "frob")
+    assert p.returncode == 2 and "unknown action" in p.stderr
+    p = daemon.cli("queue", "recv", name, "--max", "11")
+    assert p.returncode == 2
+    assert "deleted " + name in daemon.cli("queue", "rm", name, check=True).stdout
+    assert daemon.cli("queue", "ls", name, check=True).stdout == ""
