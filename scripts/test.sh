@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT="$ROOT/build-test-results"
 rm -rf "$OUT" && mkdir -p "$OUT"
-FUZZ_SECONDS=${NIMBUS_FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${NIMBUS_FUZZ_SECONDS:-10}
 PY=/usr/bin/python3
 
 ./scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }

@@ -80,7 +80,16 @@ bool authz_is_change(const char *action)
     op = op ? op + 1 : action;
     if (!strncasecmp(op, "Get", 3) || !strncasecmp(op, "List", 4) || !strncasecmp(op, "Read", 4))
         return false;
-    return strcasecmp(action, "lambda:InvokeFunction") != 0;
+    static const char *const data_plane[] = {
+        "lambda:InvokeFunction",       "sqs:SendMessage",
+        "sqs:SendMessageBatch",        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",           "sqs:DeleteMessageBatch",
+        "sqs:ChangeMessageVisibility", "sqs:ChangeMessageVisibilityBatch",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(data_plane); i++)
+        if (!strcasecmp(action, data_plane[i]))
+            return false;
+    return true;
 }
 
 int authz_decide(struct nb_daemon *d, struct nb_http_req *req, const char *key_id, bool root,

@@ -33,6 +33,7 @@
 #include "provisioned.h"
 #include "router.h"
 #include "spawner.h"
+#include "sqs.h"
 #include "store.h"
 
 #define API_MAX_BODY (75u * 1024 * 1024)
@@ -171,6 +172,8 @@ static void close_all(struct runtime *rt)
     provisioned_release(d);
     http_server_close(d->api, NULL, NULL);
     d->api = NULL;
+    sqs_close(d->sqs);
+    d->sqs = NULL;
     netns_pool_release(d);
     park_pool_release(d); /* before spawner_stop: unparks, removes the groups */
     logs_free(d->logs);
@@ -377,6 +380,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     api_versions_routes(d->router, d);
     api_nimbus_routes(d->router, d);
     api_keys_routes(d->router, d); /* auth */
+    api_sqs_routes(d->router, d);  /* last: its POST /{Account}/{Queue} is a catch-all */
     struct nb_http_limits lim;
     http_limits_default(&lim);
     lim.max_body = API_MAX_BODY;
@@ -387,6 +391,9 @@ static int setup(struct runtime *rt, struct nb_err *err)
     d->api = http_server_new(d->loop, &lim, api_handle, d);
     if ((rc = http_server_listen(d->api, d->cfg.listen_host, d->cfg.listen_port, err)) < 0)
         return err_prefix(err, "cannot listen on %s", d->cfg.listen);
+    d->sqs = sqs_open(d, err); /* its commit thread starts after the spawner */
+    if (!d->sqs)
+        return -err->code;
     netns_pool_init(d);
     netns_pool_fill(d);
     park_pool_init(d);
@@ -438,6 +445,10 @@ int daemon_run(struct nb_config *cfg, struct nb_err *err)
     log_info("stopped");
 out:
     async_stop(d); /* when setup failed after async_start (no-op after close_all) */
+    if (d->sqs) {
+        sqs_close(d->sqs);
+        d->sqs = NULL;
+    }
     if (d->loop && !rt->closing && d->api) {
         provisioned_release(d);
         http_server_close(d->api, NULL, NULL);

@@ -25,6 +25,7 @@ struct nb_audit;
 struct nb_keys;
 struct nb_async;
 struct nb_eic_table;
+struct nb_sqs;
 
 struct nb_daemon {
     uv_loop_t *loop;
@@ -39,6 +40,7 @@ struct nb_daemon {
     struct nb_logs *logs;
     struct nb_audit *audit; /* DATA_DIR/audit.log (audit.c) */
     struct nb_keys *keys;   /* auth: access keys (keys.c), loaded at start */
+    struct nb_sqs *sqs;     /* the queue service, DATA_DIR/sqs.db (sqs.c) */
     /* registry */
     struct nb_fn **fn_table;
     size_t fn_table_size, fn_count;

@@ -76,12 +76,39 @@ static const char *const migrations[] = {
      ");"),
 };
 
+/* The SQS database (DATA_DIR/sqs.db, store_sqs_open): its own file, so queue traffic's group
+ * commits never wait behind, or delay, the function store's writes. Append only. */
+static const char *const sqs_migrations[] = {
+    /* 1: queues and their messages */
+    ("CREATE TABLE sqs_queues ("
+     "  name TEXT PRIMARY KEY,"
+     "  doc TEXT NOT NULL"
+     ");"
+     "CREATE TABLE sqs_messages ("
+     "  queue TEXT NOT NULL,"
+     "  seq INTEGER NOT NULL,"
+     "  doc TEXT NOT NULL,"
+     "  visible_ms INTEGER NOT NULL,"
+     "  receive_count INTEGER NOT NULL,"
+     "  first_receive_ms INTEGER NOT NULL,"
+     "  PRIMARY KEY(queue, seq)"
+     ") WITHOUT ROWID;"),
+};
+
 enum stmt_id {
     STMT_FN_INSERT,
     STMT_FN_UPDATE,
     STMT_FN_DELETE,
     STMT_FN_GET,
     STMT_FN_EACH,
+    STMT_SQS_Q_PUT,
+    STMT_SQS_Q_DEL,
+    STMT_SQS_M_PUT,
+    STMT_SQS_M_DEL,
+    STMT_SQS_M_UPD,
+    STMT_SQS_M_PURGE,
+    STMT_SQS_Q_EACH,
+    STMT_SQS_M_EACH,
     STMT_KEY_INSERT,
     STMT_KEY_DELETE,
     STMT_KEY_EACH,
@@ -142,10 +169,23 @@ static const char *const stmt_sql[STMT__MAX] = {
     [STMT_OBJ_DELETE_KEY] = "DELETE FROM objects WHERE function = ?1 AND key = ?2",
     [STMT_OBJ_EACH] =
         "SELECT function, key, doc FROM objects WHERE kind = ?1 ORDER BY function, key",
+    [STMT_SQS_Q_PUT] = "INSERT OR REPLACE INTO sqs_queues(name, doc) VALUES(?1, ?2)",
+    [STMT_SQS_Q_DEL] = "DELETE FROM sqs_queues WHERE name = ?1",
+    [STMT_SQS_M_PUT] = ("INSERT OR REPLACE INTO sqs_messages(queue, seq, doc, visible_ms, "
+                        "receive_count, first_receive_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"),
+    [STMT_SQS_M_DEL] = "DELETE FROM sqs_messages WHERE queue = ?1 AND seq = ?2",
+    [STMT_SQS_M_UPD] = ("UPDATE sqs_messages SET visible_ms = ?4, receive_count = ?5, "
+                        "first_receive_ms = ?6 WHERE queue = ?1 AND seq = ?2"),
+    [STMT_SQS_M_PURGE] = "DELETE FROM sqs_messages WHERE queue = ?1",
+    [STMT_SQS_Q_EACH] = "SELECT name, doc FROM sqs_queues ORDER BY name",
+    [STMT_SQS_M_EACH] = ("SELECT queue, seq, doc, visible_ms, receive_count, first_receive_ms "
+                         "FROM sqs_messages ORDER BY queue, seq"),
 };
 
 struct nb_store {
     pthread_mutex_t lock;
+    const char *const *migrations; /* the schema of this file */
+    size_t n_migrations;
     sqlite3 *db;
     sqlite3_stmt *stmts[STMT__MAX];
 };
@@ -261,14 +301,14 @@ static int migrate(struct nb_store *st, struct nb_err *err)
     int r = schema_version(st, &cur, err);
     if (r < 0)
         return r;
-    int want = (int)ARRAY_SIZE(migrations);
+    int want = (int)st->n_migrations;
     if (cur > want)
         return err_set(err, EIO,
                        "database schema version %d is newer than this nimbus supports (%d)", cur,
                        want);
     for (int v = cur; v < want; v++) {
         _cleanup_free_ char *sql = xasprintf(
-            "BEGIN IMMEDIATE; %s PRAGMA user_version = %d; COMMIT;", migrations[v], v + 1);
+            "BEGIN IMMEDIATE; %s PRAGMA user_version = %d; COMMIT;", st->migrations[v], v + 1);
         if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
             r = err_set(err, EIO, "cannot migrate database schema to version %d: %s", v + 1,
                         sqlite3_errmsg(st->db));
@@ -317,7 +357,8 @@ static int precreate_db(const char *path, struct nb_err *err)
     return 0;
 }
 
-struct nb_store *store_open(const char *data_dir, struct nb_err *err)
+static struct nb_store *open_db(const char *data_dir, const char *file, const char *const *migs,
+                                size_t n_migs, struct nb_err *err)
 {
     /* 0755: sandboxes may resolve DATA_DIR/code/<hex> with unprivileged credentials; the
      * database itself is 0600. */
@@ -326,11 +367,13 @@ struct nb_store *store_open(const char *data_dir, struct nb_err *err)
         err_set(err, r, "cannot create data directory '%s': %s", data_dir, strerror(-r));
         return NULL;
     }
-    _cleanup_free_ char *path = xasprintf("%s/nimbus.db", data_dir);
+    _cleanup_free_ char *path = xasprintf("%s/%s", data_dir, file);
     if (precreate_db(path, err) < 0)
         return NULL;
 
     struct nb_store *st = xcalloc(1, sizeof(*st));
+    st->migrations = migs;
+    st->n_migrations = n_migs;
     if (pthread_mutex_init(&st->lock, NULL) != 0)
         BUG("pthread_mutex_init failed");
     /* NOMUTEX: our own mutex serialises every use of the connection. */
@@ -353,6 +396,16 @@ struct nb_store *store_open(const char *data_dir, struct nb_err *err)
         return NULL;
     }
     return st;
+}
+
+struct nb_store *store_open(const char *data_dir, struct nb_err *err)
+{
+    return open_db(data_dir, "nimbus.db", migrations, ARRAY_SIZE(migrations), err);
+}
+
+struct nb_store *store_sqs_open(const char *data_dir, struct nb_err *err)
+{
+    return open_db(data_dir, "sqs.db", sqs_migrations, ARRAY_SIZE(sqs_migrations), err);
 }
 
 void store_close(struct nb_store *st)
@@ -983,4 +1036,109 @@ int store_object_each(struct nb_store *st, const char *kind, nb_store_object_cb 
         r = cb(data, rows[i].function, rows[i].key, rows[i].doc);
     vrows_free(rows, n);
     return r;
+}
+
+/* One SQS change inside the open transaction. */
+static int sqs_apply(struct nb_store *st, const struct nb_sqs_rec *rc, struct nb_err *err)
+{
+    static const enum stmt_id ids[] = {
+        [NB_SQS_PUT_QUEUE] = STMT_SQS_Q_PUT, [NB_SQS_DEL_QUEUE] = STMT_SQS_Q_DEL,
+        [NB_SQS_PUT_MSG] = STMT_SQS_M_PUT,   [NB_SQS_DEL_MSG] = STMT_SQS_M_DEL,
+        [NB_SQS_UPD_MSG] = STMT_SQS_M_UPD,   [NB_SQS_PURGE] = STMT_SQS_M_PURGE,
+    };
+    ASSERT((size_t)rc->kind < ARRAY_SIZE(ids) && rc->queue);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, ids[rc->kind], err);
+    if (!s)
+        return -err->code;
+    int r = bind_text(st, s, 1, rc->queue, err);
+    switch (rc->kind) {
+    case NB_SQS_PUT_QUEUE:
+        ASSERT(rc->doc);
+        if (r == 0)
+            r = bind_text(st, s, 2, rc->doc, err);
+        break;
+    case NB_SQS_PUT_MSG:
+    case NB_SQS_UPD_MSG:
+        if (r == 0 && rc->kind == NB_SQS_PUT_MSG) {
+            ASSERT(rc->doc);
+            r = bind_text(st, s, 3, rc->doc, err);
+        }
+        if (r == 0)
+            r = bind_i64(st, s, 4, rc->visible_ms, err);
+        if (r == 0)
+            r = bind_i64(st, s, 5, rc->receive_count, err);
+        if (r == 0)
+            r = bind_i64(st, s, 6, rc->first_receive_ms, err);
+        /* fall through */
+    case NB_SQS_DEL_MSG:
+        if (r == 0)
+            r = bind_i64(st, s, 2, (int64_t)rc->seq, err);
+        break;
+    case NB_SQS_DEL_QUEUE:
+    case NB_SQS_PURGE:
+        break;
+    }
+    if (r < 0)
+        return r;
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_err(st, err, "write queue", rc->queue);
+    return 0;
+}
+
+int store_sqs_write(struct nb_store *st, const struct nb_sqs_rec *recs, size_t n,
+                    struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    int r = exec_sql(st, "BEGIN IMMEDIATE", "begin queue transaction", err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; i < n && r == 0; i++)
+        r = sqs_apply(st, &recs[i], err);
+    if (r == 0)
+        r = exec_sql(st, "COMMIT", "commit queue transaction", err);
+    if (r < 0)
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
+int store_sqs_load(struct nb_store *st, nb_store_sqs_queue_cb qcb, nb_store_sqs_msg_cb mcb,
+                   void *data, struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    {
+        _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_SQS_Q_EACH, err);
+        if (!s)
+            return -err->code;
+        int rc;
+        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+            const unsigned char *name = sqlite3_column_text(s, 0);
+            const unsigned char *doc = sqlite3_column_text(s, 1);
+            if (!name || !doc)
+                return db_err(st, err, "load queues", NULL);
+            qcb(data, (const char *)name, (const char *)doc);
+        }
+        if (rc != SQLITE_DONE)
+            return db_err(st, err, "load queues", NULL);
+    }
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_SQS_M_EACH, err);
+    if (!s)
+        return -err->code;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct nb_sqs_rec m = {
+            .kind = NB_SQS_PUT_MSG,
+            .queue = (const char *)sqlite3_column_text(s, 0),
+            .seq = (uint64_t)sqlite3_column_int64(s, 1),
+            .doc = (const char *)sqlite3_column_text(s, 2),
+            .visible_ms = sqlite3_column_int64(s, 3),
+            .receive_count = sqlite3_column_int64(s, 4),
+            .first_receive_ms = sqlite3_column_int64(s, 5),
+        };
+        if (!m.queue || !m.doc)
+            return db_err(st, err, "load messages", NULL);
+        mcb(data, &m);
+    }
+    if (rc != SQLITE_DONE)
+        return db_err(st, err, "load messages", NULL);
+    return 0;
 }

@@ -30,6 +30,7 @@ static const struct nb_cli_cmd commands[] = {
     {"stats", cmd_stats, "show a function's invocation figures and instances"},
     {"audit", cmd_audit, "print the audit log (control-plane changes, denied requests)"},
     {"keys", cmd_keys, "create, list and delete access keys"},
+    {"queue", cmd_queue, "manage queues: ls, create, rm, send, recv, purge"},
 };
 
 static void usage(FILE *out)

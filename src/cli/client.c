@@ -229,8 +229,9 @@ static int sign_request(struct nb_client *c, const struct nb_client_req *req,
     struct nb_sigv4_request sr = {
         req->method, req->path,    req->query ? req->query : "", h, ARRAY_SIZE(h),
         req->body,   req->body_len};
-    _cleanup_free_ char *authz = sigv4_sign(&sr, "host;x-amz-content-sha256;x-amz-date", hash,
-                                            c->key_id, c->secret, c->region, "lambda", now);
+    _cleanup_free_ char *authz =
+        sigv4_sign(&sr, "host;x-amz-content-sha256;x-amz-date", hash, c->key_id, c->secret,
+                   c->region, req->service ? req->service : "lambda", now);
     _cleanup_free_ char *l1 = xasprintf("X-Amz-Date: %s", amz);
     _cleanup_free_ char *l2 = xasprintf("X-Amz-Content-Sha256: %s", hash);
     _cleanup_free_ char *l3 = xasprintf("Authorization: %s", authz);

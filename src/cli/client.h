@@ -47,6 +47,7 @@ struct nb_client_req {
     const char *const *headers; /* extra "Name: value" lines, NULL-terminated, or NULL */
     const void *body;           /* borrowed; may be NULL when body_len == 0 */
     size_t body_len;
+    const char *service; /* SigV4 service of the credential scope; NULL = "lambda" */
 };
 
 struct nb_client_header {

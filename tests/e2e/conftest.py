@@ -142,9 +142,10 @@ class Daemon:
         lines += ["%s: %s" % kv for kv in headers.items()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
-    def request(self, method, path, body=b"", headers=None, timeout=120, sign=True):
+    def request(self, method, path, body=b"", headers=None, timeout=120, sign=True,
+                service="lambda"):
         """One raw HTTP request to the API listener (for what no AWS client can send: malformed
-        bodies, odd headers). Signed with the root key unless sign=False. Returns (status,
+        bodies, odd headers). Signed with the root key for service unless sign=False. Returns (status,
         headers (lower-case names, case-insensitive lookups), body bytes). Tests use this (or
         boto3/aws/cli) for every call to the API listener, never urllib directly, so that
         credentials are applied in one place."""
@@ -153,7 +154,7 @@ class Daemon:
             body = body.encode()
         headers = dict(headers or {})
         if sign:
-            headers = self.sign(method, path, body, headers)
+            headers = self.sign(method, path, body, headers, service=service)
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers)

@@ -425,6 +425,11 @@ static void test_is_change(void **state)
     assert_false(authz_is_change("lambda:InvokeFunction"));
     assert_false(authz_is_change("nimbus:ReadAudit"));
     assert_false(authz_is_change("nimbus:GetLogs"));
+    assert_false(authz_is_change("sqs:SendMessage"));
+    assert_false(authz_is_change("sqs:ReceiveMessage"));
+    assert_false(authz_is_change("sqs:DeleteMessageBatch"));
+    assert_true(authz_is_change("sqs:CreateQueue"));
+    assert_true(authz_is_change("sqs:PurgeQueue"));
 }
 
 static const char *resource_of(const char *label, const char *value, const char *query)
