@@ -637,3 +637,48 @@ def test_a_function_that_is_its_own_destination_stops_after_16_records(dm, lam):
     # nothing more arrives
     settled = len(records(dm, name))
     assert settled == 17
+
+
+def test_config_writes_racing_version_deletes_leave_no_orphans(fresh_daemon):
+    # a Put of a version's config and the version's delete sent together, in either order of
+    # arrival: whatever the replies, no config may outlive its version, in memory or on disk
+    dm = fresh_daemon(FAST)
+    lam = dm.boto3()
+    name = create_py(lam, uniq("race"), RECORDER)
+    outcomes = set()
+
+    def put(q):
+        try:
+            lam.put_function_event_invoke_config(FunctionName=name, Qualifier=q,
+                                                 MaximumRetryAttempts=1)
+            return "put"
+        except ClientError as e:
+            return e.response["Error"]["Code"]
+
+    def delete(q):
+        try:
+            lam.delete_function(FunctionName=name, Qualifier=q)
+            return "deleted"
+        except ClientError as e:
+            return e.response["Error"]["Code"]
+
+    with ThreadPoolExecutor(2) as pool:
+        for i in range(12):
+            lam.update_function_configuration(FunctionName=name, Timeout=10 + i)
+            q = lam.publish_version(FunctionName=name)["Version"]
+            if i % 2:
+                lam.put_function_event_invoke_config(FunctionName=name, Qualifier=q,
+                                                     MaximumRetryAttempts=0)
+            a, b = pool.submit(put, q), pool.submit(delete, q)
+            outcomes.add((a.result(), b.result()))
+
+    def listed(client):
+        cfgs = client.list_function_event_invoke_configs(FunctionName=name)
+        return [c["FunctionArn"] for c in cfgs["FunctionEventInvokeConfigs"]]
+    assert listed(lam) == [], outcomes
+    dm.stop()
+    d2 = Daemon(dm.data_dir, FAST).start()
+    try:
+        assert listed(d2.boto3()) == [], outcomes
+    finally:
+        d2.stop()
