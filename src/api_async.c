@@ -95,6 +95,11 @@ void async_config_forget(struct nb_daemon *d, const char *function)
     }
 }
 
+void async_config_forget_qualifier(struct nb_daemon *d, const char *function, const char *qualifier)
+{
+    uninstall(d, function, qualifier);
+}
+
 void async_config_free(struct nb_daemon *d)
 {
     if (!d->eic)
@@ -116,8 +121,10 @@ static json_t *config_json(struct nb_daemon *d, const struct nb_eic *c)
 static int load_one(void *data, const char *function, const char *qualifier, const char *doc)
 {
     struct nb_daemon *d = data;
-    if (!registry_find(d, function))
-        return 0; /* its function was deleted (a crash between the two deletes) */
+    struct nb_fn *fn = registry_find(d, function);
+    struct nb_err err = {0};
+    if (!fn || !registry_resolve(d, fn, qualifier, &err))
+        return 0; /* its function, version or alias was deleted (a write raced the delete) */
     struct nb_eic *c = async_config_from_record(function, qualifier, doc);
     if (!c) {
         log_err("skipping unreadable event invoke config function=%s qualifier=%s", function,
@@ -177,6 +184,29 @@ static void not_found(struct nb_daemon *d, struct nb_http_req *req, const char *
 
 static void job_start(struct nb_daemon *d);
 
+static bool target_exists(struct nb_daemon *d, const char *function, const char *qualifier)
+{
+    struct nb_fn *fn = registry_find(d, function);
+    struct nb_err err = {0};
+    return fn && registry_resolve(d, fn, qualifier, &err);
+}
+
+/* Appends a delete with no client to the queue; only from job_done, whose job_start starts it. */
+static void cleanup_queue(struct nb_daemon *d, const char *function, const char *qualifier)
+{
+    struct nb_eic_job *j = xcalloc(1, sizeof(*j));
+    j->d = d;
+    j->op = EIC_DELETE;
+    j->function = xstrdup(function);
+    j->qualifier = xstrdup(qualifier);
+    struct nb_eic_table *t = table(d);
+    if (t->queue_tail)
+        t->queue_tail->next = j;
+    else
+        t->queue_head = j;
+    t->queue_tail = j;
+}
+
 static void job_work(uv_work_t *w)
 {
     struct nb_eic_job *j = w->data;
@@ -196,7 +226,11 @@ static void job_done(uv_work_t *w, int status)
         t->queue_tail = NULL;
     if (status < 0 && j->rc == 0)
         j->rc = err_set(&j->err, EIO, "work cancelled: %s", uv_strerror(status));
-    if (j->rc == -ENOENT) {
+    if (!j->req) { /* cleanup_queue's delete of a config whose target went away */
+        if (j->rc < 0 && j->rc != -ENOENT)
+            log_err("event invoke config cleanup failed function=%s qualifier=%s err=\"%s\"",
+                    j->function, j->qualifier, j->err.msg);
+    } else if (j->rc == -ENOENT) {
         not_found(d, j->req, j->function, j->qualifier);
     } else if (j->rc < 0) {
         log_err("event invoke config write failed function=%s err=\"%s\"", j->function, j->err.msg);
@@ -204,6 +238,13 @@ static void job_done(uv_work_t *w, int status)
     } else if (j->op == EIC_DELETE) {
         uninstall(d, j->function, j->qualifier);
         api_empty(j->req, 204);
+    } else if (!target_exists(d, j->function, j->qualifier)) {
+        /* the function, version or alias was deleted while this write waited: its row must go
+         * too, or a later function, alias of the same name, or restart would find it */
+        api_error(j->req, 404, "ResourceNotFoundException",
+                  "Function not found: arn:aws:lambda:%s:%s:function:%s:%s", d->cfg.region,
+                  d->cfg.account_id, j->function, j->qualifier);
+        cleanup_queue(d, j->function, j->qualifier);
     } else {
         json_t *o = config_json(d, j->cfg);
         install(d, steal_ptr(j->cfg));

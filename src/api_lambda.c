@@ -57,12 +57,18 @@ struct job {
     char *name;
     char *body; /* owned; parsed on a worker */
     size_t body_len;
-    json_t *doc;              /* the parsed body */
-    json_t *tag_keys;         /* UntagResource: array of keys */
-    struct nb_fn *fn;         /* ref; NULL for create */
-    struct nb_function *cur;  /* ref: fn's snapshot when the job started */
-    struct nb_function *next; /* ref: the snapshot to commit */
-    int reserved;             /* PutFunctionConcurrency's value */
+    json_t *doc;                  /* the parsed body */
+    json_t *tag_keys;             /* UntagResource: array of keys */
+    struct nb_fn *fn;             /* ref; NULL for create */
+    struct nb_function *cur;      /* ref: fn's snapshot when the job started */
+    struct nb_function *next;     /* ref: the snapshot to commit */
+    int reserved;                 /* PutFunctionConcurrency's value */
+    struct nb_function *last_pub; /* ref: the last published version when the job was admitted */
+    struct nb_function *pub;      /* ref: Publish: the version published with the change */
+    uint64_t pub_number;          /* Publish: the number a new version takes */
+    bool publish;                 /* Publish: true (CreateFunction, UpdateFunctionCode) */
+    bool pub_new;                 /* pub is a new version (not last_pub again) */
+    bool committed;               /* the change itself is durable (a publish may still fail) */
     bool dry_run;
     bool pending_create; /* holds a pending-create entry for name */
     bool holds_reserved; /* counted in pending_reserved */
@@ -234,6 +240,8 @@ static void job_free(struct job *j)
     }
     function_unref(j->cur);
     function_unref(j->next);
+    function_unref(j->last_pub);
+    function_unref(j->pub);
     json_decref(j->doc);
     json_decref(j->tag_keys);
     free(j->body);
@@ -372,12 +380,14 @@ build:
         if (!j->next)
             return job_fail_err(j, &err);
         j->name = xstrdup(j->next->name);
+        j->publish = doc_bool(j->doc, "Publish");
         return check_code_source(j, code);
     }
     case OP_UPDATE_CODE:
         if (check_revision(j) < 0 || check_architectures(j) < 0)
             return -1;
         j->dry_run = doc_bool(j->doc, "DryRun");
+        j->publish = doc_bool(j->doc, "Publish");
         return check_code_source(j, j->doc);
     case OP_UPDATE_CONFIG:
         if (check_revision(j) < 0)
@@ -488,6 +498,31 @@ static int store_fail(struct job *j, const struct nb_err *err)
     return job_fail(j, 500, "ServiceException", "%s", err->msg);
 }
 
+/* Worker: Publish: true publishes the new $LATEST as a version, like PublishVersion: unchanged
+ * since the last published version, that version is the answer. The change itself is already
+ * durable; a failure here is a 500 that leaves $LATEST changed and no version published (the
+ * client can call PublishVersion). */
+static int publish_work(struct job *j)
+{
+    struct nb_err err = {0};
+    if (j->last_pub && function_same_content(j->last_pub, j->next)) {
+        j->pub = function_ref(j->last_pub);
+        return 0;
+    }
+    j->pub = function_publish(j->next, j->pub_number, NULL);
+    _cleanup_free_ char *rec = function_to_record(j->pub);
+    if (store_version_insert(j->d->store, j->name, (int64_t)j->pub_number, rec, &err) < 0) {
+        log_err("publish failed function=%s version=%llu msg=\"%s\"", j->name,
+                (unsigned long long)j->pub_number, err.msg);
+        return job_fail(j, 500, "ServiceException",
+                        "the function was %s but version %llu could not be published: %s",
+                        j->op == OP_CREATE ? "created" : "updated",
+                        (unsigned long long)j->pub_number, err.msg);
+    }
+    j->pub_new = true;
+    return 0;
+}
+
 /* Worker: import code if any, then make the change durable. */
 static int commit_work(struct job *j)
 {
@@ -512,7 +547,10 @@ static int commit_work(struct job *j)
     _cleanup_free_ char *rec = function_to_record(j->next);
     int rc = j->op == OP_CREATE ? store_function_insert(j->d->store, j->name, rec, &err)
                                 : store_function_update(j->d->store, j->name, rec, &err);
-    return rc < 0 ? store_fail(j, &err) : 0;
+    if (rc < 0)
+        return store_fail(j, &err);
+    j->committed = true;
+    return j->publish ? publish_work(j) : 0;
 }
 
 static void parse_work_cb(uv_work_t *w);
@@ -557,6 +595,12 @@ static int admit(struct job *j)
         p->next = pending_creates;
         pending_creates = p;
         j->pending_create = true;
+        j->pub_number = 1;
+    } else if (j->op == OP_UPDATE_CODE) {
+        /* fn->updating is held: no other publish can take a number until this job ends */
+        j->pub_number = j->fn->last_version + 1;
+        if (j->fn->n_versions)
+            j->last_pub = function_ref(j->fn->versions[j->fn->n_versions - 1]);
     } else if (j->op == OP_PUT_CONCURRENCY) {
         if (j->reserved < j->fn->pc_total) /* provisioned instances live inside a reservation */
             return job_fail(j, 400, "InvalidParameterValueException",
@@ -601,13 +645,40 @@ static void parse_done_cb(uv_work_t *w, int status)
     queue(j, commit_work_cb, commit_done_cb);
 }
 
+/* Loop, after a committed create or code update with Publish: installs the version and replies
+ * (or replies the publish failure); false when the job did not publish. The reply is the
+ * version's configuration, as Lambda's: Version "N", with the unqualified ARN for CreateFunction
+ * and the version's ARN for UpdateFunctionCode. */
+static bool published(struct job *j, struct nb_fn *fn, struct nb_http_req *req)
+{
+    if (!j->publish)
+        return false;
+    if (j->failed) { /* the change committed, the version did not */
+        j->req = req;
+        job_reply_error(j);
+        return true;
+    }
+    if (j->pub_new) {
+        log_info("version published function=%s version=%s code=%s", j->name, j->pub->version,
+                 j->pub->code_hex);
+        registry_add_version(fn, function_ref(j->pub));
+    }
+    if (req) {
+        json_t *o = function_config_json(j->pub);
+        if (j->op == OP_CREATE)
+            json_object_set_new(o, "FunctionArn", json_string(j->next->arn));
+        api_json(req, j->op == OP_CREATE ? 201 : 200, o);
+    }
+    return true;
+}
+
 static void commit_done_cb(uv_work_t *w, int status)
 {
     struct job *j = w->data;
     struct nb_daemon *d = j->d;
     if (status < 0)
         job_fail(j, 500, "ServiceException", "work cancelled: %s", uv_strerror(status));
-    if (j->failed) {
+    if (j->failed && !j->committed) {
         job_reply_error(j);
         job_free(j);
         return;
@@ -620,18 +691,23 @@ static void commit_done_cb(uv_work_t *w, int status)
     }
     /* The registry changes first, so the reply never announces what a next request can't see. */
     switch (j->op) {
-    case OP_CREATE:
+    case OP_CREATE: {
         log_info("function created name=%s code=%s size=%lld", j->name, j->next->code_hex,
                  (long long)j->next->code_size);
-        registry_add(d, function_ref(j->next));
+        struct nb_fn *fn = registry_add(d, function_ref(j->next));
+        if (published(j, fn, req))
+            break;
         if (req)
             api_json(req, 201, function_config_json(j->next));
         break;
+    }
     case OP_UPDATE_CODE:
     case OP_UPDATE_CONFIG:
         log_info("function updated name=%s what=%s revision=%s", j->name,
                  j->op == OP_UPDATE_CODE ? "code" : "configuration", j->next->revision_id);
         registry_set_config(d, j->fn, function_ref(j->next));
+        if (published(j, j->fn, req))
+            break;
         if (req)
             api_json(req, 200, function_config_json(j->next));
         break;

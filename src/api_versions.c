@@ -17,6 +17,7 @@
 #include <errno.h>
 
 #include "api.h"
+#include "async.h"
 #include "daemon.h"
 #include "instance.h"
 #include "log.h"
@@ -116,7 +117,8 @@ static void vjob_done(uv_work_t *w, int status)
         break;
     case V_DELETE_VERSION:
         log_info("version deleted function=%s version=%s", j->fn->name, j->key);
-        provisioned_remove(d, j->fn, j->key); /* its row went with the version's */
+        provisioned_remove(d, j->fn, j->key); /* its rows went with the version's */
+        async_config_forget_qualifier(d, j->fn->name, j->key);
         registry_remove_version(d, j->fn, j->snap);
         api_empty(j->req, j->ok_status);
         break;
@@ -145,7 +147,8 @@ static void vjob_done(uv_work_t *w, int status)
     case V_DELETE_ALIAS:
         log_info("alias deleted function=%s alias=%s", j->fn->name, j->key);
         registry_remove_alias(j->fn, j->key);
-        provisioned_remove(d, j->fn, j->key); /* its row went with the alias' */
+        provisioned_remove(d, j->fn, j->key); /* its rows went with the alias' */
+        async_config_forget_qualifier(d, j->fn->name, j->key);
         api_empty(j->req, j->ok_status);
         break;
     }

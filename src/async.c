@@ -57,6 +57,9 @@ struct event {
     char *last_body; /* owned */
     size_t last_len;
     char last_version[32];
+    /* destination records between the client's event and this one (0 for an event a client
+     * sent); memory only, so a restart starts the count again */
+    int depth;
 };
 
 struct write {
@@ -87,7 +90,7 @@ struct nb_async {
     int64_t held;       /* every in-memory event */
     int64_t held_bytes; /* their payloads */
     struct {
-        uint64_t accepted, delivered, failed, dropped, redelivered, commits, writes;
+        uint64_t accepted, delivered, failed, dropped, redelivered, commits, writes, loops_stopped;
         uint64_t retries[RETRY__MAX];
         uint64_t destinations[2]; /* [0] OnSuccess, [1] OnFailure */
     } n;
@@ -375,6 +378,19 @@ static void finish(struct nb_async *a, struct event *ev, const char *condition, 
                  ev->request_id, dest, err.msg);
         dest = NULL;
     }
+    if (dest && ev->depth >= NB_ASYNC_DESTINATION_DEPTH_MAX) {
+        /* a chain of destinations that went round (a function naming itself, or A -> B -> A):
+         * stop it like Lambda's recursive loop detection, after 16 records */
+        log_warn("async destination record not sent request_id=%s function=%s destination=%s "
+                 "reason=\"recursive loop: %d destination records in a chain\"",
+                 ev->request_id, ev->function, dest, ev->depth);
+        fn_log(a, ev->function,
+               "nimbus: destination record not sent: RequestId: %s Destination: %s Reason: "
+               "recursive loop detected after %d destination records",
+               ev->request_id, dest, ev->depth);
+        dest = NULL;
+        a->n.loops_stopped++;
+    }
     if (ok)
         a->n.delivered++;
     else
@@ -386,6 +402,7 @@ static void finish(struct nb_async *a, struct event *ev, const char *condition, 
         struct event *rec = event_new(a);
         rec->id = a->next_id++;
         uuid_v4(rec->request_id);
+        rec->depth = ev->depth + 1;
         rec->function = steal_ptr(dname);
         rec->qualifier = steal_ptr(dqual);
         rec->payload = destination_record(a, ev, condition, &rec->payload_len);
@@ -744,6 +761,10 @@ void async_metrics_render(struct nb_daemon *d, struct nb_buf *b)
         {"nimbus_async_dropped_total", "counter",
          "Failed asynchronous events without an OnFailure destination (logged, then deleted).",
          a->n.dropped},
+        {"nimbus_async_loops_stopped_total", "counter",
+         "Destination records not sent because their chain went round 16 times (a function "
+         "that is its own destination, directly or through others).",
+         a->n.loops_stopped},
         {"nimbus_async_redelivered_total", "counter",
          "Asynchronous events found in flight at start-up and delivered again (possible "
          "duplicates).",

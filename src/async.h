@@ -49,6 +49,9 @@ struct nb_eic_table {
 #define NB_ASYNC_PAYLOAD_MAX 1048576
 #define NB_ASYNC_DEFAULT_RETRIES 2
 #define NB_ASYNC_DEFAULT_AGE_S 21600
+/* Destination records in one chain before the next is not sent (Lambda's recursive loop
+ * detection stops after 16 invocations). */
+#define NB_ASYNC_DESTINATION_DEPTH_MAX 16
 
 /* Loads event invoke configs and pending events (blocking: start-up only, before the loop runs)
  * and arms the dispatcher. */
@@ -76,7 +79,11 @@ const struct nb_eic *async_config_find(struct nb_daemon *d, const char *function
                                        const char *qualifier);
 /* Drops the configs of a deleted function from memory (the store deletes them with it). */
 void async_config_forget(struct nb_daemon *d, const char *function);
-/* Loads every stored config of a present function (start-up). */
+/* Drops the config of one deleted version or alias from memory (the store deleted its row in
+ * the transaction that deleted the version or alias). */
+void async_config_forget_qualifier(struct nb_daemon *d, const char *function,
+                                   const char *qualifier);
+/* Loads every stored config whose function and qualifier exist (start-up). */
 int async_config_load(struct nb_daemon *d, struct nb_err *err);
 void async_config_free(struct nb_daemon *d);
 /* The /2019-09-25/functions/{FunctionName}/event-invoke-config routes. */

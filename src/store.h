@@ -118,7 +118,8 @@ int store_eic_each(struct nb_store *st, nb_store_eic_cb cb, void *data, struct n
 int store_version_insert(struct nb_store *st, const char *function, int64_t version,
                          const char *doc, struct nb_err *err);
 /* Deletes a version (its number stays used) and, in the same transaction, every object keyed by
- * its number (its provisioned concurrency config); -ENOENT if absent or already deleted. */
+ * its number (its provisioned concurrency config) and its event invoke config; -ENOENT if absent
+ * or already deleted. */
 int store_version_delete(struct nb_store *st, const char *function, int64_t version,
                          struct nb_err *err);
 /* Calls cb for every version number ever used, by function then number; doc is NULL for a deleted
@@ -132,7 +133,8 @@ int store_version_each(struct nb_store *st, nb_store_version_cb cb, void *data, 
 int store_object_put(struct nb_store *st, const char *kind, const char *function, const char *key,
                      const char *doc, struct nb_err *err);
 /* Deletes object (kind, function, key); kind NULL deletes every kind under key (an alias and its
- * provisioned concurrency config). -ENOENT if nothing was deleted. */
+ * provisioned concurrency config) and the event invoke config of qualifier key, in one
+ * transaction. -ENOENT if no object was deleted. */
 int store_object_delete(struct nb_store *st, const char *kind, const char *function,
                         const char *key, struct nb_err *err);
 /* Calls cb for every object of kind, by function then key. Same rules as store_function_each. */

@@ -894,6 +894,18 @@ int store_version_insert(struct nb_store *st, const char *function, int64_t vers
     return 0;
 }
 
+/* Deletes the event invoke config of (function, qualifier) if any (mutex held, inside the
+ * caller's transaction); returns 0 or a negative code. */
+static int delete_eic(struct nb_store *st, const char *function, const char *qualifier,
+                      struct nb_err *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_EIC_DELETE, err);
+    if (!s || bind_text(st, s, 1, function, err) < 0 || bind_text(st, s, 2, qualifier, err) < 0)
+        return -EIO;
+    int n = step_write(st, s, "delete event invoke config of", function, err);
+    return n < 0 ? n : 0;
+}
+
 int store_version_delete(struct nb_store *st, const char *function, int64_t version,
                          struct nb_err *err)
 {
@@ -918,6 +930,8 @@ int store_version_delete(struct nb_store *st, const char *function, int64_t vers
             step_write(st, s, "delete objects of", function, err) < 0)
             n = -EIO;
     }
+    if (n > 0 && delete_eic(st, function, key, err) < 0)
+        n = -EIO;
     if (n <= 0) {
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
         if (n == 0)
@@ -1018,12 +1032,28 @@ int store_object_delete(struct nb_store *st, const char *kind, const char *funct
     if (!s || (kind && bind_text(st, s, i++, kind, err) < 0) ||
         bind_text(st, s, i++, function, err) < 0 || bind_text(st, s, i, key, err) < 0)
         return err_prefix(err, "cannot delete '%s' of '%s'", key, function);
+    if (kind) {
+        int n = step_write(st, s, "delete object of", function, err);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            return err_set(err, ENOENT, "'%s' of '%s' not found", key, function);
+        return 0;
+    }
+    /* every kind under key, and the event invoke config of that qualifier, in one transaction */
+    int r = tx(st, "BEGIN IMMEDIATE", err);
+    if (r < 0)
+        return r;
     int n = step_write(st, s, "delete object of", function, err);
-    if (n < 0)
+    if (n > 0 && delete_eic(st, function, key, err) < 0)
+        n = -EIO;
+    if (n <= 0) {
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+        if (n == 0)
+            return err_set(err, ENOENT, "'%s' of '%s' not found", key, function);
         return n;
-    if (n == 0)
-        return err_set(err, ENOENT, "'%s' of '%s' not found", key, function);
-    return 0;
+    }
+    return tx(st, "COMMIT", err);
 }
 
 int store_object_each(struct nb_store *st, const char *kind, nb_store_object_cb cb, void *data,

@@ -532,3 +532,153 @@ def test_kill_9_loses_no_accepted_event(fresh_daemon):
         assert dups <= m["nimbus_async_redelivered_total"], (dups, m)
     finally:
         d2.stop()
+
+
+# ---- versions and aliases ----------------------------------------------------------------------
+
+TAGGED = r'''
+import os
+TAG = "@TAG@"
+def handler(event, context):
+    print("TAGGED %s %s" % (TAG, context.aws_request_id))
+    if TAG == "fail":
+        raise RuntimeError("version %s fails" % os.environ["AWS_LAMBDA_FUNCTION_VERSION"])
+    return {"tag": TAG, "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"]}
+'''
+
+
+def test_event_to_an_alias_runs_the_version_picked_at_each_attempt(fresh_daemon):
+    # retries wait 3 s, long enough to move the alias between the two attempts
+    dm = fresh_daemon([a if a != "300" else "3000" for a in FAST])
+    lam = dm.boto3()
+    recorder = create_py(lam, uniq("rec"), RECORDER)
+    name = uniq("alias-ev")
+    create_py(lam, name, TAGGED.replace("@TAG@", "fail"), Publish=True)
+    lam.update_function_code(FunctionName=name, Publish=True,
+                             ZipFile=zip_files({"main.py": (TAGGED.replace("@TAG@", "ok"), 0o644)}))
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    lam.put_function_event_invoke_config(
+        FunctionName=name, Qualifier="live", MaximumRetryAttempts=1,
+        DestinationConfig={"OnSuccess": {"Destination": arn(recorder)}})
+    # an alias with DryRun: 204 once it resolves, 404 for an unknown one
+    assert lam.invoke(FunctionName=name, Qualifier="live",
+                      InvocationType="DryRun")["StatusCode"] == 204
+    with pytest.raises(ClientError) as ei:
+        lam.invoke(FunctionName=name, Qualifier="nope", InvocationType="DryRun")
+    assert ei.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+    rid = send_event(lam, name, {"n": 1}, Qualifier="live")
+    key = 'nimbus_function_errors_total{function="%s",version="1"}' % name
+    assert wait_for(lambda: metric(dm, key) >= 1, timeout=20), dm.daemon_log()[-3000:]
+    lam.update_alias(FunctionName=name, Name="live", FunctionVersion="2")
+    rec = record_for(dm, recorder, rid)
+    assert rec["requestContext"] == {"requestId": rid, "functionArn": arn(name, "live"),
+                                     "condition": "Success", "approximateInvokeCount": 2}
+    assert rec["responseContext"] == {"statusCode": 200, "executedVersion": "2"}
+    assert rec["responsePayload"] == {"tag": "ok", "version": "2"}
+
+
+def test_a_version_or_alias_takes_its_event_invoke_config_along(fresh_daemon):
+    dm = fresh_daemon(FAST)
+    lam = dm.boto3()
+    name = create_py(lam, uniq("eic-q"), RECORDER, Publish=True)
+    lam.create_alias(FunctionName=name, Name="a", FunctionVersion="1")
+    for q in ("$LATEST", "1", "a"):
+        lam.put_function_event_invoke_config(FunctionName=name, Qualifier=q,
+                                             MaximumRetryAttempts=1)
+
+    def qualifiers(client):
+        cfgs = client.list_function_event_invoke_configs(FunctionName=name)
+        return sorted(c["FunctionArn"].rsplit(":", 1)[1]
+                      for c in cfgs["FunctionEventInvokeConfigs"])
+    assert qualifiers(lam) == ["$LATEST", "1", "a"]
+    lam.delete_alias(FunctionName=name, Name="a")
+    assert qualifiers(lam) == ["$LATEST", "1"]
+    # an alias of the same name starts without the old config
+    lam.create_alias(FunctionName=name, Name="a", FunctionVersion="1")
+    status, code, msg = client_error(lambda: lam.get_function_event_invoke_config(
+        FunctionName=name, Qualifier="a"))
+    assert (status, code) == (404, "ResourceNotFoundException")
+    assert "doesn't have an EventInvokeConfig" in msg
+    lam.delete_alias(FunctionName=name, Name="a")
+    lam.delete_function(FunctionName=name, Qualifier="1")
+    assert qualifiers(lam) == ["$LATEST"]
+    # and the store agrees: nothing comes back at a restart
+    dm.stop()
+    d2 = Daemon(dm.data_dir, FAST).start()
+    try:
+        lam2 = d2.boto3()
+        assert qualifiers(lam2) == ["$LATEST"]
+        lam2.create_alias(FunctionName=name, Name="a", FunctionVersion="$LATEST")
+        status, code, _ = client_error(lambda: lam2.get_function_event_invoke_config(
+            FunctionName=name, Qualifier="a"))
+        assert (status, code) == (404, "ResourceNotFoundException")
+    finally:
+        d2.stop()
+
+
+def test_a_function_that_is_its_own_destination_stops_after_16_records(dm, lam):
+    name = create_py(lam, uniq("selfdest"), RECORDER)
+    lam.put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": arn(name)}})
+    before = metric(dm, "nimbus_async_loops_stopped_total")
+    rid = send_event(lam, name, {"start": True})
+    assert wait_for(lambda: metric(dm, "nimbus_async_loops_stopped_total") >= before + 1,
+                    timeout=60), dm.daemon_log()[-3000:]
+    stopped = wait_for(lambda: [l for l in fn_log(dm, name)
+                                if l.startswith("nimbus: destination record not sent")])
+    assert len(stopped) == 1 and "recursive loop detected after 16" in stopped[0], stopped
+    recs = wait_for(lambda: [r for r in records(dm, name) if "requestContext" in r] if len(
+        records(dm, name)) >= 17 else None)
+    assert recs and len(recs) == 16, recs
+    # the first record is about the client's event, each next one about the record before it
+    assert recs[0]["requestContext"]["requestId"] == rid
+    assert recs[0]["requestPayload"] == {"start": True}
+    # nothing more arrives
+    settled = len(records(dm, name))
+    assert settled == 17
+
+
+def test_config_writes_racing_version_deletes_leave_no_orphans(fresh_daemon):
+    # a Put of a version's config and the version's delete sent together, in either order of
+    # arrival: whatever the replies, no config may outlive its version, in memory or on disk
+    dm = fresh_daemon(FAST)
+    lam = dm.boto3()
+    name = create_py(lam, uniq("race"), RECORDER)
+    outcomes = set()
+
+    def put(q):
+        try:
+            lam.put_function_event_invoke_config(FunctionName=name, Qualifier=q,
+                                                 MaximumRetryAttempts=1)
+            return "put"
+        except ClientError as e:
+            return e.response["Error"]["Code"]
+
+    def delete(q):
+        try:
+            lam.delete_function(FunctionName=name, Qualifier=q)
+            return "deleted"
+        except ClientError as e:
+            return e.response["Error"]["Code"]
+
+    with ThreadPoolExecutor(2) as pool:
+        for i in range(12):
+            lam.update_function_configuration(FunctionName=name, Timeout=10 + i)
+            q = lam.publish_version(FunctionName=name)["Version"]
+            if i % 2:
+                lam.put_function_event_invoke_config(FunctionName=name, Qualifier=q,
+                                                     MaximumRetryAttempts=0)
+            a, b = pool.submit(put, q), pool.submit(delete, q)
+            outcomes.add((a.result(), b.result()))
+
+    def listed(client):
+        cfgs = client.list_function_event_invoke_configs(FunctionName=name)
+        return [c["FunctionArn"] for c in cfgs["FunctionEventInvokeConfigs"]]
+    assert listed(lam) == [], outcomes
+    dm.stop()
+    d2 = Daemon(dm.data_dir, FAST).start()
+    try:
+        assert listed(d2.boto3()) == [], outcomes
+    finally:
+        d2.stop()

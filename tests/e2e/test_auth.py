@@ -313,3 +313,39 @@ def test_expired_presigned_url_is_refused(daemon):
     assert ei.value.code == 403
     assert ei.value.headers["x-amzn-ErrorType"] == "AccessDeniedException"
     assert json.loads(ei.value.read())["message"] == "Request has expired"
+
+
+def test_no_secret_in_function_reads_or_key_listings(daemon):
+    out = daemon.cli("keys", "create", "--description", "secret-check", check=True).stdout
+    creds = dict(line.split(" = ") for line in out.strip().splitlines())
+    secrets = [daemon.secret, creds["aws_secret_access_key"]]
+    lam = daemon.boto3()
+    name = "auth-secrets-fn"
+    create_function(lam, name, pkg(), Environment={"Variables": {"PLAIN": "value"}})
+    lam.publish_version(FunctionName=name)
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+    bodies = []
+    for path in ("/2015-03-31/functions/%s" % name,
+                 "/2015-03-31/functions/%s?Qualifier=live" % name,
+                 "/2015-03-31/functions/%s/configuration" % name,
+                 "/2015-03-31/functions/?FunctionVersion=ALL",
+                 "/2015-03-31/functions/%s/versions" % name,
+                 "/2015-03-31/functions/%s/aliases" % name,
+                 "/nimbus/v1/keys"):
+        status, headers, body = daemon.request("GET", path)
+        assert status == 200, (path, body)
+        bodies.append(body.decode() + json.dumps(dict(headers)))
+    for p in (daemon.cli("keys", "ls", check=True), daemon.cli("keys", "ls", "--json", check=True),
+              daemon.cli("ls", check=True)):
+        bodies.append(p.stdout + p.stderr)
+    _, aws_out, _ = daemon.aws("lambda", "get-function", "--function-name", name)
+    bodies.append(aws_out)
+    for text in bodies:
+        for s in secrets:
+            assert s not in text
+    # Code.Location names the caller's key, never its secret (a presigned URL carries only a
+    # signature)
+    loc = lam.get_function(FunctionName=name)["Code"]["Location"]
+    assert daemon.key_id in urllib.parse.unquote(loc)
+    keys = json.loads(daemon.cli("keys", "ls", "--json", check=True).stdout)["Keys"]
+    assert all("SecretAccessKey" not in k for k in keys)

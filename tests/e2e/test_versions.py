@@ -627,3 +627,65 @@ def test_provisioned_concurrency_init_failure(daemon, lam):
     lam.delete_function(FunctionName=name, Qualifier="1")
     assert lam.list_provisioned_concurrency_configs(
         FunctionName=name)["ProvisionedConcurrencyConfigs"] == []
+
+
+def test_publish_true_on_create_and_update_code(daemon, lam, tmp_path):
+    name = uniq("pub")
+    r = deploy(lam, name, "p1", Publish=True)
+    # the version's configuration, with the unqualified ARN (as Lambda answers CreateFunction)
+    assert r["Version"] == "1" and r["FunctionArn"] == arn(name)
+    assert lam.get_function(FunctionName=name, Qualifier="1")["Configuration"]["CodeSha256"] == \
+        r["CodeSha256"]
+    r = lam.update_function_code(FunctionName=name, ZipFile=app_zip("p2"), Publish=True)
+    assert r["Version"] == "2" and r["FunctionArn"] == arn(name, "2")
+    assert run(lam, name, Qualifier="1")[1]["tag"] == "p1"
+    assert run(lam, name, Qualifier="2")[1]["tag"] == "p2"
+    assert run(lam, name)[1]["tag"] == "p2"
+    # unchanged since version 2: version 2 is the answer, no version 3
+    r = lam.update_function_code(FunctionName=name, ZipFile=app_zip("p2"), Publish=True)
+    assert r["Version"] == "2"
+    # without Publish nothing is published; DryRun with Publish publishes nothing either
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("p3"))
+    lam.update_function_code(FunctionName=name, ZipFile=app_zip("p4"), Publish=True,
+                             DryRun=True)
+    assert [v["Version"] for v in lam.list_versions_by_function(FunctionName=name)["Versions"]] \
+        == ["$LATEST", "1", "2"]
+    # the aws CLI's --publish
+    other = uniq("pub-cli")
+    zpath = tmp_path / "code.zip"
+    zpath.write_bytes(app_zip("c1"))
+    _, out, _ = daemon.aws("lambda", "create-function", "--function-name", other, "--runtime",
+                           "python3.11", "--role", ROLE, "--handler", "app.handler",
+                           "--zip-file", "fileb://%s" % zpath, "--publish")
+    assert json.loads(out)["Version"] == "1"
+    zpath.write_bytes(app_zip("c2"))
+    _, out, _ = daemon.aws("lambda", "update-function-code", "--function-name", other,
+                           "--zip-file", "fileb://%s" % zpath, "--publish")
+    assert json.loads(out)["Version"] == "2" and json.loads(out)["FunctionArn"] == arn(other, "2")
+
+
+def test_provisioned_config_goes_with_its_version_or_alias(lam):
+    name = uniq("pc-del")
+    before = lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"]
+    deploy(lam, name, "v1", Publish=True)
+    lam.create_alias(FunctionName=name, Name="a", FunctionVersion="1")
+    lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier="a",
+                                           ProvisionedConcurrentExecutions=1)
+    lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier="1",
+                                           ProvisionedConcurrentExecutions=1)
+
+    def listed():
+        cfgs = lam.list_provisioned_concurrency_configs(FunctionName=name)
+        return sorted(c["FunctionArn"] for c in cfgs["ProvisionedConcurrencyConfigs"])
+    assert listed() == [arn(name, "1"), arn(name, "a")]
+    lam.delete_alias(FunctionName=name, Name="a")
+    assert listed() == [arn(name, "1")]
+    lam.create_alias(FunctionName=name, Name="a", FunctionVersion="1")
+    with pytest.raises(ClientError) as ei:
+        lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="a")
+    assert ei.value.response["Error"]["Code"] == "ProvisionedConcurrencyConfigNotFoundException"
+    lam.delete_alias(FunctionName=name, Name="a")
+    lam.delete_function(FunctionName=name, Qualifier="1")
+    assert listed() == []
+    # the account got the provisioned concurrency back
+    assert lam.get_account_settings()["AccountLimit"]["UnreservedConcurrentExecutions"] == before

@@ -460,6 +460,36 @@ static void test_event_invoke_configs(void **state)
     buf_release(&b);
 }
 
+/* A version's or alias' event invoke config goes with it, in the same transaction; a failed
+ * delete (nothing to delete) leaves the config alone. */
+static void test_event_invoke_configs_follow_versions_and_aliases(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    assert_int_equal(store_function_insert(f->st, "f", "{}", &err), 0);
+    assert_int_equal(store_version_insert(f->st, "f", 1, "v1", &err), 0);
+    assert_int_equal(store_object_put(f->st, "alias", "f", "live", "a", &err), 0);
+    assert_int_equal(store_eic_put(f->st, "f", "$LATEST", "L", &err), 0);
+    assert_int_equal(store_eic_put(f->st, "f", "1", "V", &err), 0);
+    assert_int_equal(store_eic_put(f->st, "f", "live", "A", &err), 0);
+    assert_int_equal(store_eic_put(f->st, "f", "ghost", "G", &err), 0); /* no such alias */
+    assert_int_equal(store_object_delete(f->st, NULL, "f", "ghost", &err), -ENOENT);
+    assert_int_equal(store_object_delete(f->st, NULL, "f", "live", &err), 0);
+    assert_int_equal(store_version_delete(f->st, "f", 1, &err), 0);
+    assert_int_equal(store_version_delete(f->st, "f", 1, &err), -ENOENT);
+    struct nb_buf b = {0};
+    assert_int_equal(store_eic_each(f->st, collect_eic, &b, &err), 0);
+    assert_string_equal(b.data, "f:$LATEST=L;f:ghost=G;");
+    buf_release(&b);
+    /* a kind-specific delete leaves the qualifier's config */
+    assert_int_equal(store_eic_put(f->st, "f", "p", "P", &err), 0);
+    assert_int_equal(store_object_put(f->st, "provisioned", "f", "p", "x", &err), 0);
+    assert_int_equal(store_object_delete(f->st, "provisioned", "f", "p", &err), 0);
+    assert_int_equal(store_eic_each(f->st, collect_eic, &b, &err), 0);
+    assert_string_equal(b.data, "f:$LATEST=L;f:ghost=G;f:p=P;");
+    buf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -475,6 +505,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_invoke_configs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_event_invoke_configs_follow_versions_and_aliases,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
