@@ -34,6 +34,7 @@
 #include "router.h"
 #include "spawner.h"
 #include "store.h"
+#include "triggers.h"
 
 #define API_MAX_BODY (75u * 1024 * 1024)
 #define KILL_WAIT_MS 5000
@@ -108,6 +109,37 @@ static int load_alias(void *data, const char *name, const char *key, const char 
     return 0;
 }
 
+static int load_url(void *data, const char *name, const char *key, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_fn *fn = registry_find(d, name);
+    if (!fn)
+        return 0;
+    struct nb_url_cfg *u = url_cfg_from_record(fn, key, doc);
+    if (!u) {
+        log_err("skipping unreadable function url record name=%s key=%s", name, key);
+        return 0;
+    }
+    triggers_url_put(d, u);
+    return 0;
+}
+
+static int load_route(void *data, const char *name, const char *key, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_fn *fn = registry_find(d, name);
+    if (!fn)
+        return 0;
+    struct nb_http_route *r = route_from_record(fn, key, doc);
+    if (!r || triggers_route_by_key(d, key)) {
+        log_err("skipping unreadable or duplicate route record name=%s key=%s", name, key);
+        route_free(r);
+        return 0;
+    }
+    triggers_route_add(d, r);
+    return 0;
+}
+
 static int load_provisioned(void *data, const char *name, const char *key, const char *doc)
 {
     struct nb_daemon *d = data;
@@ -171,6 +203,7 @@ static void close_all(struct runtime *rt)
     provisioned_release(d);
     http_server_close(d->api, NULL, NULL);
     d->api = NULL;
+    public_close(d);
     netns_pool_release(d);
     park_pool_release(d); /* before spawner_stop: unparks, removes the groups */
     logs_free(d->logs);
@@ -363,6 +396,10 @@ static int setup(struct runtime *rt, struct nb_err *err)
         (rc = store_object_each(d->store, "alias", load_alias, d, err)) < 0 ||
         (rc = store_object_each(d->store, "provisioned", load_provisioned, d, err)) < 0)
         return rc;
+    triggers_init(d);
+    if ((rc = store_object_each(d->store, "url", load_url, d, err)) < 0 ||
+        (rc = store_object_each(d->store, "route", load_route, d, err)) < 0)
+        return rc;
     collect_code(d); /* packages no function uses any more (updates, deletes) */
     d->loop = uv_default_loop();
     d->logs = logs_new(d->loop, d->cfg.data_dir, err);
@@ -375,6 +412,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     api_invoke_routes(d->router, d);
     api_async_routes(d->router, d);
     api_versions_routes(d->router, d);
+    api_urls_routes(d->router, d);
     api_nimbus_routes(d->router, d);
     api_keys_routes(d->router, d); /* auth */
     struct nb_http_limits lim;
@@ -387,6 +425,8 @@ static int setup(struct runtime *rt, struct nb_err *err)
     d->api = http_server_new(d->loop, &lim, api_handle, d);
     if ((rc = http_server_listen(d->api, d->cfg.listen_host, d->cfg.listen_port, err)) < 0)
         return err_prefix(err, "cannot listen on %s", d->cfg.listen);
+    if ((rc = public_listen(d, err)) < 0)
+        return rc;
     netns_pool_init(d);
     netns_pool_fill(d);
     park_pool_init(d);
@@ -441,6 +481,7 @@ out:
     if (d->loop && !rt->closing && d->api) {
         provisioned_release(d);
         http_server_close(d->api, NULL, NULL);
+        public_close(d);
         uv_run(d->loop, UV_RUN_NOWAIT);
     }
     if (d->spawner)
@@ -451,6 +492,7 @@ out:
             log_warn("event loop closed with handles still open");
     }
     async_free(d); /* before the registry: events may hold function references */
+    triggers_release(d);
     if (d->fn_table)
         registry_release(d);
     if (d->router)
