@@ -80,7 +80,8 @@ bool authz_is_change(const char *action)
     op = op ? op + 1 : action;
     if (!strncasecmp(op, "Get", 3) || !strncasecmp(op, "List", 4) || !strncasecmp(op, "Read", 4))
         return false;
-    return strcasecmp(action, "lambda:InvokeFunction") != 0;
+    return strcasecmp(action, "lambda:InvokeFunction") != 0 &&
+           strcasecmp(action, "lambda:InvokeFunctionUrl") != 0;
 }
 
 int authz_decide(struct nb_daemon *d, struct nb_http_req *req, const char *key_id, bool root,

@@ -46,8 +46,8 @@ void authz_refused(struct nb_daemon *d, struct nb_http_req *req, const char *key
  * - d->audit may be NULL (nothing is written then).
  */
 
-/* True when action changes state: everything but Get*, List*, Read* operations and
- * lambda:InvokeFunction (case-insensitive on the operation). */
+/* True when action changes state: everything but Get*, List*, Read* operations,
+ * lambda:InvokeFunction and lambda:InvokeFunctionUrl (case-insensitive on the operation). */
 bool authz_is_change(const char *action);
 
 /* The resource of a routed request, in req's arena: a {FunctionName} label gives

@@ -32,11 +32,19 @@ void triggers_release(struct nb_daemon *d)
     d->triggers = NULL;
 }
 
+/* A URL whose function was deleted, or whose alias was (the store dropped its row with the
+ * alias's: store_object_delete with kind NULL). */
+static bool url_stale(const struct nb_url_cfg *u)
+{
+    return u->fn->removed || (u->qualifier && strcmp(u->qualifier, "$LATEST") &&
+                              !registry_alias(u->fn, u->qualifier));
+}
+
 void triggers_purge(struct nb_daemon *d)
 {
     struct nb_triggers *t = d->triggers;
     for (size_t i = t->n_urls; i-- > 0;)
-        if (t->urls[i]->fn->removed)
+        if (url_stale(t->urls[i]))
             triggers_url_remove(d, t->urls[i]);
     for (size_t i = t->n_routes; i-- > 0;)
         if (t->routes[i]->fn->removed)
@@ -84,7 +92,7 @@ struct nb_url_cfg *triggers_url_by_id(struct nb_daemon *d, const char *id)
         struct nb_url_cfg *u = t->urls[i];
         if (strcmp(u->id, id))
             continue;
-        if (u->fn->removed) {
+        if (url_stale(u)) {
             triggers_url_remove(d, u);
             return NULL;
         }

@@ -5,8 +5,9 @@
  * control plane (api_urls.c) changes them. Loop thread only.
  *
  * Ownership: d->triggers owns every entry; an entry holds a reference on its function entry.
- * Entries of a deleted function (fn->removed; the store dropped their rows with the function's)
- * are dropped lazily by triggers_purge and by lookups that meet them.
+ * Entries of a deleted function (fn->removed; the store dropped their rows with the function's),
+ * and URLs of a deleted alias (their row went with the alias's), are dropped lazily by
+ * triggers_purge and by lookups that meet them.
  *
  * Route precedence (API Gateway's): a route without a greedy label beats one with; then more
  * literal segments win, then more segments, then a method route beats ANY; $default is the last

@@ -415,3 +415,26 @@ def test_persisted_across_restart(fresh_daemon):
     st, _, _ = send(dm, "GET", "/keep")
     assert st == 404
     assert "GET /keep" not in dm.cli("route", "ls", check=True).stdout
+
+
+def test_alias_qualified_url(daemon):
+    lam = daemon.boto3()
+    name = uniq("http")
+    deploy(lam, name)
+    v = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=v)
+    with pytest.raises(lam.exceptions.ClientError) as e:
+        lam.create_function_url_config(FunctionName=name, Qualifier=v, AuthType="NONE")
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    cfg = lam.create_function_url_config(FunctionName=name, Qualifier="live", AuthType="NONE")
+    assert cfg["FunctionArn"].endswith(":function:%s:live" % name)
+    plain = lam.create_function_url_config(FunctionName=name, AuthType="NONE")
+    assert plain["FunctionUrl"] != cfg["FunctionUrl"]
+    assert len(lam.list_function_url_configs(FunctionName=name)["FunctionUrlConfigs"]) == 2
+    st, _, body = url_get(daemon, cfg, "/?mode=tiny")
+    assert st == 200 and body == b"ok"
+    lam.delete_alias(FunctionName=name, Name="live")  # its URL goes with it
+    st, _, _ = url_get(daemon, cfg, "/?mode=tiny")
+    assert st == 403
+    st, _, _ = url_get(daemon, plain, "/?mode=tiny")
+    assert st == 200
