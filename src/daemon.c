@@ -315,6 +315,11 @@ static int setup_auth(struct nb_daemon *d, struct nb_err *err)
                        "--insecure needs a loopback listen address (127.0.0.0/8 or ::1), not "
                        "'%s': an unauthenticated API must not be reachable from the network",
                        d->cfg.listen_host);
+    if (d->cfg.insecure && d->cfg.public_host[0] && !is_loopback(d->cfg.public_host))
+        return err_set(err, EINVAL,
+                       "--insecure needs a loopback public_listen address too, not '%s': "
+                       "AWS_IAM function URLs would be open to the network",
+                       d->cfg.public_host);
     _cleanup_free_ char *master = !strcmp(d->cfg.master_key_file, "auto")
                                       ? xasprintf("%s/master.key", d->cfg.data_dir)
                                       : xstrdup(d->cfg.master_key_file);
