@@ -123,6 +123,38 @@ static void on_done(struct nb_invocation *inv, const struct nb_inv_result *res)
     buf_release(&hb);
 }
 
+/* Adds what AWS' front end adds to the event's headers: X-Forwarded-For (the client, appended
+ * to any the client sent), X-Forwarded-Proto and X-Forwarded-Port, unless present. */
+static void with_forwarded(struct nb_daemon *d, struct nb_http_req *req,
+                           struct nb_http_event_in *in, const char *peer)
+{
+    size_t n = in->n_headers;
+    struct nb_http_header *h = arena_alloc(&req->arena, (n + 3) * sizeof(*h));
+    bool proto = false, port = false, xff = false;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = in->headers[i];
+        if (!strcasecmp(h[i].name, "X-Forwarded-Proto"))
+            proto = true;
+        else if (!strcasecmp(h[i].name, "X-Forwarded-Port"))
+            port = true;
+        else if (!strcasecmp(h[i].name, "X-Forwarded-For") && !xff) {
+            h[i].value = arena_printf(&req->arena, "%s, %s", h[i].value, peer);
+            xff = true;
+        }
+    }
+    if (!xff)
+        h[n++] = (struct nb_http_header){"X-Forwarded-For", peer};
+    if (!proto)
+        h[n++] = (struct nb_http_header){"X-Forwarded-Proto", "http"};
+    if (!port)
+        h[n++] = (struct nb_http_header){
+            "X-Forwarded-Port",
+            arena_printf(&req->arena, "%d",
+                         d->triggers->srv ? http_server_port(d->triggers->srv) : 0)};
+    in->headers = h;
+    in->n_headers = n;
+}
+
 /* Admits and starts the invocation of fn/qualifier for req with the event built from in. */
 static void invoke(struct nb_daemon *d, struct nb_http_req *req, struct nb_fn *fn,
                    const char *qualifier, struct nb_http_event_in *in, struct pending *p)
@@ -151,6 +183,7 @@ static void invoke(struct nb_daemon *d, struct nb_http_req *req, struct nb_fn *f
         *colon = '\0';
     in->request_id = rid;
     in->source_ip = peer;
+    with_forwarded(d, req, in, peer);
     in->account_id = d->cfg.account_id;
     in->time_ms = now_ms();
     size_t len;

@@ -145,6 +145,9 @@ def test_event_shape(daemon, fn):
     assert "cookie" not in ev["headers"]
     assert ev["headers"]["x-dup"] == "one,two"
     assert ev["headers"]["host"] == host_of(cfg["FunctionUrl"])
+    assert ev["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert ev["headers"]["x-forwarded-proto"] == "http"
+    assert ev["headers"]["x-forwarded-port"] == str(daemon.public_port)
     assert ev["isBase64Encoded"] is False and "body" not in ev
     rc = ev["requestContext"]
     url_id = host_of(cfg["FunctionUrl"]).split(".")[0]
