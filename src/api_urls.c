@@ -39,7 +39,6 @@ static void ujob_free(struct ujob *j)
     j->fn->updating = false;
     fn_unref(j->fn);
     url_cfg_free(j->url);
-    route_free(j->route);
     free(j->kind);
     free(j->key);
     free(j->doc);
@@ -66,6 +65,8 @@ static void ujob_done(uv_work_t *w, int status)
     if (j->rc < 0) {
         log_err("store write failed function=%s key=%s msg=\"%s\"", j->fn->name, j->key,
                 j->err.msg);
+        if (j->route)
+            triggers_route_remove(d, j->route);
         api_error(j->req, 500, "ServiceException", "%s", j->err.msg);
         ujob_free(j);
         return;
@@ -88,9 +89,9 @@ static void ujob_done(uv_work_t *w, int status)
         break;
     }
     case U_ADD_ROUTE: {
-        struct nb_http_route *r = steal_ptr(j->route);
+        struct nb_http_route *r = j->route;
         log_info("route added key=\"%s\" function=%s", r->key, j->fn->name);
-        triggers_route_add(d, r);
+        r->pending = false;
         api_json(j->req, 201, route_json(r));
         break;
     }
@@ -426,6 +427,10 @@ static void handle_add_route(struct nb_http_req *req, const struct nb_route_matc
         route_free(r);
         goto out;
     }
+    /* in the table at once (pending: not served, not listed), so a second add of the same key
+     * for another function gets its 409 before this one commits */
+    r->pending = true;
+    triggers_route_add(d, r);
     j->route = r;
     ujob_queue(j);
 out:
@@ -442,7 +447,8 @@ static void handle_list_routes(struct nb_http_req *req, const struct nb_route_ma
     json_t *arr = json_array();
     struct nb_triggers *t = d->triggers;
     for (size_t i = 0; i < t->n_routes; i++)
-        json_array_append_new(arr, route_json(t->routes[i]));
+        if (!t->routes[i]->pending)
+            json_array_append_new(arr, route_json(t->routes[i]));
     int port = t->srv ? http_server_port(t->srv) : 0;
     api_json(req, 200, json_pack("{s:o,s:i}", "Routes", arr, "PublicPort", port));
 }
@@ -457,7 +463,7 @@ static void handle_delete_route(struct nb_http_req *req, const struct nb_route_m
         return;
     }
     struct nb_http_route *r = triggers_route_by_key(d, key);
-    if (!r) {
+    if (!r || r->pending) {
         api_error(req, 404, "ResourceNotFoundException", "route '%s' not found", key);
         return;
     }

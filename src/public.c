@@ -420,11 +420,6 @@ static void handle(struct nb_http_req *req, void *data)
     serve_route(d, req);
 }
 
-static void too_large(void *data)
-{
-    (void)data;
-}
-
 int public_listen(struct nb_daemon *d, struct nb_err *err)
 {
     if (!d->cfg.public_host[0])
@@ -433,7 +428,6 @@ int public_listen(struct nb_daemon *d, struct nb_err *err)
     http_limits_default(&lim);
     lim.max_body = PUBLIC_MAX_BODY;
     lim.too_large_body = "{\"message\":\"Request Entity Too Large\"}";
-    lim.on_too_large = too_large;
     struct nb_http_server *srv = http_server_new(d->loop, &lim, handle, d);
     int rc = http_server_listen(srv, d->cfg.public_host, d->cfg.public_port, err);
     if (rc < 0) {

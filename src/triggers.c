@@ -354,7 +354,7 @@ struct nb_http_route *triggers_route_match(struct nb_daemon *d, const char *meth
     *n = 0;
     for (size_t i = 0; i < t->n_routes; i++) {
         struct nb_http_route *r = t->routes[i];
-        if (r->fn->removed)
+        if (r->fn->removed || r->pending)
             continue;
         if (!r->method) {
             dflt = r;

@@ -43,6 +43,7 @@ struct nb_http_route {
     char *method;     /* "GET", "ANY"; NULL for $default */
     char *path;       /* "/users/{id}"; NULL for $default */
     char created[40];
+    bool pending; /* added, its store write not committed yet: not served nor listed */
 };
 
 struct nb_triggers {
