@@ -441,3 +441,27 @@ def test_alias_qualified_url(daemon):
     assert st == 403
     st, _, _ = url_get(daemon, plain, "/?mode=tiny")
     assert st == 200
+
+
+def test_route_to_alias_and_errors(daemon):
+    lam = daemon.boto3()
+    name = uniq("rt")
+    deploy(lam, name)
+    v = lam.publish_version(FunctionName=name)["Version"]
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=v)
+    key = "POST /q/%s/{id}" % name
+    daemon.cli("route", "add", key, name + ":live", check=True)
+    assert (name + ":live") in daemon.cli("route", "ls", check=True).stdout
+    st, _, body = send(daemon, "POST", "/q/%s/7?mode=echo" % name, b"hello",
+                       [("Content-Type", "text/plain")])
+    assert st == 200, body
+    ev = json.loads(body)
+    assert ev["body"] == "hello" and ev["pathParameters"] == {"id": "7"}
+    assert ev["requestContext"]["apiId"] == "nimbus"
+    st, _, _ = send(daemon, "GET", "/q/%s/7" % name)  # method not routed, no $default (removed
+    assert st == 404                                   # by test_routes)
+    p = daemon.cli("route", "add", "GET /x", "no-such-function")
+    assert p.returncode != 0
+    p = daemon.cli("route", "rm", "GET /never-added")
+    assert p.returncode != 0
+    daemon.cli("route", "rm", key, check=True)
