@@ -397,10 +397,23 @@ static void serve_route(struct nb_daemon *d, struct nb_http_req *req)
     invoke(d, req, r->fn, r->qualifier, &in, p);
 }
 
+static void count_reply(struct nb_http_req *req, int status, const struct nb_http_header *hdrs,
+                        size_t n_hdrs, void *data)
+{
+    (void)hdrs;
+    (void)n_hdrs;
+    uint64_t *row = data; /* replies[url or route] */
+    (void)req;
+    if (status >= 100 && status <= 599)
+        row[status / 100 - 1]++;
+}
+
 static void handle(struct nb_http_req *req, void *data)
 {
     struct nb_daemon *d = data;
     const char *id = host_url_id(d, req);
+    bool url = id || !strncmp(req->path, URL_PREFIX, strlen(URL_PREFIX));
+    http_req_on_reply(req, count_reply, d->triggers->replies[url ? 0 : 1]);
     if (id) {
         serve_url(d, req, id, req->path);
         return;
@@ -445,4 +458,20 @@ void public_close(struct nb_daemon *d)
         http_server_close(d->triggers->srv, NULL, NULL);
         d->triggers->srv = NULL;
     }
+}
+
+void public_metrics_render(struct nb_daemon *d, struct nb_buf *b)
+{
+    struct nb_triggers *t = d->triggers;
+    if (!t)
+        return;
+    metrics_family(b, "nimbus_http_replies_total", "counter",
+                   "Replies of the public listener by trigger (url, route) and status class.");
+    static const char *const kind[] = {"url", "route"};
+    for (int k = 0; k < 2; k++)
+        for (int c = 0; c < 5; c++)
+            buf_appendf(b, "nimbus_http_replies_total{trigger=\"%s\",code=\"%dxx\"} %llu\n",
+                        kind[k], c + 1, (unsigned long long)t->replies[k][c]);
+    metrics_gauge(b, "nimbus_http_function_urls", "Function URL configs.", (double)t->n_urls);
+    metrics_gauge(b, "nimbus_http_routes", "HTTP routes.", (double)t->n_routes);
 }

@@ -52,6 +52,7 @@ struct nb_triggers {
     struct nb_http_route **routes;
     size_t n_routes;
     struct nb_http_server *srv; /* the public listener, or NULL when off */
+    uint64_t replies[2][5];     /* [url, route][1xx..5xx]: public listener replies (metrics) */
 };
 
 void triggers_init(struct nb_daemon *d);
@@ -105,5 +106,8 @@ json_t *route_json(const struct nb_http_route *r);
 /* The public listener (public.c): listens on cfg.public_listen unless it is empty. */
 int public_listen(struct nb_daemon *d, struct nb_err *err);
 void public_close(struct nb_daemon *d);
+/* Appends nimbus_http_* families (Prometheus text) to b: replies of the public listener by
+ * trigger kind and status class, URL configs and routes configured. */
+void public_metrics_render(struct nb_daemon *d, struct nb_buf *b);
 
 #endif

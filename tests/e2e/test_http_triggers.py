@@ -394,6 +394,10 @@ def test_wake_from_zero(daemon):
     assert st == 200
     assert fn_instances(daemon, other) == 1
     daemon.cli("route", "rm", "GET /wake/%s" % other, check=True)
+    m = metrics(daemon)
+    assert m['nimbus_http_replies_total{trigger="url",code="2xx"}'] >= 1
+    assert m['nimbus_http_replies_total{trigger="route",code="2xx"}'] >= 1
+    assert m["nimbus_http_function_urls"] >= 1
 
 
 def test_persisted_across_restart(fresh_daemon):
