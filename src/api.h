@@ -30,6 +30,8 @@ void api_sqs_routes(struct nb_router *r, struct nb_daemon *d);
  * replies in its own protocol's error shape. */
 int api_authorize(struct nb_daemon *d, struct nb_http_req *req, const struct nb_route_match *m,
                   const char *action, const char *resource, struct nb_err *err);
+/* Function URL configs and HTTP routes (api_urls.c). */
+void api_urls_routes(struct nb_router *r, struct nb_daemon *d);
 /* Versions and aliases (api_versions.c). */
 void api_versions_routes(struct nb_router *r, struct nb_daemon *d);
 

@@ -81,10 +81,9 @@ bool authz_is_change(const char *action)
     if (!strncasecmp(op, "Get", 3) || !strncasecmp(op, "List", 4) || !strncasecmp(op, "Read", 4))
         return false;
     static const char *const data_plane[] = {
-        "lambda:InvokeFunction",       "sqs:SendMessage",
-        "sqs:SendMessageBatch",        "sqs:ReceiveMessage",
-        "sqs:DeleteMessage",           "sqs:DeleteMessageBatch",
-        "sqs:ChangeMessageVisibility", "sqs:ChangeMessageVisibilityBatch",
+        "lambda:InvokeFunction",  "lambda:InvokeFunctionUrl",    "sqs:SendMessage",
+        "sqs:SendMessageBatch",   "sqs:ReceiveMessage",          "sqs:DeleteMessage",
+        "sqs:DeleteMessageBatch", "sqs:ChangeMessageVisibility", "sqs:ChangeMessageVisibilityBatch",
     };
     for (size_t i = 0; i < ARRAY_SIZE(data_plane); i++)
         if (!strcasecmp(action, data_plane[i]))

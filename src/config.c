@@ -30,6 +30,7 @@ struct row {
 };
 
 static int check_listen(const char *v, struct nb_err *err);
+static int check_public_listen(const char *v, struct nb_err *err);
 static int check_account(const char *v, struct nb_err *err);
 static int check_level(const char *v, struct nb_err *err);
 static int check_abs_path(const char *v, struct nb_err *err);
@@ -42,6 +43,9 @@ static int check_zygote(const char *v, struct nb_err *err);
 static const struct row table[] = {
     {"listen", K_STR, OFF(listen), "127.0.0.1:9000", 0, 0, check_listen, 0,
      "host:port of the AWS API listener (Lambda API, Invoke, /healthz, /metrics)"},
+    {"public_listen", K_STR, OFF(public_listen), "127.0.0.1:8080", 0, 0, check_public_listen, 0,
+     "host:port of the public listener serving function URLs and HTTP routes (payload format "
+     "2.0); empty = off"},
     {"data_dir", K_STR, OFF(data_dir), "./.nimbus", 0, 0, NULL, 0,
      "directory for the database, code packages and function logs"},
     {"region", K_STR, OFF(region), "us-east-1", 0, 0, NULL, 0, "region used in ARNs"},
@@ -149,6 +153,11 @@ static int check_listen(const char *v, struct nb_err *err)
     if (split_listen(v, host, sizeof(host), &port) < 0)
         return err_set(err, EINVAL, "'%s' is not host:port", v);
     return 0;
+}
+
+static int check_public_listen(const char *v, struct nb_err *err)
+{
+    return *v ? check_listen(v, err) : 0;
 }
 
 static int check_account(const char *v, struct nb_err *err)
@@ -346,6 +355,11 @@ static void derive(struct nb_config *cfg)
     if (split_listen(cfg->listen, cfg->listen_host, sizeof(cfg->listen_host), &cfg->listen_port) <
         0)
         BUG("listen '%s' passed validation but does not split", cfg->listen);
+    cfg->public_host[0] = '\0';
+    cfg->public_port = 0;
+    if (*cfg->public_listen && split_listen(cfg->public_listen, cfg->public_host,
+                                            sizeof(cfg->public_host), &cfg->public_port) < 0)
+        BUG("public_listen '%s' passed validation but does not split", cfg->public_listen);
 }
 
 int config_load(struct nb_config *cfg, int argc, char **argv, struct nb_err *err)

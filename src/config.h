@@ -10,8 +10,9 @@
 #include "err.h"
 
 struct nb_config {
-    char *config_file; /* --config; NULL = none */
-    char *listen;      /* host:port of the AWS API listener */
+    char *config_file;   /* --config; NULL = none */
+    char *listen;        /* host:port of the AWS API listener */
+    char *public_listen; /* host:port of the function URL / HTTP route listener; "" = off */
     char *data_dir;
     char *region;
     char *account_id; /* 12 digits */
@@ -46,6 +47,9 @@ struct nb_config {
     /* derived from listen */
     char listen_host[256];
     int listen_port;
+    /* derived from public_listen (empty host: off) */
+    char public_host[256];
+    int public_port;
 };
 
 /* Fills defaults, then the file named by --config (if any), then flags from argv (argv[0] is the

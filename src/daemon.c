@@ -35,6 +35,7 @@
 #include "spawner.h"
 #include "sqs.h"
 #include "store.h"
+#include "triggers.h"
 
 #define API_MAX_BODY (75u * 1024 * 1024)
 #define KILL_WAIT_MS 5000
@@ -109,6 +110,37 @@ static int load_alias(void *data, const char *name, const char *key, const char 
     return 0;
 }
 
+static int load_url(void *data, const char *name, const char *key, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_fn *fn = registry_find(d, name);
+    if (!fn)
+        return 0;
+    struct nb_url_cfg *u = url_cfg_from_record(fn, key, doc);
+    if (!u) {
+        log_err("skipping unreadable function url record name=%s key=%s", name, key);
+        return 0;
+    }
+    triggers_url_put(d, u);
+    return 0;
+}
+
+static int load_route(void *data, const char *name, const char *key, const char *doc)
+{
+    struct nb_daemon *d = data;
+    struct nb_fn *fn = registry_find(d, name);
+    if (!fn)
+        return 0;
+    struct nb_http_route *r = route_from_record(fn, key, doc);
+    if (!r || triggers_route_by_key(d, key)) {
+        log_err("skipping unreadable or duplicate route record name=%s key=%s", name, key);
+        route_free(r);
+        return 0;
+    }
+    triggers_route_add(d, r);
+    return 0;
+}
+
 static int load_provisioned(void *data, const char *name, const char *key, const char *doc)
 {
     struct nb_daemon *d = data;
@@ -174,6 +206,7 @@ static void close_all(struct runtime *rt)
     d->api = NULL;
     sqs_close(d->sqs);
     d->sqs = NULL;
+    public_close(d);
     netns_pool_release(d);
     park_pool_release(d); /* before spawner_stop: unparks, removes the groups */
     logs_free(d->logs);
@@ -285,6 +318,11 @@ static int setup_auth(struct nb_daemon *d, struct nb_err *err)
                        "--insecure needs a loopback listen address (127.0.0.0/8 or ::1), not "
                        "'%s': an unauthenticated API must not be reachable from the network",
                        d->cfg.listen_host);
+    if (d->cfg.insecure && d->cfg.public_host[0] && !is_loopback(d->cfg.public_host))
+        return err_set(err, EINVAL,
+                       "--insecure needs a loopback public_listen address too, not '%s': "
+                       "AWS_IAM function URLs would be open to the network",
+                       d->cfg.public_host);
     _cleanup_free_ char *master = !strcmp(d->cfg.master_key_file, "auto")
                                       ? xasprintf("%s/master.key", d->cfg.data_dir)
                                       : xstrdup(d->cfg.master_key_file);
@@ -366,6 +404,10 @@ static int setup(struct runtime *rt, struct nb_err *err)
         (rc = store_object_each(d->store, "alias", load_alias, d, err)) < 0 ||
         (rc = store_object_each(d->store, "provisioned", load_provisioned, d, err)) < 0)
         return rc;
+    triggers_init(d);
+    if ((rc = store_object_each(d->store, "url", load_url, d, err)) < 0 ||
+        (rc = store_object_each(d->store, "route", load_route, d, err)) < 0)
+        return rc;
     collect_code(d); /* packages no function uses any more (updates, deletes) */
     d->loop = uv_default_loop();
     d->logs = logs_new(d->loop, d->cfg.data_dir, err);
@@ -378,6 +420,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     api_invoke_routes(d->router, d);
     api_async_routes(d->router, d);
     api_versions_routes(d->router, d);
+    api_urls_routes(d->router, d);
     api_nimbus_routes(d->router, d);
     api_keys_routes(d->router, d); /* auth */
     api_sqs_routes(d->router, d);  /* last: its POST /{Account}/{Queue} is a catch-all */
@@ -394,6 +437,8 @@ static int setup(struct runtime *rt, struct nb_err *err)
     d->sqs = sqs_open(d, err); /* its commit thread starts after the spawner */
     if (!d->sqs)
         return -err->code;
+    if ((rc = public_listen(d, err)) < 0)
+        return rc;
     netns_pool_init(d);
     netns_pool_fill(d);
     park_pool_init(d);
@@ -452,6 +497,7 @@ out:
     if (d->loop && !rt->closing && d->api) {
         provisioned_release(d);
         http_server_close(d->api, NULL, NULL);
+        public_close(d);
         uv_run(d->loop, UV_RUN_NOWAIT);
     }
     if (d->spawner)
@@ -462,6 +508,7 @@ out:
             log_warn("event loop closed with handles still open");
     }
     async_free(d); /* before the registry: events may hold function references */
+    triggers_release(d);
     if (d->fn_table)
         registry_release(d);
     if (d->router)

@@ -25,6 +25,7 @@ static const struct nb_cli_cmd commands[] = {
     {"rm", cmd_rm, "delete functions"},
     {"publish", cmd_publish, "publish $LATEST as a new immutable version"},
     {"alias", cmd_alias, "point an alias at a version (with an optional canary weight); alias ls"},
+    {"route", cmd_route, "add, list or remove HTTP routes (API Gateway HTTP API style); route ls"},
     {"rollback", cmd_rollback, "point an alias back at its previous version"},
     {"logs", cmd_logs, "print (or follow) a function's log"},
     {"stats", cmd_stats, "show a function's invocation figures and instances"},

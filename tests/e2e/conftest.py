@@ -62,6 +62,10 @@ class Daemon:
         self.port = free_port()
         self.endpoint = "http://127.0.0.1:%d" % self.port
         self.extra_args = list(extra_args)
+        # the public listener (function URLs, HTTP routes) on a free port of its own
+        self.public_port = free_port()
+        if not any(a.startswith("--public-listen") for a in self.extra_args):
+            self.extra_args += ["--public-listen", "127.0.0.1:%d" % self.public_port]
         self.proc = None
         self.log_path = os.path.join(data_dir, "daemon.log")
         self.credentials = os.path.join(data_dir, "credentials")

@@ -24,7 +24,7 @@ import pytest
 from conftest import FUNCS, NIMBUS, free_port, zip_dir
 
 ECHO = os.path.join(FUNCS, "echo_sh")
-SUBCOMMANDS = ["deploy", "invoke", "ls", "rm", "logs"]
+SUBCOMMANDS = ["deploy", "invoke", "ls", "rm", "logs", "route"]
 
 
 def run(*args, env=None, input=None):

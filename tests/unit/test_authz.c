@@ -423,6 +423,7 @@ static void test_is_change(void **state)
     assert_false(authz_is_change("lambda:GetFunction"));
     assert_false(authz_is_change("lambda:ListFunctions"));
     assert_false(authz_is_change("lambda:InvokeFunction"));
+    assert_false(authz_is_change("lambda:InvokeFunctionUrl"));
     assert_false(authz_is_change("nimbus:ReadAudit"));
     assert_false(authz_is_change("nimbus:GetLogs"));
     assert_false(authz_is_change("sqs:SendMessage"));
