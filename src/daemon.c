@@ -30,6 +30,7 @@
 #include "netns_pool.h"
 #include "park_pool.h"
 #include "policy.h"
+#include "prewarm.h"
 #include "provisioned.h"
 #include "router.h"
 #include "spawner.h"
@@ -169,6 +170,7 @@ static void close_all(struct runtime *rt)
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
     uv_close((uv_handle_t *)&rt->sig_hup, NULL);
     provisioned_release(d);
+    prewarm_release(d);
     http_server_close(d->api, NULL, NULL);
     d->api = NULL;
     netns_pool_release(d);
@@ -392,6 +394,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     park_pool_init(d);
     park_pool_fill(d);
     provisioned_init(d);
+    prewarm_init(d);
     provisioned_sync_all(d); /* provisioned instances come back at start */
     /* last: pending events are delivered once the loop runs (everything above is ready) */
     if ((rc = async_start(d, err)) < 0)
@@ -440,6 +443,7 @@ out:
     async_stop(d); /* when setup failed after async_start (no-op after close_all) */
     if (d->loop && !rt->closing && d->api) {
         provisioned_release(d);
+        prewarm_release(d);
         http_server_close(d->api, NULL, NULL);
         uv_run(d->loop, UV_RUN_NOWAIT);
     }
