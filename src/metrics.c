@@ -343,6 +343,12 @@ static void render_functions(struct nb_daemon *d, struct nb_buf *b)
         sample(b, "nimbus_function_concurrent_executions", l.data, (double)fns[i]->pool.inflight);
     }
     render_instances(b, &l, fns, n);
+    metrics_family(b, "nimbus_function_parked_instances", "gauge",
+                   "Parked instances ready for a cold invocation (initialized ahead).");
+    for (size_t i = 0; i < n; i++) {
+        fn_labels(&l, fns[i], NULL);
+        sample(b, "nimbus_function_parked_instances", l.data, (double)prewarm_n_ready(fns[i]));
+    }
     buf_release(&l);
     free(fns);
 }

@@ -157,6 +157,8 @@ struct nb_instance *prewarm_route(struct nb_invocation *inv, struct nb_instance 
         *attached = true;
         inst = NULL;
     }
+    log_debug("cold path function=%s parked_hit=%llu attached=%d in_flight=%d", fn->name,
+              (unsigned long long)(inst ? inst->id : 0), *attached, fn->prewarm.cold_inflight);
     schedule(d);
     return inst;
 }
