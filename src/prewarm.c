@@ -64,10 +64,14 @@ static uint64_t window_ns(const struct nb_daemon *d)
     return (uint64_t)d->cfg.keep_warm_s * 1000000000ull;
 }
 
-/* Whether fn's runtime is one parked instances are kept for. */
+/* Whether parked instances are kept for fn: a Node.js runtime, parking on, and the function does
+ * not opt out with NIMBUS_PARK=0 (an init with side effects it wants run only on demand). */
 static bool eligible(const struct nb_daemon *d, const struct nb_fn *fn)
 {
-    return fn->cfg->kind == NB_RT_NODE && d->cfg.node_park_max > 0 && d->cfg.keep_warm_s > 0;
+    if (fn->cfg->kind != NB_RT_NODE || d->cfg.node_park_max <= 0 || d->cfg.keep_warm_s <= 0)
+        return false;
+    json_t *v = json_object_get(fn->cfg->env, "NIMBUS_PARK");
+    return !(json_is_string(v) && !strcmp(json_string_value(v), "0"));
 }
 
 static bool live(const struct nb_instance *inst)

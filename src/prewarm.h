@@ -3,7 +3,8 @@
  * from a zygote (Node), K instances are started ahead of demand, run their init and wait on the
  * Runtime API `next`; a cold invocation that finds one uses it instead of starting an instance.
  *
- * Which functions: nodejs runtimes, while node_park_max > 0 and keep_warm_s > 0 (the window).
+ * Which functions: nodejs runtimes, while node_park_max > 0 and keep_warm_s > 0 (the window),
+ * unless the function sets NIMBUS_PARK=0.
  * Python has the zygote (cold starts of a few ms); provided bootstraps are arbitrary programs
  * whose ahead-of-time start nimbus does not assume is harmless.
  *

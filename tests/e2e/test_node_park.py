@@ -245,10 +245,25 @@ HOST_VARS = {
 }
 
 
+def test_function_opts_out_with_nimbus_park_0(daemon, client):
+    name = uniq("optout")
+    client.create_function(FunctionName=name, Runtime="nodejs20.x", Role=ROLE,
+                           Handler="index.handler", Code={"ZipFile": node_zip()}, Timeout=30,
+                           Environment={"Variables": {"NIMBUS_PARK": "0"}})
+    ok(client, name)
+    time.sleep(0.5)
+    assert parked(daemon, name) == 0
+    _, log = cold_while_busy(daemon, client, name)
+    assert "Init Duration" in log
+    assert hits(daemon, name) == 0
+
+
 def test_host_environment_never_reaches_functions(fresh_daemon, monkeypatch):
     for k, v in HOST_VARS.items():
         monkeypatch.setenv(k, v)
     dm = fresh_daemon()
+    with open("/proc/%d/environ" % dm.proc.pid, "rb") as f:
+        assert b"NODE_EXTRA_CA_CERTS=" in f.read()  # the daemon really has them
     for k in HOST_VARS:  # only the daemon had them; the clients below get a clean environment
         monkeypatch.delenv(k)
     client = dm.boto3()
