@@ -121,7 +121,7 @@ def test_burst_uses_several_parked_instances(daemon, client):
     # three at once: one warm, one parked, one more (a cold start or the refill): the peak of
     # concurrent cold-path invocations becomes 2
     with concurrent.futures.ThreadPoolExecutor(3) as ex:
-        list(ex.map(lambda _: ok(daemon.boto3(), name, {"sleep": 1000}, False), range(3)))
+        list(ex.map(lambda _: ok(daemon.boto3(), name, {"sleep": 2000}, False), range(3)))
     wait_parked(daemon, name, 2)
     settled(daemon, name)
     warm = int(metrics(daemon)['nimbus_function_instances{function="%s",state="idle"}' % name]) - 2
