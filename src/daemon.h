@@ -43,18 +43,19 @@ struct nb_daemon {
     struct nb_fn **fn_table;
     size_t fn_table_size, fn_count;
     /* admission */
-    int64_t inflight;                 /* admitted invocations, all functions */
-    int64_t reserved_total;           /* sum of reserved concurrency (registry.c) */
-    int64_t inflight_unreserved;      /* admitted invocations of functions without reservation */
-    int64_t inflight_pc;              /* admitted on provisioned capacity (pool_admit) */
-    int64_t pc_unreserved_total;      /* provisioned concurrency of functions without reservation */
-    struct nb_pc_state *pc;           /* provisioned concurrency upkeep (provisioned.c) */
-    struct nb_prewarm_state *prewarm; /* parked instances' refill timer (prewarm.c) */
-    int64_t instances;                /* live instances, all functions */
-    struct nb_instance *inst_head;    /* every live instance (instance.c) */
-    uint32_t next_uid;                /* round-robin over cfg.uid_base..+uid_count */
-    uint64_t instance_seq;            /* instance ids */
-    bool draining;                    /* SIGTERM received: no new invocations */
+    int64_t inflight;              /* admitted invocations, all functions */
+    int64_t reserved_total;        /* sum of reserved concurrency (registry.c) */
+    int64_t inflight_unreserved;   /* admitted invocations of functions without reservation */
+    int64_t inflight_pc;           /* admitted on provisioned capacity (pool_admit) */
+    int64_t pc_unreserved_total;   /* provisioned concurrency of functions without reservation */
+    struct nb_pc_state *pc;        /* provisioned concurrency upkeep (provisioned.c) */
+    int64_t instances;             /* live instances, all functions */
+    struct nb_instance *inst_head; /* every live instance (instance.c) */
+    uint32_t next_uid;             /* round-robin over cfg.uid_base..+uid_count */
+    uint64_t instance_seq;         /* instance ids */
+    bool draining;                 /* SIGTERM received: no new invocations */
+    /* parked instances' refill timer (prewarm.c) */
+    struct nb_prewarm_state *prewarm;
     /* the keep-warm reaper (pool.c): armed only while an instance is idle */
     uv_timer_t reaper;
     bool reaper_on;         /* started and not closed */

@@ -31,11 +31,12 @@ struct nb_fn {
     size_t n_aliases;
     struct nb_provisioned **pcs; /* provisioned concurrency configs (provisioned.h); owned */
     size_t n_pcs;
-    int64_t pc_total;             /* sum of their requested instances (registry_set_pc_total) */
-    struct nb_pool pool;          /* instances of this function */
-    struct nb_prewarm_fn prewarm; /* parked instances: demand (prewarm.h) */
-    struct nb_fn_series *series;  /* per-version figures for /metrics (metrics.h); owned */
-    struct nb_fn *hnext;          /* hash chain */
+    int64_t pc_total;            /* sum of their requested instances (registry_set_pc_total) */
+    struct nb_pool pool;         /* instances of this function */
+    struct nb_fn_series *series; /* per-version figures for /metrics (metrics.h); owned */
+    struct nb_fn *hnext;         /* hash chain */
+    /* parked instances: demand (prewarm.h) */
+    struct nb_prewarm_fn prewarm;
 };
 
 void registry_init(struct nb_daemon *d);
