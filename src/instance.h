@@ -160,7 +160,7 @@ void runtime_api_orphan(struct nb_http_req *req);
 const char *pool_admit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
 void pool_release(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
 /* Most recently used idle instance running exactly cfg (a snapshot of fn), provisioned ones first,
- * removed from the idle list; or NULL. */
+ * parked ones (prewarm.h) only when no other is idle, removed from the idle list; or NULL. */
 struct nb_instance *pool_take_idle(struct nb_fn *fn, const struct nb_function *cfg);
 /* True when an idle provisioned instance of cfg is ready (the next pool_take_idle takes it). */
 bool pool_has_idle_provisioned(struct nb_fn *fn, const struct nb_function *cfg);
@@ -175,9 +175,10 @@ void pool_retire_snapshot(struct nb_daemon *d, struct nb_fn *fn, const struct nb
 /* $LATEST changed from old to cfg in ways instances do not see (e.g. concurrency): its instances
  * now run cfg; instances of published versions keep theirs. */
 void pool_adopt_config(struct nb_fn *fn, const struct nb_function *old, struct nb_function *cfg);
-/* Stops idle instances idle for longer than keep_warm_s, except provisioned ones (all of them when
- * force). Returns the earliest keep-warm expiry (mono_ns) of the non-provisioned idle instances
- * left, UINT64_MAX when none is. */
+/* Stops idle instances idle for longer than keep_warm_s (parked ones: keep_warm_s after their
+ * function's last invocation), except provisioned ones (all of them when force). Returns the
+ * earliest keep-warm expiry (mono_ns) of the non-provisioned idle instances left, UINT64_MAX when
+ * none is. */
 uint64_t pool_reap(struct nb_daemon *d, bool force);
 /* The keep-warm reaper: one timer (d->reaper), armed only while some instance is idle, for the
  * earliest expiry (never sooner than reap_interval_ms after it last fired, which coalesces

@@ -12,7 +12,9 @@
  * when it fires (0: not armed). Since every instance gets the same keep-warm window, a newly idle
  * instance expires after every armed expiry, so pool_push_idle only arms an unarmed timer; a
  * config reload (keep_warm_s changed) reschedules. The timer may fire with nothing to do (the
- * instance it was armed for was reused): it then stays unarmed.
+ * instance it was armed for was reused): it then stays unarmed. A parked instance (prewarm.h)
+ * expires keep_warm_s after its function's last invocation, which may move later than the timer:
+ * the run that finds it unexpired re-arms for it (one wake-up per invocation-free window).
  */
 #include "daemon.h"
 #include "instance.h"
