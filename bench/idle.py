@@ -126,7 +126,7 @@ def fire(dm, name, n):
     import boto3
     from botocore.config import Config
     lam = boto3.client("lambda", endpoint_url=dm.endpoint, region_name="us-east-1",
-                       aws_access_key_id="test", aws_secret_access_key="test",
+                       aws_access_key_id=dm.key_id, aws_secret_access_key=dm.secret,
                        config=Config(retries={"total_max_attempts": 1, "mode": "standard"},
                                      read_timeout=120, max_pool_connections=n))
     # each call sleeps long enough that all n run at once: n instances

@@ -82,6 +82,10 @@ static const struct row table[] = {
     {"zygote_pool", K_INT, OFF(zygote_pool), "2", 0, 1000, NULL, F_RELOAD,
      "sandboxes kept parked in the Python zygote, once a Python function has started; 0 = off "
      "(functions opt out with NIMBUS_ZYGOTE=0)"},
+    {"node_park_max", K_INT, OFF(node_park_max), "4", 0, 1000, NULL, F_RELOAD,
+     "most parked instances (started ahead, initialized, waiting for an event) kept per Node.js "
+     "function invoked within keep_warm_s; sized by its recent peak of concurrent cold starts; "
+     "0 = off"},
     {"cgroup_parent", K_STR, OFF(cgroup_parent), "nimbus", 0, 0, check_cgroup_name, 0,
      "cgroup (v1) under which instances' groups are made; stale groups there are removed at "
      "start; give each daemon on a host its own"},

@@ -29,6 +29,7 @@ struct nb_config {
     int64_t netns_pool;       /* network namespaces kept ready */
     int64_t park_pool;        /* parked sandboxes kept ready (park_pool.c) */
     char *python_zygote;      /* "auto", "off" or the _nimbus_zygote extension's path */
+    int64_t node_park_max;    /* parked instances per Node.js function (prewarm.h) */
     int64_t zygote_pool;      /* sandboxes kept parked in the Python zygote */
     char *cgroup_parent;      /* instances' cgroups live under <controller>/<cgroup_parent>/ */
     int64_t reap_interval_ms; /* least time between two keep-warm reaper runs (pool.c) */

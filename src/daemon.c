@@ -30,6 +30,7 @@
 #include "netns_pool.h"
 #include "park_pool.h"
 #include "policy.h"
+#include "prewarm.h"
 #include "provisioned.h"
 #include "router.h"
 #include "spawner.h"
@@ -202,6 +203,7 @@ static void close_all(struct runtime *rt)
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
     uv_close((uv_handle_t *)&rt->sig_hup, NULL);
     provisioned_release(d);
+    prewarm_release(d);
     http_server_close(d->api, NULL, NULL);
     d->api = NULL;
     sqs_close(d->sqs);
@@ -444,6 +446,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     park_pool_init(d);
     park_pool_fill(d);
     provisioned_init(d);
+    prewarm_init(d);
     provisioned_sync_all(d); /* provisioned instances come back at start */
     /* last: pending events are delivered once the loop runs (everything above is ready) */
     if ((rc = async_start(d, err)) < 0)
@@ -496,6 +499,7 @@ out:
     }
     if (d->loop && !rt->closing && d->api) {
         provisioned_release(d);
+        prewarm_release(d);
         http_server_close(d->api, NULL, NULL);
         public_close(d);
         uv_run(d->loop, UV_RUN_NOWAIT);

@@ -57,12 +57,14 @@ struct nb_daemon {
     uint32_t next_uid;             /* round-robin over cfg.uid_base..+uid_count */
     uint64_t instance_seq;         /* instance ids */
     bool draining;                 /* SIGTERM received: no new invocations */
+    /* parked instances' refill timer (prewarm.c) */
+    struct nb_prewarm_state *prewarm;
     /* the keep-warm reaper (pool.c): armed only while an instance is idle */
     uv_timer_t reaper;
     bool reaper_on;         /* started and not closed */
     uint64_t reaper_due_ns; /* mono_ns when it fires; 0 = not armed */
     struct {
-        uint64_t invocations, function_errors, timeouts, throttles, cold_starts;
+        uint64_t invocations, function_errors, timeouts, throttles, cold_starts, parked_hits;
     } stats;                      /* daemon-wide totals for /metrics; updated only by metrics.c */
     struct nb_async *async;       /* asynchronous invocations (async.c) */
     struct nb_eic_table *eic;     /* event invoke configs (async_config.c) */

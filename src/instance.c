@@ -24,6 +24,7 @@
 #include "logs.h"
 #include "netns_pool.h"
 #include "park_pool.h"
+#include "prewarm.h"
 #include "provisioned.h"
 #include "spawner.h"
 
@@ -224,6 +225,8 @@ static void teardown(struct nb_instance *inst)
     inst->state = INST_DEAD;
     if (inst->pc_id)
         provisioned_instance_gone(inst); /* record an init failure; a replacement comes later */
+    else if (inst->parked)
+        prewarm_instance_gone(inst); /* likewise */
     log_debug("instance stopped function=%s instance=%llu invocations=%llu", inst->fn->name,
               (unsigned long long)inst->id, (unsigned long long)inst->invocations);
     maybe_free(inst);
@@ -523,6 +526,13 @@ void instance_start_provisioned(struct nb_daemon *d, struct nb_fn *fn, struct nb
     ASSERT(pc_id != 0);
     struct nb_instance *inst = instance_new(d, fn, cfg);
     inst->pc_id = pc_id;
+    launch(inst);
+}
+
+void instance_start_parked(struct nb_daemon *d, struct nb_fn *fn, struct nb_function *cfg)
+{
+    struct nb_instance *inst = instance_new(d, fn, cfg);
+    inst->parked = true;
     launch(inst);
 }
 

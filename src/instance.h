@@ -15,6 +15,10 @@
  * and its end is reported to provisioned.c, which replaces it (or, when it died during init,
  * marks its configuration FAILED).
  *
+ * A parked instance (instance_start_parked; prewarm.h) is started the same way for on-demand
+ * capacity: IDLE at its first `next`, taken after warm instances, reaped keep_warm_s after its
+ * function's last invocation, replaced by prewarm.c's refill timer.
+ *
  * Invocations (struct nb_invocation) are created with invoke_new() (by api_invoke.c for a client,
  * by async.c for a queued event) and owned by the invoke module (invoke.c) until completed exactly
  * once by invoke_complete() or invoke_fail(); the instance only points at its current one. The
@@ -75,6 +79,7 @@ struct nb_invocation {
     uint64_t deadline_ms;     /* wall clock, Lambda-Runtime-Deadline-Ms */
     uint64_t start_ns;        /* delivered to the runtime; 0 before */
     double init_ms;           /* > 0 when this invocation paid a cold start */
+    bool cold_path;           /* found no warm instance: counted as demand (prewarm.h) */
     struct nb_instance *inst; /* the instance running (or starting for) it */
     uv_timer_t timer;         /* the function's timeout */
     struct nb_buf log;        /* this invocation's log lines, trimmed to the last 4 KB+ */
@@ -99,6 +104,7 @@ struct nb_instance {
     int pidfd;
     bool spawned, exited, killed;
     bool zygote; /* started from the Python zygote */
+    bool parked; /* started ahead of demand and not yet taken (prewarm.h) */
     int wstatus;
     uv_poll_t out_poll, err_poll;
     int out_fd, err_fd;
@@ -124,6 +130,10 @@ void instance_start(struct nb_daemon *d, struct nb_invocation *inv);
  * and goes IDLE once its runtime asks for the first event. */
 void instance_start_provisioned(struct nb_daemon *d, struct nb_fn *fn, struct nb_function *cfg,
                                 uint64_t pc_id);
+/* Starts a parked instance of cfg ($LATEST of fn) with no invocation (prewarm.h): it goes IDLE
+ * once its runtime asks for the first event; the first invocation that takes it is served
+ * without Init Duration. */
+void instance_start_parked(struct nb_daemon *d, struct nb_fn *fn, struct nb_function *cfg);
 /* Hands inv to an idle instance (pops it from the idle list). */
 void instance_assign(struct nb_instance *inst, struct nb_invocation *inv);
 /* Stops the instance (SIGKILL to its sandbox); the rest happens when the exit is reported. */
@@ -150,7 +160,7 @@ void runtime_api_orphan(struct nb_http_req *req);
 const char *pool_admit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
 void pool_release(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
 /* Most recently used idle instance running exactly cfg (a snapshot of fn), provisioned ones first,
- * removed from the idle list; or NULL. */
+ * parked ones (prewarm.h) only when no other is idle, removed from the idle list; or NULL. */
 struct nb_instance *pool_take_idle(struct nb_fn *fn, const struct nb_function *cfg);
 /* True when an idle provisioned instance of cfg is ready (the next pool_take_idle takes it). */
 bool pool_has_idle_provisioned(struct nb_fn *fn, const struct nb_function *cfg);
@@ -165,9 +175,10 @@ void pool_retire_snapshot(struct nb_daemon *d, struct nb_fn *fn, const struct nb
 /* $LATEST changed from old to cfg in ways instances do not see (e.g. concurrency): its instances
  * now run cfg; instances of published versions keep theirs. */
 void pool_adopt_config(struct nb_fn *fn, const struct nb_function *old, struct nb_function *cfg);
-/* Stops idle instances idle for longer than keep_warm_s, except provisioned ones (all of them when
- * force). Returns the earliest keep-warm expiry (mono_ns) of the non-provisioned idle instances
- * left, UINT64_MAX when none is. */
+/* Stops idle instances idle for longer than keep_warm_s (parked ones: keep_warm_s after their
+ * function's last invocation), except provisioned ones (all of them when force). Returns the
+ * earliest keep-warm expiry (mono_ns) of the non-provisioned idle instances left, UINT64_MAX when
+ * none is. */
 uint64_t pool_reap(struct nb_daemon *d, bool force);
 /* The keep-warm reaper: one timer (d->reaper), armed only while some instance is idle, for the
  * earliest expiry (never sooner than reap_interval_ms after it last fired, which coalesces

@@ -22,6 +22,7 @@
 #include "instance.h"
 #include "log.h"
 #include "logs.h"
+#include "prewarm.h"
 
 #define TAIL_BYTES 4096
 #define MB (1024.0 * 1024.0)
@@ -135,10 +136,11 @@ void invoke_start(struct nb_invocation *inv)
     inv->admitted_ns = mono_ns();
     inv->deadline_ms = now_ms() + (uint64_t)inv->cfg->timeout_s * 1000;
     invoke_arm_timeout(inv);
-    struct nb_instance *inst = pool_take_idle(inv->fn, inv->cfg);
+    bool attached;
+    struct nb_instance *inst = prewarm_route(inv, pool_take_idle(inv->fn, inv->cfg), &attached);
     if (inst)
         instance_assign(inst, inv);
-    else
+    else if (!attached)
         instance_start(inv->d, inv);
 }
 
@@ -189,6 +191,8 @@ static void finish(struct nb_invocation *inv)
     struct nb_daemon *d = inv->d;
     inv->done = true;
     pool_release(d, inv->fn, inv->cfg);
+    if (inv->cold_path)
+        prewarm_cold_done(inv);
     if (inv->inst && inv->inst->inv == inv)
         inv->inst->inv = NULL;
     inv->inst = NULL;

@@ -102,6 +102,12 @@ void metrics_cold_start(struct nb_daemon *d, struct nb_fn *fn, const struct nb_f
     histogram_observe(&m->init_duration, init_ms);
 }
 
+void metrics_parked_hit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg)
+{
+    d->stats.parked_hits++;
+    metrics_series(fn, cfg->version)->m.parked_hits++;
+}
+
 /* ---- exposition building blocks ---- */
 
 void metrics_append_label_value(struct nb_buf *b, const char *v)
@@ -236,6 +242,9 @@ static void render_daemon(struct nb_daemon *d, struct nb_buf *b)
                     d->stats.throttles);
     metrics_counter(b, "nimbus_cold_starts_total",
                     "Invocations that started an instance, all functions.", d->stats.cold_starts);
+    metrics_counter(b, "nimbus_parked_hits_total",
+                    "Invocations served by a parked instance (init done ahead), all functions.",
+                    d->stats.parked_hits);
     metrics_gauge(b, "nimbus_concurrent_executions", "Invocations in flight, all functions.",
                   (double)d->inflight);
     metrics_gauge(b, "nimbus_instances", "Live function instances, all functions.",
@@ -245,6 +254,10 @@ static void render_daemon(struct nb_daemon *d, struct nb_buf *b)
                   (double)idle_instances(d));
     metrics_gauge(b, "nimbus_parked_sandboxes", "Parked sandboxes ready for new instances.",
                   (double)park_pool_n_ready(d));
+    metrics_gauge(b, "nimbus_parked_instances",
+                  "Parked instances (initialized ahead, waiting for a cold invocation), all "
+                  "functions.",
+                  (double)prewarm_n_ready_all(d));
     metrics_gauge(b, "nimbus_netns_pool_free", "Pooled network namespaces ready for new instances.",
                   (double)netns_pool_n_free(d));
 }
@@ -264,6 +277,9 @@ static const struct {
      offsetof(struct nb_fn_metrics, throttles)},
     {"nimbus_function_cold_starts_total", "Invocations that started an instance.",
      offsetof(struct nb_fn_metrics, cold_starts)},
+    {"nimbus_function_parked_hits_total",
+     "Invocations that found no warm instance and were served by a parked one.",
+     offsetof(struct nb_fn_metrics, parked_hits)},
 };
 
 static uint64_t counter_at(const struct nb_fn_metrics *m, size_t offset)
@@ -328,6 +344,12 @@ static void render_functions(struct nb_daemon *d, struct nb_buf *b)
         sample(b, "nimbus_function_concurrent_executions", l.data, (double)fns[i]->pool.inflight);
     }
     render_instances(b, &l, fns, n);
+    metrics_family(b, "nimbus_function_parked_instances", "gauge",
+                   "Parked instances ready for a cold invocation (initialized ahead).");
+    for (size_t i = 0; i < n; i++) {
+        fn_labels(&l, fns[i], NULL);
+        sample(b, "nimbus_function_parked_instances", l.data, (double)prewarm_n_ready(fns[i]));
+    }
     buf_release(&l);
     free(fns);
 }

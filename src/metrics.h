@@ -44,6 +44,7 @@ struct nb_histogram {
 
 struct nb_fn_metrics {
     uint64_t invocations, throttles, cold_starts;
+    uint64_t parked_hits;         /* invocations served by a parked instance (prewarm.h) */
     uint64_t function_errors;     /* function errors and timeouts, like Lambda's Errors metric */
     uint64_t timeouts;            /* timeouts alone */
     struct nb_histogram duration; /* every completed invocation */
@@ -70,6 +71,8 @@ void metrics_throttle(struct nb_daemon *d, struct nb_fn *fn, const struct nb_fun
 /* An instance of fn (snapshot cfg) finished init for an invocation after init_ms. */
 void metrics_cold_start(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg,
                         double init_ms);
+/* An invocation of fn (snapshot cfg) found no warm instance and took a parked one. */
+void metrics_parked_hit(struct nb_daemon *d, struct nb_fn *fn, const struct nb_function *cfg);
 /* The series of fn for version, created (zeroed) on first use. Borrowed; lives as long as fn. */
 struct nb_fn_series *metrics_series(struct nb_fn *fn, const char *version);
 /* Frees fn's series (called when fn is freed). */

@@ -12,11 +12,14 @@
  * when it fires (0: not armed). Since every instance gets the same keep-warm window, a newly idle
  * instance expires after every armed expiry, so pool_push_idle only arms an unarmed timer; a
  * config reload (keep_warm_s changed) reschedules. The timer may fire with nothing to do (the
- * instance it was armed for was reused): it then stays unarmed.
+ * instance it was armed for was reused): it then stays unarmed. A parked instance (prewarm.h)
+ * expires keep_warm_s after its function's last invocation, which may move later than the timer:
+ * the run that finds it unexpired re-arms for it (one wake-up per invocation-free window).
  */
 #include "daemon.h"
 #include "instance.h"
 #include "log.h"
+#include "prewarm.h"
 
 void pool_link(struct nb_instance *inst)
 {
@@ -50,6 +53,13 @@ static uint64_t keep_ns(const struct nb_daemon *d)
 }
 
 static void on_reap(uv_timer_t *t);
+
+/* When an idle (non-provisioned) instance expires: keep-warm after it went idle; a parked one
+ * keep-warm after its function's last invocation (prewarm.h). */
+static uint64_t expiry(const struct nb_instance *inst, uint64_t keep)
+{
+    return inst->parked ? prewarm_expiry_ns(inst, keep) : inst->idle_since_ns + keep;
+}
 
 /* Arms the reaper to fire at due (mono_ns), but not sooner than reap_interval_ms from now. */
 static void reaper_arm(struct nb_daemon *d, uint64_t due)
@@ -99,8 +109,8 @@ void pool_reaper_reschedule(struct nb_daemon *d)
     for (size_t i = 0; i < d->fn_table_size; i++)
         for (struct nb_fn *fn = d->fn_table[i]; fn; fn = fn->hnext)
             for (struct nb_instance *inst = fn->pool.idle_head; inst; inst = inst->idle_next)
-                if (inst->idle_since_ns + keep_ns(d) < earliest)
-                    earliest = inst->idle_since_ns + keep_ns(d);
+                if (!inst->pc_id && expiry(inst, keep_ns(d)) < earliest)
+                    earliest = expiry(inst, keep_ns(d));
     if (earliest != UINT64_MAX)
         reaper_arm(d, earliest);
 }
@@ -139,8 +149,8 @@ struct nb_instance *pool_take_idle(struct nb_fn *fn, const struct nb_function *c
     struct nb_instance *found = NULL;
     for (struct nb_instance *inst = fn->pool.idle_head; inst; inst = inst->idle_next) {
         if (inst->cfg == cfg && !inst->retire) {
-            if (!found)
-                found = inst;
+            if (!found || (found->parked && !inst->parked))
+                found = inst;  /* warm before parked (a parked one serves a cold start) */
             if (inst->pc_id) { /* provisioned instances serve first */
                 found = inst;
                 break;
@@ -205,10 +215,10 @@ uint64_t pool_reap(struct nb_daemon *d, bool force)
             struct nb_instance *inst = fn->pool.idle_head;
             while (inst) {
                 struct nb_instance *next = inst->idle_next;
-                if (force || (!inst->pc_id && now - inst->idle_since_ns >= keep))
+                if (force || (!inst->pc_id && now >= expiry(inst, keep)))
                     instance_kill(inst, force ? "shutdown" : "idle");
-                else if (!inst->pc_id && inst->idle_since_ns + keep < earliest)
-                    earliest = inst->idle_since_ns + keep; /* provisioned ones never expire */
+                else if (!inst->pc_id && expiry(inst, keep) < earliest)
+                    earliest = expiry(inst, keep); /* provisioned ones never expire */
                 inst = next;
             }
         }

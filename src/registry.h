@@ -13,6 +13,7 @@
 #include "function.h"
 #include "metrics.h"
 #include "pool.h"
+#include "prewarm.h"
 
 struct nb_daemon;
 struct nb_provisioned;
@@ -34,6 +35,8 @@ struct nb_fn {
     struct nb_pool pool;         /* instances of this function */
     struct nb_fn_series *series; /* per-version figures for /metrics (metrics.h); owned */
     struct nb_fn *hnext;         /* hash chain */
+    /* parked instances: demand (prewarm.h) */
+    struct nb_prewarm_fn prewarm;
 };
 
 void registry_init(struct nb_daemon *d);

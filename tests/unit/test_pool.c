@@ -293,6 +293,39 @@ static void test_provisioned(void **state)
     free_instance(pc);
 }
 
+/* Parked instances (prewarm.h): a warm instance serves before a parked one, and a parked one
+ * expires keep_warm_s after its function's last invocation, not after it went idle. */
+static void test_parked(void **state)
+{
+    struct nb_fn *fn = add_fn("parked", -1);
+    struct nb_instance *warm = fake_instance(fn, fn->cfg), *parked = fake_instance(fn, fn->cfg);
+    parked->parked = true;
+    pool_push_idle(warm);
+    pool_push_idle(parked); /* the most recently idle, yet second choice */
+    assert_ptr_equal(pool_take_idle(fn, fn->cfg), warm);
+    warm->state = INST_BUSY;
+    assert_ptr_equal(pool_take_idle(fn, fn->cfg), parked);
+    parked->state = INST_BUSY;
+    assert_null(pool_take_idle(fn, fn->cfg));
+
+    pool_push_idle(warm);
+    pool_push_idle(parked);
+    uint64_t now = mono_ns(), two_s = 2000000000ull;
+    warm->idle_since_ns = parked->idle_since_ns = now - two_s;
+    fn->prewarm.last_invoke_ns = now; /* invoked just now */
+    D.cfg.keep_warm_s = 1;
+    uint64_t next = pool_reap(&D, false);
+    assert_true(warm->killed);
+    assert_false(parked->killed);
+    assert_int_equal(next, now + 1000000000ull); /* the parked one's expiry */
+    fn->prewarm.last_invoke_ns = now - two_s;    /* quiet for longer than the window */
+    assert_int_equal(pool_reap(&D, false), UINT64_MAX);
+    assert_true(parked->killed);
+    fn->prewarm.last_invoke_ns = 0;
+    free_instance(warm);
+    free_instance(parked);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +336,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_only_current_snapshot_is_reused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reap_and_retire, setup, teardown),
         cmocka_unit_test_setup_teardown(test_provisioned, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reaper_armed_only_while_idle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
