@@ -25,6 +25,7 @@ struct nb_audit;
 struct nb_keys;
 struct nb_async;
 struct nb_eic_table;
+struct nb_scheduler;
 
 struct nb_daemon {
     uv_loop_t *loop;
@@ -60,9 +61,10 @@ struct nb_daemon {
     uint64_t reaper_due_ns; /* mono_ns when it fires; 0 = not armed */
     struct {
         uint64_t invocations, function_errors, timeouts, throttles, cold_starts;
-    } stats;                  /* daemon-wide totals for /metrics; updated only by metrics.c */
-    struct nb_async *async;   /* asynchronous invocations (async.c) */
-    struct nb_eic_table *eic; /* event invoke configs (async_config.c) */
+    } stats;                    /* daemon-wide totals for /metrics; updated only by metrics.c */
+    struct nb_async *async;     /* asynchronous invocations (async.c) */
+    struct nb_eic_table *eic;   /* event invoke configs (async_config.c) */
+    struct nb_scheduler *sched; /* schedule rules and their timer (scheduler.c) */
     uint64_t started_ms;
     char runtime_dir_abs[4096];
     char zygote_module[4096]; /* the _nimbus_zygote extension; "" = no Python zygote */
