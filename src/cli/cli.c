@@ -30,6 +30,7 @@ static const struct nb_cli_cmd commands[] = {
     {"stats", cmd_stats, "show a function's invocation figures and instances"},
     {"audit", cmd_audit, "print the audit log (control-plane changes, denied requests)"},
     {"keys", cmd_keys, "create, list and delete access keys"},
+    {"schedule", cmd_schedule, "run a function on a schedule (EventBridge rules): add, ls, rm"},
 };
 
 static void usage(FILE *out)

@@ -55,6 +55,7 @@ int cmd_audit(int argc, char **argv);
 int cmd_keys(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_alias(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 
 /* Options every client subcommand accepts; getopt_long returns CLI_OPT_ENDPOINT / 'h' for them. */

@@ -229,8 +229,9 @@ static int sign_request(struct nb_client *c, const struct nb_client_req *req,
     struct nb_sigv4_request sr = {
         req->method, req->path,    req->query ? req->query : "", h, ARRAY_SIZE(h),
         req->body,   req->body_len};
-    _cleanup_free_ char *authz = sigv4_sign(&sr, "host;x-amz-content-sha256;x-amz-date", hash,
-                                            c->key_id, c->secret, c->region, "lambda", now);
+    _cleanup_free_ char *authz =
+        sigv4_sign(&sr, "host;x-amz-content-sha256;x-amz-date", hash, c->key_id, c->secret,
+                   c->region, req->service ? req->service : "lambda", now);
     _cleanup_free_ char *l1 = xasprintf("X-Amz-Date: %s", amz);
     _cleanup_free_ char *l2 = xasprintf("X-Amz-Content-Sha256: %s", hash);
     _cleanup_free_ char *l3 = xasprintf("Authorization: %s", authz);
@@ -418,6 +419,37 @@ int client_json(struct nb_client *c, const char *method, const char *path, const
         req.body = text;
         req.body_len = strlen(text);
     }
+    int r = client_request(c, &req, resp, err);
+    if (r < 0)
+        return r;
+    r = client_check(resp, err);
+    if (r < 0)
+        return r;
+    if (out && resp->body.len) {
+        *out = client_resp_json(resp, err);
+        if (!*out)
+            return -EPROTO;
+    }
+    return 0;
+}
+
+int client_target(struct nb_client *c, const char *service, const char *target, json_t *body,
+                  struct nb_client_resp *resp, json_t **out, struct nb_err *err)
+{
+    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : xstrdup("{}");
+    if (!text)
+        BUG("cannot serialise a request body");
+    _cleanup_free_ char *th = xasprintf("X-Amz-Target: %s", target);
+    const char *headers[] = {th, NULL};
+    struct nb_client_req req = {.method = "POST",
+                                .path = "/",
+                                .content_type = "application/x-amz-json-1.1",
+                                .headers = headers,
+                                .body = text,
+                                .body_len = strlen(text),
+                                .service = service};
+    if (out)
+        *out = NULL;
     int r = client_request(c, &req, resp, err);
     if (r < 0)
         return r;

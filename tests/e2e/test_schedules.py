@@ -419,3 +419,30 @@ def test_deleted_function_target_fails_gracefully(fresh_daemon):
         assert d2.boto3("events").list_targets_by_rule(Rule=name)["Targets"][0]["Id"] == "t"
     finally:
         d2.stop()
+
+
+# ---- nimbus schedule -----------------------------------------------------------------------------
+
+def test_nimbus_schedule_cli(daemon, ev, lam):
+    fn = create_recorder(lam, uniq("ncli"))
+    name = uniq("ns")
+    p = daemon.cli("schedule", "add", name, "rate(5 minutes)", fn, "--input", '{"x": 1}',
+                   "--endpoint", daemon.endpoint)
+    assert p.returncode == 0, p.stderr
+    assert ev.describe_rule(Name=name)["ScheduleExpression"] == "rate(5 minutes)"
+    assert ev.list_targets_by_rule(Rule=name)["Targets"] == [
+        {"Id": fn, "Arn": fn_arn(fn), "Input": '{"x": 1}'}]
+    p = daemon.cli("schedule", "ls", "--endpoint", daemon.endpoint)
+    assert p.returncode == 0, p.stderr
+    line = [l for l in p.stdout.splitlines() if l.startswith(name + " ")]
+    assert line and line[0].split()[1:] == ["ENABLED", "rate(5", "minutes)", fn]
+    p = daemon.cli("schedule", "add", uniq("bad"), "rate(5 minute)", fn,
+                   "--endpoint", daemon.endpoint)
+    assert p.returncode != 0 and "ScheduleExpression is not valid" in p.stderr
+    p = daemon.cli("schedule", "add", uniq("nofn"), "rate(5 minutes)", uniq("missing"),
+                   "--endpoint", daemon.endpoint)
+    assert p.returncode != 0 and "ResourceNotFoundException" in p.stderr
+    p = daemon.cli("schedule", "rm", name, "--endpoint", daemon.endpoint)
+    assert p.returncode == 0, p.stderr
+    with pytest.raises(ClientError):
+        ev.describe_rule(Name=name)
