@@ -106,6 +106,38 @@ def test_rule_crud_boto3(daemon, ev, lam):
     assert code(e) == "ResourceNotFoundException"
     assert msg(e) == "Rule %s does not exist on EventBus default." % name
     ev.delete_rule(Name=name)  # absent: succeeds, as in EventBridge
+    # changes are authorized per operation on the rule's ARN and audited
+    p = daemon.cli("audit", "--json", "--endpoint", daemon.endpoint)
+    assert p.returncode == 0, p.stderr
+    recs = [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    assert any(r["action"] == "events:PutRule" and r["resource"] == rule_arn(name) and
+               r["result"] == "allowed" for r in recs), p.stdout[-2000:]
+    assert any(r["action"] == "events:DeleteRule" for r in recs)
+
+
+def test_policy_scopes_rule_operations(daemon, ev, tmp_path):
+    """A key allowed events:PutRule/DescribeRule on rule/team-* only."""
+    pol = tmp_path / "team.json"
+    pol.write_text(json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["events:PutRule", "events:DescribeRule"],
+         "Resource": rule_arn("team-*")}]}))
+    out = daemon.cli("keys", "create", "--policy", str(pol), check=True).stdout
+    creds = dict(line.split(" = ") for line in out.strip().splitlines())
+    team = daemon.boto3("events", aws_access_key_id=creds["aws_access_key_id"],
+                        aws_secret_access_key=creds["aws_secret_access_key"])
+    name = uniq("team")
+    team.put_rule(Name=name, ScheduleExpression="rate(1 day)")
+    assert team.describe_rule(Name=name)["Name"] == name
+    with pytest.raises(ClientError) as e:
+        team.put_rule(Name=uniq("other"), ScheduleExpression="rate(1 day)")
+    assert code(e) == "AccessDeniedException" and "events:PutRule" in msg(e)
+    with pytest.raises(ClientError) as e:
+        team.delete_rule(Name=name)
+    assert code(e) == "AccessDeniedException"
+    with pytest.raises(ClientError) as e:
+        team.list_rules()
+    assert code(e) == "AccessDeniedException"
+    ev.delete_rule(Name=name)
 
 
 def test_put_rule_errors(ev):
