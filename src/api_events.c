@@ -34,7 +34,7 @@ struct job {
     struct job *next;
 };
 
-static struct job *queue_head, *queue_tail; /* loop thread only */
+static struct job *queue_head, *queue_tail; /* loop thread only; one daemon per process */
 
 static void job_start(struct job *j);
 

@@ -191,9 +191,7 @@ int rules_parse_put(json_t *body, const struct nb_rule *cur, int64_t now_s, stru
                            "1 validation error detected: Value '%s' at 'state' failed to satisfy "
                            "constraint: Member must satisfy enum value set: [ENABLED, DISABLED]",
                            state);
-    } else if (cur) {
-        enabled = true; /* PutRule without State enables, as in EventBridge */
-    }
+    } /* no State: ENABLED, also over a disabled rule (as in EventBridge) */
     int64_t minute = now_s - (((now_s % 60) + 60) % 60);
     bool restart = !cur || strcmp(cur->expr, expr) || (enabled && !cur->enabled);
     int64_t since = restart ? minute : cur->since_s;

@@ -345,9 +345,9 @@ def start(data_dir, args):
 
 
 def test_schedule_fires_and_wakes_from_zero(fresh_daemon):
-    """A cron rule for every minute with the daemon's clock 40 s past a minute: the tick comes
-    ~20 s later, starts the function's first instance and delivers the Scheduled Event."""
-    dm = fresh_daemon(["--schedule-clock-offset-s", str(offset_for(40))])
+    """A cron rule for every minute with the daemon's clock 48 s past a minute: the tick comes
+    ~12 s later, starts the function's first instance and delivers the Scheduled Event."""
+    dm = fresh_daemon(["--schedule-clock-offset-s", str(offset_for(48))])
     lam, ev = dm.boto3(), dm.boto3("events")
     fn = create_recorder(lam, uniq("wake"))
     off = create_recorder(lam, uniq("off"))
