@@ -115,9 +115,8 @@ static void fire(struct nb_scheduler *s, struct nb_rule *r, struct nb_rule_targe
              t->function, (long long)tick_s, o.request_id);
 }
 
-/* The latest tick due for t at now_s (and how many were due), from its last/added/since. */
-static uint32_t due(const struct nb_rule *r, const struct nb_rule_target *t, int64_t now_s,
-                    int64_t *latest)
+uint32_t scheduler_due(const struct nb_rule *r, const struct nb_rule_target *t, int64_t now_s,
+                       int64_t *latest)
 {
     int64_t from = r->since_s;
     if (t->added_s > from)
@@ -141,7 +140,7 @@ static void run(struct nb_scheduler *s, bool startup)
         for (size_t i = 0; i < r->n_targets; i++) {
             struct nb_rule_target *t = &r->targets[i];
             int64_t latest = 0;
-            uint32_t count = due(r, t, now_s, &latest);
+            uint32_t count = scheduler_due(r, t, now_s, &latest);
             if (!count)
                 continue;
             if (skip) {

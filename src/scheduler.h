@@ -44,6 +44,13 @@ char *scheduler_event_json(const char *region, const char *account, const char *
                            const char *event_id, int64_t tick_s);
 /* The uuid-shaped id of (rule_arn, target, tick): hex of SHA-256, 36 chars + NUL in out. */
 void scheduler_event_id(const char *rule_arn, const char *target, int64_t tick_s, char out[37]);
+struct nb_rule;
+struct nb_rule_target;
+/* The ticks due for target t of rule r at now_s (a pure function of its arguments): those after
+ * max(t->last_s, t->added_s, r->since_s) and at or before now_s. Returns how many (saturated at
+ * 1000) and sets *latest to the latest of them when there is one. Ignores r->enabled. */
+uint32_t scheduler_due(const struct nb_rule *r, const struct nb_rule_target *t, int64_t now_s,
+                       int64_t *latest);
 /* Appends the nimbus_schedule_* families to b. */
 void scheduler_metrics_render(struct nb_daemon *d, struct nb_buf *b);
 

@@ -258,6 +258,43 @@ static void test_scheduled_event(void **state)
     free(ev);
 }
 
+/* The tick logic on a fake clock: a new rule, a target added later, after a fire, downtime. */
+static void test_due(void **state)
+{
+    (void)state;
+    struct nb_err err = {0};
+    struct nb_rule *r = NULL;
+    /* created 16:42:53 -> since 16:42:00; rate(5 minutes) ticks at 16:47, 16:52, ... */
+    assert_int_equal(
+        put("{\"Name\":\"r\",\"ScheduleExpression\":\"rate(5 minutes)\"}", NULL, NOW, &r, &err), 0);
+    struct nb_rule_target t = {.added_s = NOW};
+    int64_t latest = 0;
+    assert_int_equal(scheduler_due(r, &t, NOW, &latest), 0);
+    assert_int_equal(scheduler_due(r, &t, MINUTE + 299, &latest), 0);
+    assert_int_equal(scheduler_due(r, &t, MINUTE + 300, &latest), 1);
+    assert_int_equal(latest, MINUTE + 300);
+    t.last_s = latest; /* fired */
+    assert_int_equal(scheduler_due(r, &t, MINUTE + 300, &latest), 0);
+    assert_int_equal(scheduler_due(r, &t, MINUTE + 599, &latest), 0);
+    /* down for an hour: 12 ticks missed, the latest is the one to fire */
+    assert_int_equal(scheduler_due(r, &t, MINUTE + 300 + 3600 + 30, &latest), 12);
+    assert_int_equal(latest, MINUTE + 300 + 3600);
+    /* a target added after a tick never fires that tick */
+    struct nb_rule_target late = {.added_s = MINUTE + 301};
+    assert_int_equal(scheduler_due(r, &late, MINUTE + 301, &latest), 0);
+    assert_int_equal(scheduler_due(r, &late, MINUTE + 600, &latest), 1);
+    assert_int_equal(latest, MINUTE + 600);
+    rule_free(r);
+    /* cron every minute: the creation minute itself does not fire */
+    assert_int_equal(put("{\"Name\":\"c\",\"ScheduleExpression\":\"cron(* * * * ? *)\"}", NULL,
+                         MINUTE, &r, &err),
+                     0);
+    struct nb_rule_target c = {.added_s = MINUTE};
+    assert_int_equal(scheduler_due(r, &c, MINUTE + 59, &latest), 0);
+    assert_int_equal(scheduler_due(r, &c, MINUTE + 60, &latest), 1);
+    rule_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_record_round_trip),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_scheduled_event),
+        cmocka_unit_test(test_due),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
