@@ -3,12 +3,14 @@
  * place AWS error replies are shaped (LAMBDA.md §3.10).
  *
  * Invariant: every reply leaving this listener carries x-amzn-RequestId and, for errors,
- * x-amzn-ErrorType; no handler formats an error body itself.
+ * x-amzn-ErrorType; no handler formats an error body itself (the JSON protocols' shape of
+ * `POST /` services is api_target.c's).
  */
 #include "api.h"
 
 #include <errno.h>
 
+#include "api_target.h"
 #include "authn.h"
 #include "authz.h"
 #include "daemon.h"
@@ -161,6 +163,8 @@ void api_handle(struct nb_http_req *req, void *data)
             cb(req, &m, cb_data);
             return;
         }
+        if (!strcmp(m.action, API_TARGET_ACTION) && !(cb = api_target_select(req, &m)))
+            return; /* POST /: the service comes from X-Amz-Target (api_target.c) */
         struct nb_caller caller;
         if (!authenticate(d, req, &m, &caller))
             return;

@@ -21,7 +21,8 @@ struct nb_daemon;
 void api_lambda_routes(struct nb_router *r, struct nb_daemon *d);
 void api_invoke_routes(struct nb_router *r, struct nb_daemon *d);
 void api_keys_routes(struct nb_router *r, struct nb_daemon *d); /* auth: api_keys.c */
-/* SQS (api_sqs.c): POST / and POST /<account>/<queue>; register after every other service. */
+/* SQS (api_sqs.c): POST /<account>/<queue> (POST / comes through api_target.c); register after
+ * every other service. */
 void api_sqs_routes(struct nb_router *r, struct nb_daemon *d);
 
 /* For routes registered with a "service:*" action (the operation is named in the body, as in

@@ -12,6 +12,7 @@
 #include <errno.h>
 
 #include "api.h"
+#include "api_target.h"
 #include "daemon.h"
 #include "log.h"
 #include "sqs.h"
@@ -101,7 +102,7 @@ static void fail_req(struct sqs_req *r, const char *code, const char *fmt, ...)
         return;                                                                                    \
     } while (0)
 
-static void handle(struct nb_http_req *req, const struct nb_route_match *m, void *data)
+void api_sqs_handle(struct nb_http_req *req, const struct nb_route_match *m, void *data)
 {
     struct nb_daemon *d = data;
     const char *acct = route_param(m, "Account");
@@ -178,6 +179,7 @@ static void handle(struct nb_http_req *req, const struct nb_route_match *m, void
 
 void api_sqs_routes(struct nb_router *r, struct nb_daemon *d)
 {
-    router_add(r, "POST", "/", "sqs:*", handle, d);
-    router_add(r, "POST", "/{Account}/{Queue}", "sqs:*", handle, d);
+    /* POST / reaches api_sqs_handle through api_target.c's table (X-Amz-Target AmazonSQS.*, or
+     * none: the query protocol); a request posted to a queue URL comes here. */
+    router_add(r, "POST", "/{Account}/{Queue}", "sqs:*", api_sqs_handle, d);
 }

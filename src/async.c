@@ -43,6 +43,8 @@ struct event {
     char *qualifier; /* NULL = unqualified */
     char *payload;
     size_t payload_len;
+    char *tick_rule, *tick_target; /* the schedule tick it delivers (INSERT only), or NULL */
+    int64_t tick_s;
     struct nb_async_state st;
     int attempts; /* attempts started (approximateInvokeCount) */
     enum ev_state state;
@@ -123,6 +125,8 @@ static void event_free(struct nb_async *a, struct event *ev)
     free(ev->function);
     free(ev->qualifier);
     free(ev->payload);
+    free(ev->tick_rule);
+    free(ev->tick_target);
     a->held_bytes -= (int64_t)ev->payload_len;
     free(ev->last_body);
     if (ev->cfg)
@@ -182,6 +186,9 @@ static void batch_add(struct batch *b, enum nb_store_event_op op, struct event *
         w->w.ev.payload = ev->payload;
         w->w.ev.payload_len = ev->payload_len;
         w->w.ev.created_ms = (int64_t)ev->st.created_ms;
+        w->w.ev.tick_rule = ev->tick_rule;
+        w->w.ev.tick_target = ev->tick_target;
+        w->w.ev.tick_s = ev->tick_s;
     }
     if (op == STORE_EVENT_DELETE || op == STORE_EVENT_UNMARK)
         w->w.ev.request_id = NULL; /* the event may be freed before the commit */
@@ -610,34 +617,79 @@ static void arm_retry_timer(struct nb_async *a)
 
 /* ---- accept ------------------------------------------------------------------------------ */
 
+static bool queue_full(struct nb_async *a, size_t len)
+{
+    const struct nb_config *c = &a->d->cfg;
+    return a->held >= c->async_queue_max || a->held_bytes + (int64_t)len > c->async_queue_max_bytes;
+}
+
+/* A new ACCEPTING event of function:qualifier taking payload (malloc'd, NUL-terminated). */
+static struct event *event_accepting(struct nb_async *a, const char *function,
+                                     const char *qualifier, char *payload, size_t len)
+{
+    struct event *ev = event_new(a);
+    ev->id = a->next_id++;
+    uuid_v4(ev->request_id);
+    ev->function = xstrdup(function);
+    ev->qualifier = qualifier ? xstrdup(qualifier) : NULL;
+    ev->payload = payload;
+    ev->payload_len = len;
+    a->held_bytes += (int64_t)ev->payload_len;
+    ev->st.created_ms = now_ms();
+    ev->state = EV_ACCEPTING;
+    return ev;
+}
+
 void async_accept(struct nb_daemon *d, struct nb_fn *fn, const char *qualifier,
                   struct nb_http_req *req)
 {
     struct nb_async *a = d->async;
-    if (a->held >= d->cfg.async_queue_max ||
-        a->held_bytes + (int64_t)req->body_len > d->cfg.async_queue_max_bytes) {
+    if (queue_full(a, req->body_len)) {
         api_error(req, 429, "TooManyRequestsException",
                   "Rate Exceeded. (nimbus holds %lld asynchronous events of %lld bytes: "
                   "async_queue_max, async_queue_max_bytes)",
                   (long long)a->held, (long long)a->held_bytes);
         return;
     }
-    struct event *ev = event_new(a);
-    ev->id = a->next_id++;
-    uuid_v4(ev->request_id);
-    ev->function = xstrdup(fn->name);
-    ev->qualifier = qualifier ? xstrdup(qualifier) : NULL;
+    char *payload;
+    size_t len;
     if (req->body_len) {
-        ev->payload = http_req_steal_body(req, &ev->payload_len);
+        payload = http_req_steal_body(req, &len);
     } else {
-        ev->payload = xstrdup("{}");
-        ev->payload_len = 2;
+        payload = xstrdup("{}");
+        len = 2;
     }
-    a->held_bytes += (int64_t)ev->payload_len;
-    ev->st.created_ms = now_ms();
-    ev->state = EV_ACCEPTING;
+    struct event *ev = event_accepting(a, fn->name, qualifier, payload, len);
     ev->req = req;
     queue_write(a, STORE_EVENT_INSERT, ev, true);
+}
+
+int async_submit(struct nb_daemon *d, const char *function, const char *qualifier, char *payload,
+                 size_t len, const struct nb_async_origin *o, struct nb_err *err)
+{
+    struct nb_async *a = d->async;
+    if (!a || a->stopping) {
+        free(payload);
+        return err_set(err, ESHUTDOWN, "asynchronous invocations are stopping");
+    }
+    if (len > NB_ASYNC_PAYLOAD_MAX || queue_full(a, len)) {
+        free(payload);
+        return err_set(err, EAGAIN,
+                       "asynchronous queue full (%lld events of %lld bytes) or payload too large",
+                       (long long)a->held, (long long)a->held_bytes);
+    }
+    struct event *ev = event_accepting(a, function, qualifier, payload, len);
+    if (o) {
+        if (o->request_id[0])
+            snprintf(ev->request_id, sizeof(ev->request_id), "%s", o->request_id);
+        if (o->tick_rule) {
+            ev->tick_rule = xstrdup(o->tick_rule);
+            ev->tick_target = xstrdup(o->tick_target);
+            ev->tick_s = o->tick_s;
+        }
+    }
+    queue_write(a, STORE_EVENT_INSERT, ev, true);
+    return 0;
 }
 
 /* ---- start, stop, metrics ---------------------------------------------------------------- */

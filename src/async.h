@@ -70,6 +70,23 @@ void async_free(struct nb_daemon *d);
 void async_accept(struct nb_daemon *d, struct nb_fn *fn, const char *qualifier,
                   struct nb_http_req *req);
 
+/* Where an internal event comes from (schedules): request_id ("" = a random one) becomes the
+ * event's request id; tick_rule/tick_target/tick_s, when tick_rule is set, are recorded as that
+ * target's last fired tick in the transaction that makes the event durable (store.h). */
+struct nb_async_origin {
+    char request_id[37];
+    const char *tick_rule, *tick_target;
+    int64_t tick_s;
+};
+/* Submits an Event invocation of function:qualifier (qualifier NULL = unqualified) from inside
+ * the daemon, with no HTTP client: consumes payload (malloc'd, NUL-terminated, len bytes). The
+ * event is durable after the next group commit and then delivered like any other (retries,
+ * destinations). o is borrowed (may be NULL). 0, or -EAGAIN when the queue is full (or the
+ * payload exceeds NB_ASYNC_PAYLOAD_MAX), -ESHUTDOWN when stopping; payload is freed either way.
+ * A failed commit is logged (the event is lost; its tick is not recorded). */
+int async_submit(struct nb_daemon *d, const char *function, const char *qualifier, char *payload,
+                 size_t len, const struct nb_async_origin *o, struct nb_err *err);
+
 /* Appends the nimbus_async_* families (Prometheus text) to b. */
 void async_metrics_render(struct nb_daemon *d, struct nb_buf *b);
 

@@ -47,8 +47,9 @@ void authz_refused(struct nb_daemon *d, struct nb_http_req *req, const char *key
  */
 
 /* True when action changes state: everything but Get*, List*, Read* operations and the data
- * plane (lambda:InvokeFunction, lambda:InvokeFunctionUrl; SQS's message operations sqs:SendMessage*, sqs:ReceiveMessage,
- * sqs:DeleteMessage*, sqs:ChangeMessageVisibility*), case-insensitive on the operation. */
+ * plane (lambda:InvokeFunction, lambda:InvokeFunctionUrl; SQS's message operations
+ * sqs:SendMessage*, sqs:ReceiveMessage, sqs:DeleteMessage*, sqs:ChangeMessageVisibility*),
+ * case-insensitive on the operation. */
 bool authz_is_change(const char *action);
 
 /* The resource of a routed request, in req's arena: a {FunctionName} label gives

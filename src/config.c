@@ -38,6 +38,7 @@ static int check_runtime_dir(const char *v, struct nb_err *err);
 static int check_cgroup_name(const char *v, struct nb_err *err);
 static int check_master_key(const char *v, struct nb_err *err);
 static int check_zygote(const char *v, struct nb_err *err);
+static int check_catch_up(const char *v, struct nb_err *err);
 
 #define OFF(f) offsetof(struct nb_config, f)
 static const struct row table[] = {
@@ -116,6 +117,13 @@ static const struct row table[] = {
      "longest wait between retries after throttles or platform errors (doubling)"},
     {"async_age_unit_ms", K_INT, OFF(async_age_unit_ms), "1000", 1, 1000, NULL, F_RELOAD,
      "milliseconds in one second of MaximumEventAgeInSeconds; only tests change it"},
+    {"schedule_catch_up", K_STR, OFF(schedule_catch_up), "one", 0, 0, check_catch_up, 0,
+     "schedule ticks missed while the daemon was down: one = fire the latest missed tick once "
+     "at start, skip = fire none"},
+    {"schedule_clock_offset_s", K_INT, OFF(schedule_clock_offset_s), "0", -315360000, 315360000,
+     NULL, 0,
+     "seconds added to the wall clock by the scheduler (rule times, ticks); only tests "
+     "change it"},
 };
 
 static char **str_field(struct nb_config *cfg, const struct row *r)
@@ -176,6 +184,13 @@ static int check_level(const char *v, struct nb_err *err)
     enum nb_log_level l;
     if (log_parse_level(v, &l) < 0)
         return err_set(err, EINVAL, "'%s' is not one of error, warn, info, debug", v);
+    return 0;
+}
+
+static int check_catch_up(const char *v, struct nb_err *err)
+{
+    if (strcmp(v, "one") && strcmp(v, "skip"))
+        return err_set(err, EINVAL, "'%s' is not one of one, skip", v);
     return 0;
 }
 

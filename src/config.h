@@ -45,6 +45,9 @@ struct nb_config {
     int64_t async_backoff_min_ms;  /* first wait after a throttle or platform error */
     int64_t async_backoff_max_ms;  /* cap of that wait's doubling */
     int64_t async_age_unit_ms;     /* one second of MaximumEventAgeInSeconds (tests shrink it) */
+    /* schedules (scheduler.c) */
+    char *schedule_catch_up;         /* "one" or "skip" */
+    int64_t schedule_clock_offset_s; /* added to the wall clock (tests) */
     /* derived from listen */
     char listen_host[256];
     int listen_port;

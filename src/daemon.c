@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "api.h"
+#include "api_target.h"
 #include "async.h"
 #include "audit.h"
 #include "cgroup.h"
@@ -33,6 +34,7 @@
 #include "prewarm.h"
 #include "provisioned.h"
 #include "router.h"
+#include "scheduler.h"
 #include "spawner.h"
 #include "sqs.h"
 #include "store.h"
@@ -197,6 +199,7 @@ static void close_all(struct runtime *rt)
     rt->closing = true;
     log_info("stopping instances=%lld", (long long)d->instances);
     uv_timer_stop(&rt->drain);
+    scheduler_stop(d);
     async_stop(d);
     pool_reaper_close(d);
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
@@ -424,8 +427,9 @@ static int setup(struct runtime *rt, struct nb_err *err)
     api_versions_routes(d->router, d);
     api_urls_routes(d->router, d);
     api_nimbus_routes(d->router, d);
-    api_keys_routes(d->router, d); /* auth */
-    api_sqs_routes(d->router, d);  /* last: its POST /{Account}/{Queue} is a catch-all */
+    api_keys_routes(d->router, d);   /* auth */
+    api_target_routes(d->router, d); /* POST /: EventBridge and SQS by X-Amz-Target */
+    api_sqs_routes(d->router, d);    /* last: its POST /{Account}/{Queue} is a catch-all */
     struct nb_http_limits lim;
     http_limits_default(&lim);
     lim.max_body = API_MAX_BODY;
@@ -450,6 +454,9 @@ static int setup(struct runtime *rt, struct nb_err *err)
     provisioned_sync_all(d); /* provisioned instances come back at start */
     /* last: pending events are delivered once the loop runs (everything above is ready) */
     if ((rc = async_start(d, err)) < 0)
+        return rc;
+    /* after async: catch-up ticks are submitted as asynchronous events */
+    if ((rc = scheduler_start(d, err)) < 0)
         return rc;
     return 0;
 }
@@ -492,6 +499,7 @@ int daemon_run(struct nb_config *cfg, struct nb_err *err)
     }
     log_info("stopped");
 out:
+    scheduler_stop(d);
     async_stop(d); /* when setup failed after async_start (no-op after close_all) */
     if (d->sqs) {
         sqs_close(d->sqs);
@@ -511,6 +519,7 @@ out:
         if (uv_loop_close(d->loop) == UV_EBUSY)
             log_warn("event loop closed with handles still open");
     }
+    scheduler_free(d);
     async_free(d); /* before the registry: events may hold function references */
     triggers_release(d);
     if (d->fn_table)

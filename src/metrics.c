@@ -22,6 +22,7 @@
 #include "instance.h"
 #include "netns_pool.h"
 #include "park_pool.h"
+#include "scheduler.h"
 #include "triggers.h"
 
 #ifndef NIMBUS_VERSION
@@ -454,9 +455,12 @@ static void render_process(struct nb_daemon *d, struct nb_buf *b)
 
 /* Every section, in output order; a module with figures of its own adds one line here. */
 static void (*const sections[])(struct nb_daemon *d, struct nb_buf *b) = {
-    render_daemon,         render_functions,
-    render_process,        async_metrics_render, /* nimbus_async_* (async.c) */
-    public_metrics_render, /* nimbus_http_*, function URLs, routes (public.c) */
+    render_daemon,
+    render_functions,
+    render_process,
+    async_metrics_render,     /* nimbus_async_* (async.c) */
+    public_metrics_render,    /* nimbus_http_*, function URLs, routes (public.c) */
+    scheduler_metrics_render, /* nimbus_schedule_* (scheduler.c) */
 };
 
 void metrics_render(struct nb_daemon *d, struct nb_buf *b)

@@ -84,6 +84,11 @@ struct nb_store_event {
     int attempts; /* attempts started */
     int errors;   /* attempts that ended in a function error */
     bool inflight;
+    /* INSERT only, optional: the schedule tick this event delivers. When tick_rule is set, the
+     * same transaction records tick_s as the last tick (rule, target) fired (store_tick_each),
+     * so an event and its tick are durable together or not at all. */
+    const char *tick_rule, *tick_target;
+    int64_t tick_s;
 };
 enum nb_store_event_op {
     STORE_EVENT_INSERT, /* every field */
@@ -176,5 +181,17 @@ typedef void (*nb_store_sqs_queue_cb)(void *data, const char *name, const char *
 typedef void (*nb_store_sqs_msg_cb)(void *data, const struct nb_sqs_rec *msg);
 int store_sqs_load(struct nb_store *st, nb_store_sqs_queue_cb qcb, nb_store_sqs_msg_cb mcb,
                    void *data, struct nb_err *err);
+
+/* ---- EventBridge schedule rules (rules.c, scheduler.c) ---- */
+/* Rules are opaque JSON documents keyed by name. Put inserts or replaces; delete removes the rule
+ * and its recorded ticks in one transaction (absent is not an error). Each calls cb with the lock
+ * held (cb must not call the store); strings valid during the call only. */
+int store_rule_put(struct nb_store *st, const char *name, const char *doc, struct nb_err *err);
+int store_rule_delete(struct nb_store *st, const char *name, struct nb_err *err);
+typedef int (*nb_store_rule_cb)(void *data, const char *name, const char *doc);
+int store_rule_each(struct nb_store *st, nb_store_rule_cb cb, void *data, struct nb_err *err);
+/* The last tick fired per (rule, target), as recorded with the events (struct nb_store_event). */
+typedef int (*nb_store_tick_cb)(void *data, const char *rule, const char *target, int64_t tick_s);
+int store_tick_each(struct nb_store *st, nb_store_tick_cb cb, void *data, struct nb_err *err);
 
 #endif

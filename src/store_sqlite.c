@@ -74,6 +74,18 @@ static const char *const migrations[] = {
      "  doc TEXT NOT NULL,"
      "  PRIMARY KEY (kind, function, key)"
      ");"),
+    /* 5: EventBridge schedule rules (doc: rules.c's record, targets included) and the last tick
+     * fired per (rule, target), written in the transaction that inserts the tick's event */
+    ("CREATE TABLE rules ("
+     "  name TEXT PRIMARY KEY,"
+     "  doc TEXT NOT NULL"
+     ");"
+     "CREATE TABLE rule_ticks ("
+     "  rule TEXT NOT NULL,"
+     "  target TEXT NOT NULL,"
+     "  tick INTEGER NOT NULL,"
+     "  PRIMARY KEY (rule, target)"
+     ");"),
 };
 
 /* The SQS database (DATA_DIR/sqs.db, store_sqs_open): its own file, so queue traffic's group
@@ -129,6 +141,12 @@ enum stmt_id {
     STMT_OBJ_DELETE,
     STMT_OBJ_DELETE_KEY,
     STMT_OBJ_EACH,
+    STMT_RULE_PUT,
+    STMT_RULE_DELETE,
+    STMT_RULE_DELETE_TICKS,
+    STMT_RULE_EACH,
+    STMT_TICK_PUT,
+    STMT_TICK_EACH,
     STMT__MAX,
 };
 
@@ -169,6 +187,14 @@ static const char *const stmt_sql[STMT__MAX] = {
     [STMT_OBJ_DELETE_KEY] = "DELETE FROM objects WHERE function = ?1 AND key = ?2",
     [STMT_OBJ_EACH] =
         "SELECT function, key, doc FROM objects WHERE kind = ?1 ORDER BY function, key",
+    [STMT_RULE_PUT] = ("INSERT INTO rules(name, doc) VALUES(?1, ?2) "
+                       "ON CONFLICT(name) DO UPDATE SET doc = excluded.doc"),
+    [STMT_RULE_DELETE] = "DELETE FROM rules WHERE name = ?1",
+    [STMT_RULE_DELETE_TICKS] = "DELETE FROM rule_ticks WHERE rule = ?1",
+    [STMT_RULE_EACH] = "SELECT name, doc FROM rules ORDER BY name",
+    [STMT_TICK_PUT] = ("INSERT INTO rule_ticks(rule, target, tick) VALUES(?1, ?2, ?3) "
+                       "ON CONFLICT(rule, target) DO UPDATE SET tick = max(tick, excluded.tick)"),
+    [STMT_TICK_EACH] = "SELECT rule, target, tick FROM rule_ticks ORDER BY rule, target",
     [STMT_SQS_Q_PUT] = "INSERT OR REPLACE INTO sqs_queues(name, doc) VALUES(?1, ?2)",
     [STMT_SQS_Q_DEL] = "DELETE FROM sqs_queues WHERE name = ?1",
     [STMT_SQS_M_PUT] = ("INSERT OR REPLACE INTO sqs_messages(queue, seq, doc, visible_ms, "
@@ -706,6 +732,25 @@ static int bind_text_or_null(struct nb_store *st, sqlite3_stmt *s, int idx, cons
 }
 
 /* One write of a batch; the caller holds the mutex and the transaction. */
+/* Records that (rule, target) fired tick_s (never moves backwards). Lock held by the caller. */
+static int tick_put(struct nb_store *st, const char *rule, const char *target, int64_t tick_s,
+                    struct nb_err *err)
+{
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_TICK_PUT, err);
+    if (!s)
+        return -err->code;
+    int r = bind_text(st, s, 1, rule, err);
+    if (r == 0)
+        r = bind_text(st, s, 2, target, err);
+    if (r == 0)
+        r = bind_i64(st, s, 3, tick_s, err);
+    if (r < 0)
+        return r;
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_err(st, err, "record the last tick of rule", rule);
+    return 0;
+}
+
 static int event_write_one(struct nb_store *st, const struct nb_store_event_write *w,
                            struct nb_err *err)
 {
@@ -752,6 +797,8 @@ static int event_write_one(struct nb_store *st, const struct nb_store_event_writ
         return r;
     if (sqlite3_step(s) != SQLITE_DONE)
         return db_err(st, err, "write async event", ev->request_id ? ev->request_id : "-");
+    if (w->op == STORE_EVENT_INSERT && ev->tick_rule)
+        return tick_put(st, ev->tick_rule, ev->tick_target, ev->tick_s, err);
     return 0;
 }
 
@@ -1171,4 +1218,89 @@ int store_sqs_load(struct nb_store *st, nb_store_sqs_queue_cb qcb, nb_store_sqs_
     if (rc != SQLITE_DONE)
         return db_err(st, err, "load messages", NULL);
     return 0;
+}
+
+/* ---- schedule rules ---------------------------------------------------------------------- */
+
+int store_rule_put(struct nb_store *st, const char *name, const char *doc, struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_RULE_PUT, err);
+    if (!s)
+        return -err->code;
+    int r = bind_text(st, s, 1, name, err);
+    if (r == 0)
+        r = bind_text(st, s, 2, doc, err);
+    if (r < 0)
+        return r;
+    if (sqlite3_step(s) != SQLITE_DONE)
+        return db_err(st, err, "write rule", name);
+    return 0;
+}
+
+static int rule_delete_locked(struct nb_store *st, const char *name, struct nb_err *err)
+{
+    static const enum stmt_id ids[] = {STMT_RULE_DELETE, STMT_RULE_DELETE_TICKS};
+    for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+        _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, ids[i], err);
+        if (!s)
+            return -err->code;
+        int r = bind_text(st, s, 1, name, err);
+        if (r < 0)
+            return r;
+        if (sqlite3_step(s) != SQLITE_DONE)
+            return db_err(st, err, "delete rule", name);
+    }
+    return 0;
+}
+
+int store_rule_delete(struct nb_store *st, const char *name, struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    int r = exec_sql(st, "BEGIN IMMEDIATE", "begin rule deletion", err);
+    if (r == 0)
+        r = rule_delete_locked(st, name, err);
+    if (r == 0)
+        r = exec_sql(st, "COMMIT", "commit rule deletion", err);
+    if (r < 0)
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return r;
+}
+
+int store_rule_each(struct nb_store *st, nb_store_rule_cb cb, void *data, struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_RULE_EACH, err);
+    if (!s)
+        return err_prefix(err, "cannot list rules");
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        const char *doc = (const char *)sqlite3_column_text(s, 1);
+        if (!name || !doc)
+            return db_err(st, err, "list rules", NULL);
+        r = cb(data, name, doc);
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        return db_err(st, err, "list rules", NULL);
+    return r;
+}
+
+int store_tick_each(struct nb_store *st, nb_store_tick_cb cb, void *data, struct nb_err *err)
+{
+    STORE_LOCKED(st);
+    _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, STMT_TICK_EACH, err);
+    if (!s)
+        return err_prefix(err, "cannot list rule ticks");
+    int rc, r = 0;
+    while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *rule = (const char *)sqlite3_column_text(s, 0);
+        const char *target = (const char *)sqlite3_column_text(s, 1);
+        if (!rule || !target)
+            return db_err(st, err, "list rule ticks", NULL);
+        r = cb(data, rule, target, sqlite3_column_int64(s, 2));
+    }
+    if (r == 0 && rc != SQLITE_DONE)
+        return db_err(st, err, "list rule ticks", NULL);
+    return r;
 }

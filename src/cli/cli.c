@@ -32,6 +32,7 @@ static const struct nb_cli_cmd commands[] = {
     {"audit", cmd_audit, "print the audit log (control-plane changes, denied requests)"},
     {"keys", cmd_keys, "create, list and delete access keys"},
     {"queue", cmd_queue, "manage queues: ls, create, rm, send, recv, purge"},
+    {"schedule", cmd_schedule, "run a function on a schedule (EventBridge rules): add, ls, rm"},
 };
 
 static void usage(FILE *out)

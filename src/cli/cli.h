@@ -56,6 +56,7 @@ int cmd_keys(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_alias(int argc, char **argv);
 int cmd_route(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
 int cmd_rollback(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
 

@@ -433,6 +433,37 @@ int client_json(struct nb_client *c, const char *method, const char *path, const
     return 0;
 }
 
+int client_target(struct nb_client *c, const char *service, const char *target, json_t *body,
+                  struct nb_client_resp *resp, json_t **out, struct nb_err *err)
+{
+    _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT) : xstrdup("{}");
+    if (!text)
+        BUG("cannot serialise a request body");
+    _cleanup_free_ char *th = xasprintf("X-Amz-Target: %s", target);
+    const char *headers[] = {th, NULL};
+    struct nb_client_req req = {.method = "POST",
+                                .path = "/",
+                                .content_type = "application/x-amz-json-1.1",
+                                .headers = headers,
+                                .body = text,
+                                .body_len = strlen(text),
+                                .service = service};
+    if (out)
+        *out = NULL;
+    int r = client_request(c, &req, resp, err);
+    if (r < 0)
+        return r;
+    r = client_check(resp, err);
+    if (r < 0)
+        return r;
+    if (out && resp->body.len) {
+        *out = client_resp_json(resp, err);
+        if (!*out)
+            return -EPROTO;
+    }
+    return 0;
+}
+
 char *client_escape(const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";

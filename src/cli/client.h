@@ -101,6 +101,14 @@ json_t *client_resp_json(const struct nb_client_resp *resp, struct nb_err *err);
 int client_json(struct nb_client *c, const char *method, const char *path, const char *query,
                 json_t *body, struct nb_client_resp *resp, json_t **out, struct nb_err *err);
 
+/*
+ * One call of a JSON 1.1 service on `POST /` (EventBridge): X-Amz-Target: target (e.g.
+ * "AWSEvents.PutRule"), body (borrowed; NULL = {}) as application/x-amz-json-1.1, signed for
+ * service ("events"). Otherwise as client_json.
+ */
+int client_target(struct nb_client *c, const char *service, const char *target, json_t *body,
+                  struct nb_client_resp *resp, json_t **out, struct nb_err *err);
+
 /* Percent-encodes s as botocore does for path labels and query values: everything but ALPHA,
  * DIGIT and "-._~". malloc'd. */
 char *client_escape(const char *s);

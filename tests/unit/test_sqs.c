@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include "api.h"
+#include "api_target.h"
 #include "authz.h"
 #include "daemon_fixture.h"
 #include "http_internal.h"
@@ -214,6 +215,8 @@ static void handler(struct nb_http_req *req, void *data)
     void *cb_data;
     struct nb_route_match m;
     assert_int_equal(router_match(router, req, &cb, &cb_data, &m), NB_ROUTE_OK);
+    if (!strcmp(m.action, API_TARGET_ACTION)) /* POST /: by X-Amz-Target, as api.c does */
+        assert_non_null(cb = api_target_select(req, &m));
     m.caller = caller;
     cb(req, &m, cb_data);
 }
@@ -271,6 +274,7 @@ static void test_access_denied_both_protocols(void **state)
     open_sqs(&d);
     json_decref(call(&d, "CreateQueue", json_pack("{s:s}", "QueueName", "q"), NULL));
     router = router_new();
+    api_target_routes(router, &d);
     api_sqs_routes(router, &d);
     struct nb_http_limits lim;
     http_limits_default(&lim);

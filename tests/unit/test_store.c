@@ -490,6 +490,69 @@ static void test_event_invoke_configs_follow_versions_and_aliases(void **state)
     buf_release(&b);
 }
 
+static int collect_rule(void *data, const char *name, const char *doc)
+{
+    buf_appendf(data, "%s=%s;", name, doc);
+    return 0;
+}
+
+static int collect_tick(void *data, const char *rule, const char *target, int64_t tick)
+{
+    buf_appendf(data, "%s/%s@%lld;", rule, target, (long long)tick);
+    return 0;
+}
+
+/* Rules, and the last tick of a target written in the transaction of its event: both or
+ * neither. */
+static void test_rules_and_ticks(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    struct nb_buf b = {0};
+    assert_int_equal(store_rule_put(f->st, "b", "{\"x\":1}", &err), 0);
+    assert_int_equal(store_rule_put(f->st, "a", "{}", &err), 0);
+    assert_int_equal(store_rule_put(f->st, "b", "{\"x\":2}", &err), 0);
+    assert_int_equal(store_rule_each(f->st, collect_rule, &b, &err), 0);
+    assert_string_equal(b.data, "a={};b={\"x\":2};");
+    buf_release(&b);
+    struct nb_store_event_write w[] = {ev_insert(1, "r1", NULL, "{}"),
+                                       ev_insert(2, "r2", NULL, "{}")};
+    w[0].ev.tick_rule = w[1].ev.tick_rule = "b";
+    w[0].ev.tick_target = "t1";
+    w[1].ev.tick_target = "t2";
+    w[0].ev.tick_s = 120;
+    w[1].ev.tick_s = 60;
+    assert_int_equal(store_events_write(f->st, w, ARRAY_SIZE(w), &err), 0);
+    /* a tick never moves backwards */
+    struct nb_store_event_write older = ev_insert(3, "r3", NULL, "{}");
+    older.ev.tick_rule = "b";
+    older.ev.tick_target = "t1";
+    older.ev.tick_s = 60;
+    assert_int_equal(store_events_write(f->st, &older, 1, &err), 0);
+    assert_int_equal(store_tick_each(f->st, collect_tick, &b, &err), 0);
+    assert_string_equal(b.data, "b/t1@120;b/t2@60;");
+    buf_release(&b);
+    /* a failed batch records no tick */
+    struct nb_store_event_write bad[] = {ev_insert(4, "r4", NULL, "{}"),
+                                         ev_insert(4, "r4bis", NULL, "{}")};
+    bad[0].ev.tick_rule = "b";
+    bad[0].ev.tick_target = "t2";
+    bad[0].ev.tick_s = 600;
+    assert_int_equal(store_events_write(f->st, bad, ARRAY_SIZE(bad), &err), -EIO);
+    assert_int_equal(store_tick_each(f->st, collect_tick, &b, &err), 0);
+    assert_string_equal(b.data, "b/t1@120;b/t2@60;");
+    buf_release(&b);
+    /* deleting a rule deletes its ticks */
+    assert_int_equal(store_rule_delete(f->st, "b", &err), 0);
+    assert_int_equal(store_rule_delete(f->st, "nope", &err), 0);
+    assert_int_equal(store_rule_each(f->st, collect_rule, &b, &err), 0);
+    assert_string_equal(b.data, "a={};");
+    buf_release(&b);
+    assert_int_equal(store_tick_each(f->st, collect_tick, &b, &err), 0);
+    assert_null(b.data);
+    buf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -505,6 +568,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_async_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_invoke_configs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rules_and_ticks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_invoke_configs_follow_versions_and_aliases,
                                         setup, teardown),
     };
