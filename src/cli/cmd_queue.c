@@ -50,9 +50,7 @@ static int sqs_call(struct nb_client *c, const char *op, json_t *in, json_t **ou
     int r = client_request(c, &req, &resp, err);
     if (r == 0)
         r = client_check(&resp, err);
-    if (r == 0 && out)
-        *out = client_resp_json(&resp, err);
-    if (r == 0 && out && !*out)
+    if (r == 0 && out && !(*out = client_resp_json(&resp, err)))
         r = -err->code;
     client_resp_release(&resp);
     return r;
@@ -270,6 +268,5 @@ int cmd_queue(int argc, char **argv)
     }
     json_decref(out);
     json_decref(attrs);
-    client_release(&cl);
-    return r < 0 ? cli_report(&err) : CLI_EXIT_OK;
+    return cli_finish(&cl, r, &err);
 }
