@@ -184,27 +184,32 @@ int cli_report(const struct nb_err *err)
     }
 }
 
+int cli_common_option(int c, const char *usage_text, char **argv, const char **endpoint)
+{
+    switch (c) {
+    case CLI_OPT_ENDPOINT:
+        *endpoint = optarg;
+        return -1;
+    case 'h':
+        return cli_help(usage_text);
+    default:
+        return cli_bad_option(usage_text, c, argv);
+    }
+}
+
 int cli_common_args(int argc, char **argv, const char *usage_text, const char **endpoint)
 {
     static const struct option longopts[] = {
         CLI_COMMON_OPTIONS,
         {NULL, 0, NULL, 0},
     };
-    int c;
+    int c, rc;
 
     *endpoint = NULL;
     optind = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case CLI_OPT_ENDPOINT:
-            *endpoint = optarg;
-            break;
-        case 'h':
-            return cli_help(usage_text);
-        default:
-            return cli_bad_option(usage_text, c, argv);
-        }
-    }
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1)
+        if ((rc = cli_common_option(c, usage_text, argv, endpoint)) >= 0)
+            return rc;
     return -1;
 }
 

@@ -88,14 +88,19 @@ int cli_report(const struct nb_err *err);
 
 /*
  * The shared run of a client subcommand:
- *   1. options: its own getopt_long loop, or cli_common_args() when it takes only
- *      CLI_COMMON_OPTIONS;
+ *   1. options: its own getopt_long loop, whose default case is cli_common_option(), or
+ *      cli_common_args() when it takes only CLI_COMMON_OPTIONS;
  *   2. struct nb_client cl; int r = client_init(&cl, endpoint, &err); if (r == 0) r = work(...);
  *      with the requests made through client_call()/client_json() (client.h);
  *   3. return cli_finish(&cl, r, &err);
  * so every failure is reported once, by cli_report(), with its exit code.
  */
 struct nb_client;
+
+/* Handles an option of CLI_COMMON_OPTIONS, or any other getopt_long result c a subcommand does not
+ * know (its switch's default case): -1 after --endpoint (*endpoint = optarg; go on), otherwise
+ * the exit code to return at once: CLI_EXIT_OK after --help, CLI_EXIT_USAGE for a bad option. */
+int cli_common_option(int c, const char *usage, char **argv, const char **endpoint);
 
 /* Parses argv for a subcommand whose only options are CLI_COMMON_OPTIONS. Returns -1 when its
  * operands start at argv[optind] (go on; *endpoint set, NULL when not given), otherwise the exit

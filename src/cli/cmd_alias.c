@@ -122,21 +122,18 @@ int cmd_alias(int argc, char **argv)
     };
     const char *endpoint = NULL, *weight = NULL;
     struct nb_err err = {0};
-    int c;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hw:", longopts, NULL)) != -1) {
         switch (c) {
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
         case 'w':
             weight = optarg;
             break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     int nargs = argc - optind;

@@ -129,7 +129,7 @@ int cmd_audit(int argc, char **argv)
     bool as_json = false;
     int64_t limit = 0;
     uint64_t since;
-    int c;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hn:", longopts, NULL)) != -1) {
@@ -144,13 +144,10 @@ int cmd_audit(int argc, char **argv)
         case 'j':
             as_json = true;
             break;
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     if (argc - optind != 0)

@@ -303,14 +303,13 @@ int cmd_deploy(int argc, char **argv)
         case 'R':
             o.role = optarg;
             break;
-        case CLI_OPT_ENDPOINT:
-            o.endpoint = optarg;
-            break;
-        case 'h':
-            json_decref(o.env);
-            return cli_help(usage);
         default:
-            rc = cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &o.endpoint)) >= 0) {
+                json_decref(o.env);
+                return rc;
+            }
+            rc = 0;
+            break;
         }
     }
     if (rc == 0 && argc - optind != 2)

@@ -96,9 +96,6 @@ int cmd_keys(int argc, char **argv)
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
         case OPT_POLICY:
             policy = optarg;
             break;
@@ -108,10 +105,10 @@ int cmd_keys(int argc, char **argv)
         case OPT_JSON:
             as_json = true;
             break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     if (optind >= argc)

@@ -124,7 +124,7 @@ int cmd_logs(int argc, char **argv)
     struct nb_err err = {0};
     bool follow = false;
     uint64_t since;
-    int c;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hf", longopts, NULL)) != -1) {
@@ -135,13 +135,10 @@ int cmd_logs(int argc, char **argv)
         case 's':
             since_arg = optarg;
             break;
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     if (argc - optind != 1)

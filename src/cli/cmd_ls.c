@@ -132,7 +132,7 @@ int cmd_ls(int argc, char **argv)
     const char *endpoint = NULL;
     struct nb_err err = {0};
     bool as_json = false;
-    int c;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -140,13 +140,10 @@ int cmd_ls(int argc, char **argv)
         case 'j':
             as_json = true;
             break;
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     if (optind < argc)

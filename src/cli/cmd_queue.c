@@ -162,14 +162,11 @@ int cmd_queue(int argc, char **argv)
     json_t *attrs = json_object();
     int64_t max = 10, wait = 0;
     bool keep = false, js = false;
-    int c;
+    int c, r;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
         case OPT_ATTR:
             if (parse_attr(optarg, attrs, &err) < 0) {
                 json_decref(attrs);
@@ -194,12 +191,12 @@ int cmd_queue(int argc, char **argv)
         case OPT_JSON:
             js = true;
             break;
-        case 'h':
-            json_decref(attrs);
-            return cli_help(usage);
         default:
-            json_decref(attrs);
-            return cli_bad_option(usage, c, argv);
+            if ((r = cli_common_option(c, usage, argv, &endpoint)) >= 0) {
+                json_decref(attrs);
+                return r;
+            }
+            break;
         }
     }
     int nargs = argc - optind;
@@ -227,7 +224,7 @@ int cmd_queue(int argc, char **argv)
     }
 
     struct nb_client cl;
-    int r = client_init(&cl, endpoint, &err);
+    r = client_init(&cl, endpoint, &err);
     json_t *out = NULL;
     _cleanup_free_ char *url = NULL;
     if (r < 0) {
