@@ -397,10 +397,15 @@ static void alias_not_found(struct nb_http_req *req, struct nb_fn *fn, const cha
     api_error(req, 404, "ResourceNotFoundException", "Alias not found: %s:%s", fn->cfg->arn, name);
 }
 
-/* Writes alias a (owned) and replies status, unless another write to fn is in flight (409). */
+/* Writes alias a (owned; NULL: replies err, as alias_create/update/rollback filled it) and replies
+ * status, unless another write to fn is in flight (409). */
 static void put_alias(struct nb_http_req *req, struct nb_daemon *d, struct nb_fn *fn,
-                      struct nb_alias *a, int status)
+                      struct nb_alias *a, const struct nb_err *err, int status)
 {
+    if (!a) {
+        api_error_from(req, err);
+        return;
+    }
     if (busy(req, fn)) {
         alias_free(a);
         return;
@@ -424,16 +429,12 @@ static void h_create_alias(struct nb_http_req *req, const struct nb_route_match 
     struct nb_err err = {0};
     struct nb_alias *a = alias_create(fn->cfg->arn, body, version_exists, fn, &err);
     json_decref(body);
-    if (!a) {
-        api_error_from(req, &err);
-        return;
-    }
-    if (registry_alias(fn, a->name)) {
+    if (a && registry_alias(fn, a->name)) {
         api_error(req, 409, "ResourceConflictException", "Alias already exists: %s", a->arn);
         alias_free(a);
         return;
     }
-    put_alias(req, d, fn, a, 201);
+    put_alias(req, d, fn, a, &err, 201);
 }
 
 /* The function and alias of /aliases/{Name}; replies and returns NULL when either is missing. */
@@ -481,11 +482,7 @@ static void h_update_alias(struct nb_http_req *req, const struct nb_route_match 
     struct nb_err err = {0};
     struct nb_alias *a = alias_update(cur, body, version_exists, fn, &err);
     json_decref(body);
-    if (!a) {
-        api_error_from(req, &err);
-        return;
-    }
-    put_alias(req, d, fn, a, 200);
+    put_alias(req, d, fn, a, &err, 200);
 }
 
 static void h_rollback_alias(struct nb_http_req *req, const struct nb_route_match *m, void *data)
@@ -496,12 +493,9 @@ static void h_rollback_alias(struct nb_http_req *req, const struct nb_route_matc
     if (!cur)
         return;
     struct nb_err err = {0};
+    /* alias_rollback fails with EEXIST: 409 ResourceConflictException */
     struct nb_alias *a = alias_rollback(cur, version_exists, fn, &err);
-    if (!a) {
-        api_error(req, 409, "ResourceConflictException", "%s", err.msg);
-        return;
-    }
-    put_alias(req, d, fn, a, 200);
+    put_alias(req, d, fn, a, &err, 200);
 }
 
 static void h_delete_alias(struct nb_http_req *req, const struct nb_route_match *m, void *data)
