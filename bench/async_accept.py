@@ -16,10 +16,9 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 
-from common import c_sleep_zip, deploy, report, start_daemon, stop_daemon
+from common import c_sleep_zip, deploy, fsync_rate, report, start_daemon, stop_daemon
 
 SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 CONNS = int(sys.argv[2]) if len(sys.argv) > 2 else 64
@@ -64,20 +63,6 @@ def scrape(dm):
         text = r.read().decode()
     return {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
             if l and not l.startswith("#")}
-
-
-def fsync_rate(directory, secs=2.0):
-    path = os.path.join(directory, "fsync-probe")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < secs:
-        os.write(fd, b"x" * 100)
-        os.fsync(fd)
-        n += 1
-    el = time.perf_counter() - t0
-    os.close(fd)
-    os.unlink(path)
-    return n / el
 
 
 def main():

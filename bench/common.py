@@ -1,6 +1,6 @@
 """common.py - shared pieces of the benchmark scripts: a daemon on free ports (the e2e fixture's
-Daemon class), deploying a function, one keep-alive HTTP connection for timing, percentiles, and a
-baseline nginx serving a static 200 in the same run.
+Daemon class), deploying a function, one keep-alive HTTP connection for timing, percentiles, the raw
+write+fsync rate of the data disk, and a baseline nginx serving a static 200 in the same run.
 
 Benchmarks never assert; they print figures and ratios against a baseline measured in the same run.
 """
@@ -37,6 +37,22 @@ def deploy(dm, name, zip_bytes, runtime, handler="handler", memory=128, timeout=
     lam = dm.boto3("lambda")
     lam.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
                         Code={"ZipFile": zip_bytes}, MemorySize=memory, Timeout=timeout)
+
+
+def fsync_rate(directory, secs=2.0, record=100):
+    """Sequential write+fsync of record-byte records to a new file in directory for secs: the
+    rate (per second) one fsync per acknowledged write would allow on that disk."""
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < secs:
+        os.write(fd, b"x" * record)
+        os.fsync(fd)
+        n += 1
+    el = time.perf_counter() - t0
+    os.close(fd)
+    os.unlink(path)
+    return n / el
 
 
 def c_sleep_zip():

@@ -9,28 +9,15 @@ of the measurement; the figures are a floor for the server.
 usage: /usr/bin/python3 bench/sqs.py [SECONDS] [THREADS]
 """
 import http.client
-import os
 import sys
 import threading
 import time
 import urllib.parse
 
-from common import report, start_daemon, stop_daemon
+from common import fsync_rate, report, start_daemon, stop_daemon
 
 SECS = float(sys.argv[1]) if len(sys.argv) > 1 else 5
 THREADS = int(sys.argv[2]) if len(sys.argv) > 2 else 8
-
-
-def fsync_rate(path, secs=2.0):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    n, t0 = 0, time.monotonic()
-    while time.monotonic() - t0 < secs:
-        os.write(fd, b"x" * 128)
-        os.fsync(fd)
-        n += 1
-    os.close(fd)
-    os.unlink(path)
-    return n / (time.monotonic() - t0)
 
 
 class Client:
@@ -69,7 +56,7 @@ def run_phase(port, fn):
 def main():
     dm = start_daemon()
     try:
-        base = fsync_rate(os.path.join(dm.data_dir, "fsync-probe"))
+        base = fsync_rate(dm.data_dir, record=128)
         url = Client(dm.port).call({"Action": "CreateQueue", "QueueName": "bench"})
         url = url.decode().split("<QueueUrl>")[1].split("</QueueUrl>")[0]
         batch = {"Action": "SendMessageBatch", "QueueUrl": url}

@@ -82,23 +82,19 @@ static void on_abort(struct nb_http_req *req, void *data)
         sqs_call_abort(r->d->sqs, &r->call);
 }
 
-static void fail_req(struct sqs_req *r, const char *code, const char *fmt, ...) PRINTF_LIKE(3, 4);
-static void fail_req(struct sqs_req *r, const char *code, const char *fmt, ...)
+/* Replies e to r and drops the parsed input. */
+static void fail_req(struct sqs_req *r, const struct nb_sqs_error *e)
 {
-    struct nb_sqs_error e;
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    sqs_error_set(&e, code, "%s", msg);
-    reply_error(r, &e);
+    reply_error(r, e);
     json_decref(r->in);
 }
 
-#define FAIL_REQ(...)                                                                              \
+/* Fails r with the SQS error code and the message fmt, ...; returns from the caller. */
+#define FAIL_REQ(r, code, ...)                                                                     \
     do {                                                                                           \
-        fail_req(__VA_ARGS__);                                                                     \
+        struct nb_sqs_error fail_err_;                                                             \
+        sqs_error_set(&fail_err_, code, __VA_ARGS__);                                              \
+        fail_req(r, &fail_err_);                                                                   \
         return;                                                                                    \
     } while (0)
 

@@ -224,6 +224,36 @@ static bool strings_only(struct nb_http_req *req, json_t *body, const char *cons
     return true;
 }
 
+/* RevisionId rev (NULL: not given) against the current revision cur; replies 412 and returns false
+ * when they differ. */
+static bool revision_matches(struct nb_http_req *req, const char *rev, const char *cur)
+{
+    if (!rev || !strcmp(rev, cur))
+        return true;
+    api_error(req, 412, "PreconditionFailedException",
+              "The Revision Id provided does not match the latest Revision Id. Call the "
+              "GetFunction/GetAlias API to retrieve the latest Revision Id");
+    return false;
+}
+
+/* ?MaxItems of a list: *max = def when absent; replies 400 and returns -1 when it is not an
+ * integer from 1 to limit. */
+static int list_max_items(struct nb_http_req *req, int64_t def, int64_t limit, int64_t *max)
+{
+    *max = def;
+    const char *s = http_req_query(req, "MaxItems");
+    if (!s)
+        return 0;
+    if (parse_i64(s, 1, limit, max) < 0) {
+        api_error(req, 400, "InvalidParameterValueException",
+                  "1 validation error detected: Value '%s' at 'maxItems' failed to satisfy "
+                  "constraint: Member must have value between 1 and %lld",
+                  s, (long long)limit);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- versions ---- */
 
 static void h_publish(struct nb_http_req *req, const struct nb_route_match *m, void *data)
@@ -250,12 +280,8 @@ static void h_publish(struct nb_http_req *req, const struct nb_route_match *m, v
                   sha, cur->code_b64);
         goto out;
     }
-    if (rev && strcmp(rev, cur->revision_id) != 0) {
-        api_error(req, 412, "PreconditionFailedException",
-                  "The Revision Id provided does not match the latest Revision Id. Call the "
-                  "GetFunction/GetAlias API to retrieve the latest Revision Id");
+    if (!revision_matches(req, rev, cur->revision_id))
         goto out;
-    }
     if (desc && strlen(desc) > DESCRIPTION_MAX_LEN) {
         api_error(req, 400, "InvalidParameterValueException",
                   "1 validation error detected: Value '%s' at 'description' failed to satisfy "
@@ -280,29 +306,13 @@ out:
     json_decref(body);
 }
 
-static int list_max_items(struct nb_http_req *req, int64_t *max)
-{
-    *max = LIST_DEFAULT_ITEMS;
-    const char *s = http_req_query(req, "MaxItems");
-    if (!s)
-        return 0;
-    if (parse_i64(s, 1, LIST_MAX_ITEMS, max) < 0) {
-        api_error(req, 400, "InvalidParameterValueException",
-                  "1 validation error detected: Value '%s' at 'maxItems' failed to satisfy "
-                  "constraint: Member must have value between 1 and %d",
-                  s, LIST_MAX_ITEMS);
-        return -1;
-    }
-    return 0;
-}
-
 /* Lists pages of items identified by key: starts after marker (a key from the previous page). */
 static void h_list_versions(struct nb_http_req *req, const struct nb_route_match *m, void *data)
 {
     struct nb_daemon *d = data;
     struct nb_fn *fn = unqualified(req, d, m);
     int64_t max;
-    if (!fn || list_max_items(req, &max) < 0)
+    if (!fn || list_max_items(req, LIST_DEFAULT_ITEMS, LIST_MAX_ITEMS, &max) < 0)
         return;
     /* order: $LATEST, then versions ascending; the marker is the last version of a page */
     const char *marker = http_req_query(req, "Marker");
@@ -387,9 +397,19 @@ static void alias_not_found(struct nb_http_req *req, struct nb_fn *fn, const cha
     api_error(req, 404, "ResourceNotFoundException", "Alias not found: %s:%s", fn->cfg->arn, name);
 }
 
+/* Writes alias a (owned; NULL: replies err, as alias_create/update/rollback filled it) and replies
+ * status, unless another write to fn is in flight (409). */
 static void put_alias(struct nb_http_req *req, struct nb_daemon *d, struct nb_fn *fn,
-                      struct nb_alias *a, int status)
+                      struct nb_alias *a, const struct nb_err *err, int status)
 {
+    if (!a) {
+        api_error_from(req, err);
+        return;
+    }
+    if (busy(req, fn)) {
+        alias_free(a);
+        return;
+    }
     struct vjob *j = xcalloc(1, sizeof(*j));
     j->key = xstrdup(a->name);
     j->doc = alias_to_record(a);
@@ -409,20 +429,12 @@ static void h_create_alias(struct nb_http_req *req, const struct nb_route_match 
     struct nb_err err = {0};
     struct nb_alias *a = alias_create(fn->cfg->arn, body, version_exists, fn, &err);
     json_decref(body);
-    if (!a) {
-        api_error_from(req, &err);
-        return;
-    }
-    if (registry_alias(fn, a->name)) {
+    if (a && registry_alias(fn, a->name)) {
         api_error(req, 409, "ResourceConflictException", "Alias already exists: %s", a->arn);
         alias_free(a);
         return;
     }
-    if (busy(req, fn)) {
-        alias_free(a);
-        return;
-    }
-    put_alias(req, d, fn, a, 201);
+    put_alias(req, d, fn, a, &err, 201);
 }
 
 /* The function and alias of /aliases/{Name}; replies and returns NULL when either is missing. */
@@ -463,26 +475,14 @@ static void h_update_alias(struct nb_http_req *req, const struct nb_route_match 
         json_decref(body);
         return;
     }
-    const char *rev = body_string(body, "RevisionId");
-    if (rev && strcmp(rev, cur->revision_id) != 0) {
+    if (!revision_matches(req, body_string(body, "RevisionId"), cur->revision_id)) {
         json_decref(body);
-        api_error(req, 412, "PreconditionFailedException",
-                  "The Revision Id provided does not match the latest Revision Id. Call the "
-                  "GetFunction/GetAlias API to retrieve the latest Revision Id");
         return;
     }
     struct nb_err err = {0};
     struct nb_alias *a = alias_update(cur, body, version_exists, fn, &err);
     json_decref(body);
-    if (!a) {
-        api_error_from(req, &err);
-        return;
-    }
-    if (busy(req, fn)) {
-        alias_free(a);
-        return;
-    }
-    put_alias(req, d, fn, a, 200);
+    put_alias(req, d, fn, a, &err, 200);
 }
 
 static void h_rollback_alias(struct nb_http_req *req, const struct nb_route_match *m, void *data)
@@ -493,16 +493,9 @@ static void h_rollback_alias(struct nb_http_req *req, const struct nb_route_matc
     if (!cur)
         return;
     struct nb_err err = {0};
+    /* alias_rollback fails with EEXIST: 409 ResourceConflictException */
     struct nb_alias *a = alias_rollback(cur, version_exists, fn, &err);
-    if (!a) {
-        api_error(req, 409, "ResourceConflictException", "%s", err.msg);
-        return;
-    }
-    if (busy(req, fn)) {
-        alias_free(a);
-        return;
-    }
-    put_alias(req, d, fn, a, 200);
+    put_alias(req, d, fn, a, &err, 200);
 }
 
 static void h_delete_alias(struct nb_http_req *req, const struct nb_route_match *m, void *data)
@@ -522,7 +515,7 @@ static void h_list_aliases(struct nb_http_req *req, const struct nb_route_match 
     struct nb_daemon *d = data;
     struct nb_fn *fn = unqualified(req, d, m);
     int64_t max;
-    if (!fn || list_max_items(req, &max) < 0)
+    if (!fn || list_max_items(req, LIST_DEFAULT_ITEMS, LIST_MAX_ITEMS, &max) < 0)
         return;
     const char *version = http_req_query(req, "FunctionVersion");
     const char *marker = http_req_query(req, "Marker");
@@ -644,17 +637,9 @@ static void h_get_pc(struct nb_http_req *req, const struct nb_route_match *m, vo
     const char *list = http_req_query(req, "List");
     if (list) { /* ListProvisionedConcurrencyConfigs: ?List=ALL */
         struct nb_fn *fn = unqualified(req, d, m);
-        int64_t max = PC_LIST_MAX_ITEMS;
-        const char *s = http_req_query(req, "MaxItems");
-        if (!fn)
+        int64_t max;
+        if (!fn || list_max_items(req, PC_LIST_MAX_ITEMS, PC_LIST_MAX_ITEMS, &max) < 0)
             return;
-        if (s && parse_i64(s, 1, PC_LIST_MAX_ITEMS, &max) < 0) {
-            api_error(req, 400, "InvalidParameterValueException",
-                      "1 validation error detected: Value '%s' at 'maxItems' failed to satisfy "
-                      "constraint: Member must have value between 1 and %d",
-                      s, PC_LIST_MAX_ITEMS);
-            return;
-        }
         const char *marker = http_req_query(req, "Marker");
         json_t *items = json_array();
         size_t i = 0;

@@ -433,50 +433,6 @@ static const char *delete_one(struct sqs_queue *q, const char *h, struct pend *p
     return NULL;
 }
 
-void sqs__op_delete_message(struct nb_sqs *s, struct nb_sqs_call *c)
-{
-    struct sqs_queue *q = sqs__call_queue(s, c);
-    if (!q)
-        return;
-    const char *h = sqs__in_str(c->in, "ReceiptHandle");
-    if (!h)
-        FAIL(c, "MissingParameter", "The request must contain the parameter ReceiptHandle.");
-    struct pend *p = sqs__pend_new(s, c);
-    char msg[300];
-    const char *code = delete_one(q, h, p, msg, sizeof(msg));
-    if (code) {
-        sqs__pend_free(p);
-        FAIL(c, code, "%s", msg);
-    }
-    p->out = json_object();
-    sqs__pend_submit(p);
-}
-
-void sqs__op_delete_message_batch(struct nb_sqs *s, struct nb_sqs_call *c)
-{
-    struct sqs_queue *q = sqs__call_queue(s, c);
-    if (!q)
-        return;
-    json_t *entries = batch_entries(c, "DeleteMessageBatchRequestEntry");
-    if (!entries)
-        return;
-    struct pend *p = sqs__pend_new(s, c);
-    json_t *okl = json_array(), *bad = json_array();
-    size_t i;
-    json_t *en;
-    json_array_foreach (entries, i, en) {
-        const char *id = sqs__in_str(en, "Id");
-        char msg[300];
-        const char *code = delete_one(q, sqs__in_str(en, "ReceiptHandle"), p, msg, sizeof(msg));
-        if (code)
-            json_array_append_new(bad, batch_error(id, code, msg));
-        else
-            json_array_append_new(okl, json_pack("{s:s}", "Id", id));
-    }
-    p->out = json_pack("{s:o, s:o}", "Successful", okl, "Failed", bad);
-    sqs__pend_submit(p);
-}
-
 static const char *change_one(struct sqs_queue *q, const char *h, json_t *vt, struct pend *p,
                               char *msg, size_t len)
 {
@@ -527,55 +483,109 @@ static void change_durable(struct pend *p, int status, const struct nb_err *err)
         sqs__kick(q);
 }
 
-void sqs__op_change_visibility(struct nb_sqs *s, struct nb_sqs_call *c)
+/* One receipt-handle operation on in (c->in, or one batch entry) into p: NULL, or an error code
+ * with msg. */
+typedef const char *(*handle_op_fn)(struct sqs_queue *q, json_t *in, struct pend *p, char *msg,
+                                    size_t len);
+
+static const char *delete_entry(struct sqs_queue *q, json_t *in, struct pend *p, char *msg,
+                                size_t len)
 {
-    struct sqs_queue *q = sqs__call_queue(s, c);
-    if (!q)
-        return;
-    const char *h = sqs__in_str(c->in, "ReceiptHandle");
-    if (!h)
-        FAIL(c, "MissingParameter", "The request must contain the parameter ReceiptHandle.");
-    struct pend *p = sqs__pend_new(s, c);
-    char msg[400];
-    const char *code =
-        change_one(q, h, json_object_get(c->in, "VisibilityTimeout"), p, msg, sizeof(msg));
-    if (code) {
-        sqs__pend_free(p);
-        FAIL(c, code, "%s", msg);
-    }
-    p->out = json_object();
-    p->queue = xstrdup(q->name);
-    p->then = change_durable;
-    sqs__pend_submit(p);
+    return delete_one(q, sqs__in_str(in, "ReceiptHandle"), p, msg, len);
 }
 
-void sqs__op_change_visibility_batch(struct nb_sqs *s, struct nb_sqs_call *c)
+static const char *change_entry(struct sqs_queue *q, json_t *in, struct pend *p, char *msg,
+                                size_t len)
 {
-    struct sqs_queue *q = sqs__call_queue(s, c);
+    return change_one(q, sqs__in_str(in, "ReceiptHandle"), json_object_get(in, "VisibilityTimeout"),
+                      p, msg, len);
+}
+
+/*
+ * The shared body of DeleteMessage and ChangeMessageVisibility (batch_entry NULL) and of their
+ * Batch forms (batch_entry names the entries, for errors): runs op on c->in, or on each entry,
+ * into a new pend whose out is {} or {"Successful":[{"Id"}...],"Failed":[...]}. Returns that pend
+ * for the caller to finish and submit, or NULL once c was failed (unknown queue, no handle, a bad
+ * batch, or the single operation's error). *qp receives the queue.
+ */
+static struct pend *handle_op(struct nb_sqs *s, struct nb_sqs_call *c, const char *batch_entry,
+                              handle_op_fn op, struct sqs_queue **qp)
+{
+    struct sqs_queue *q = *qp = sqs__call_queue(s, c);
     if (!q)
-        return;
-    json_t *entries = batch_entries(c, "ChangeMessageVisibilityBatchRequestEntry");
+        return NULL;
+    char msg[400];
+    if (!batch_entry) {
+        if (!sqs__in_str(c->in, "ReceiptHandle")) {
+            sqs__fail(c, "MissingParameter",
+                      "The request must contain the parameter ReceiptHandle.");
+            return NULL;
+        }
+        struct pend *p = sqs__pend_new(s, c);
+        const char *code = op(q, c->in, p, msg, sizeof(msg));
+        if (code) {
+            sqs__pend_free(p);
+            sqs__fail(c, code, "%s", msg);
+            return NULL;
+        }
+        p->out = json_object();
+        return p;
+    }
+    json_t *entries = batch_entries(c, batch_entry);
     if (!entries)
-        return;
+        return NULL;
     struct pend *p = sqs__pend_new(s, c);
     json_t *okl = json_array(), *bad = json_array();
     size_t i;
     json_t *en;
     json_array_foreach (entries, i, en) {
         const char *id = sqs__in_str(en, "Id");
-        char msg[400];
-        const char *code =
-            change_one(q, sqs__in_str(en, "ReceiptHandle"),
-                       json_object_get(en, "VisibilityTimeout"), p, msg, sizeof(msg));
+        const char *code = op(q, en, p, msg, sizeof(msg));
         if (code)
             json_array_append_new(bad, batch_error(id, code, msg));
         else
             json_array_append_new(okl, json_pack("{s:s}", "Id", id));
     }
     p->out = json_pack("{s:o, s:o}", "Successful", okl, "Failed", bad);
+    return p;
+}
+
+void sqs__op_delete_message(struct nb_sqs *s, struct nb_sqs_call *c)
+{
+    struct sqs_queue *q;
+    struct pend *p = handle_op(s, c, NULL, delete_entry, &q);
+    if (p)
+        sqs__pend_submit(p);
+}
+
+void sqs__op_delete_message_batch(struct nb_sqs *s, struct nb_sqs_call *c)
+{
+    struct sqs_queue *q;
+    struct pend *p = handle_op(s, c, "DeleteMessageBatchRequestEntry", delete_entry, &q);
+    if (p)
+        sqs__pend_submit(p);
+}
+
+/* A visibility change replies once durable, then wakes the queue's waiters (change_durable). */
+static void change_visibility(struct nb_sqs *s, struct nb_sqs_call *c, const char *batch_entry)
+{
+    struct sqs_queue *q;
+    struct pend *p = handle_op(s, c, batch_entry, change_entry, &q);
+    if (!p)
+        return;
     p->queue = xstrdup(q->name);
     p->then = change_durable;
     sqs__pend_submit(p);
+}
+
+void sqs__op_change_visibility(struct nb_sqs *s, struct nb_sqs_call *c)
+{
+    change_visibility(s, c, NULL);
+}
+
+void sqs__op_change_visibility_batch(struct nb_sqs *s, struct nb_sqs_call *c)
+{
+    change_visibility(s, c, "ChangeMessageVisibilityBatchRequestEntry");
 }
 
 void sqs__op_receive_message(struct nb_sqs *s, struct nb_sqs_call *c)

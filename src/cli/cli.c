@@ -6,8 +6,14 @@
  * row. Global options come before the subcommand: --help, --version, and --endpoint URL (which
  * sets NIMBUS_ENDPOINT for the subcommand, so `nimbus --endpoint URL ls` works like
  * `nimbus ls --endpoint URL`). Output to stdout is flushed here before exiting.
+ *
+ * It also holds the steps client subcommands share (cli.h): option parsing for those with only
+ * the common options, the end of a run (release the client, report, exit code), deleting a list
+ * of names, printing a JSON answer.
  */
 #include "cli/cli.h"
+
+#include "cli/client.h"
 
 #include <errno.h>
 #include <string.h>
@@ -178,4 +184,65 @@ int cli_report(const struct nb_err *err)
     default:
         return CLI_EXIT_USAGE;
     }
+}
+
+int cli_common_option(int c, const char *usage_text, char **argv, const char **endpoint)
+{
+    switch (c) {
+    case CLI_OPT_ENDPOINT:
+        *endpoint = optarg;
+        return -1;
+    case 'h':
+        return cli_help(usage_text);
+    default:
+        return cli_bad_option(usage_text, c, argv);
+    }
+}
+
+int cli_common_args(int argc, char **argv, const char *usage_text, const char **endpoint)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_OPTIONS,
+        {NULL, 0, NULL, 0},
+    };
+    int c, rc;
+
+    *endpoint = NULL;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1)
+        if ((rc = cli_common_option(c, usage_text, argv, endpoint)) >= 0)
+            return rc;
+    return -1;
+}
+
+int cli_finish(struct nb_client *c, int r, const struct nb_err *err)
+{
+    client_release(c);
+    return r < 0 ? cli_report(err) : CLI_EXIT_OK;
+}
+
+int cli_delete_each(struct nb_client *c, const char *path_prefix, char *const *names, int n)
+{
+    int rc = CLI_EXIT_OK;
+    for (int i = 0; i < n; i++) {
+        struct nb_err err = {0};
+        _cleanup_free_ char *ename = client_escape(names[i]);
+        _cleanup_free_ char *path = xasprintf("%s/%s", path_prefix, ename);
+        if (client_call(c, "DELETE", path, NULL, NULL, NULL, &err) == 0) {
+            printf("deleted %s\n", names[i]);
+        } else {
+            rc = cli_report(&err);
+            /* nimbus is unreachable: every other name would fail the same way */
+            if (err.code == EHOSTUNREACH)
+                break;
+        }
+        fflush(stdout);
+    }
+    return rc;
+}
+
+void cli_print_json(const json_t *j)
+{
+    json_dumpf(j, stdout, JSON_INDENT(2));
+    fputc('\n', stdout);
 }

@@ -15,6 +15,7 @@
 #define NIMBUS_CLI_H
 
 #include <getopt.h>
+#include <jansson.h>
 
 #include "err.h"
 
@@ -86,5 +87,39 @@ int cli_bad_option(const char *usage, int c, char **argv);
  * a missing file or a value nimbus would refuse anyway.
  */
 int cli_report(const struct nb_err *err);
+
+/*
+ * The shared run of a client subcommand:
+ *   1. options: its own getopt_long loop, whose default case is cli_common_option(), or
+ *      cli_common_args() when it takes only CLI_COMMON_OPTIONS;
+ *   2. struct nb_client cl; int r = client_init(&cl, endpoint, &err); if (r == 0) r = work(...);
+ *      with the requests made through client_call()/client_json() (client.h);
+ *   3. return cli_finish(&cl, r, &err);
+ * so every failure is reported once, by cli_report(), with its exit code.
+ */
+struct nb_client;
+
+/* Handles an option of CLI_COMMON_OPTIONS, or any other getopt_long result c a subcommand does not
+ * know (its switch's default case): -1 after --endpoint (*endpoint = optarg; go on), otherwise
+ * the exit code to return at once: CLI_EXIT_OK after --help, CLI_EXIT_USAGE for a bad option. */
+int cli_common_option(int c, const char *usage, char **argv, const char **endpoint);
+
+/* Parses argv for a subcommand whose only options are CLI_COMMON_OPTIONS. Returns -1 when its
+ * operands start at argv[optind] (go on; *endpoint set, NULL when not given), otherwise the exit
+ * code to return at once: CLI_EXIT_OK after --help, CLI_EXIT_USAGE for a bad option. */
+int cli_common_args(int argc, char **argv, const char *usage, const char **endpoint);
+
+/* Releases c (set up by client_init(), whatever that returned) and returns the exit code of r:
+ * CLI_EXIT_OK when r >= 0, else cli_report(err). */
+int cli_finish(struct nb_client *c, int r, const struct nb_err *err);
+
+/* DELETE "<path_prefix>/<NAME>" (NAME escaped) for each of the n names, in order: prints
+ * "deleted NAME" for each success (stdout flushed after each), reports each failure once and goes
+ * on, except that it stops when nimbus is unreachable. Returns the exit code of the last failure,
+ * CLI_EXIT_OK when every delete succeeded. */
+int cli_delete_each(struct nb_client *c, const char *path_prefix, char *const *names, int n);
+
+/* Prints j on stdout as indented JSON, then a newline. */
+void cli_print_json(const json_t *j);
 
 #endif

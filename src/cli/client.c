@@ -464,6 +464,32 @@ int client_target(struct nb_client *c, const char *service, const char *target, 
     return 0;
 }
 
+int client_call(struct nb_client *c, const char *method, const char *path, const char *query,
+                json_t *body, json_t **out, struct nb_err *err)
+{
+    struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
+    int r = client_json(c, method, path, query, body, &resp, out, err);
+    client_resp_release(&resp);
+    return r;
+}
+
+char *client_page_query(const char *base, const char *param, const char *token)
+{
+    if (!token)
+        return base ? xstrdup(base) : NULL;
+    _cleanup_free_ char *t = client_escape(token);
+    return base ? xasprintf("%s&%s=%s", base, param, t) : xasprintf("%s=%s", param, t);
+}
+
+bool client_next_token(char **token, const char *next)
+{
+    if (!next || !*next || (*token && !strcmp(next, *token)))
+        return false;
+    free(*token);
+    *token = xstrdup(next);
+    return true;
+}
+
 char *client_escape(const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";

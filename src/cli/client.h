@@ -22,6 +22,7 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <stdbool.h>
 
 #include "err.h"
 
@@ -108,6 +109,22 @@ int client_json(struct nb_client *c, const char *method, const char *path, const
  */
 int client_target(struct nb_client *c, const char *service, const char *target, json_t *body,
                   struct nb_client_resp *resp, json_t **out, struct nb_err *err);
+
+/* client_json() for a caller that needs only the outcome and the parsed answer (out may be NULL),
+ * not the response itself. */
+int client_call(struct nb_client *c, const char *method, const char *path, const char *query,
+                json_t *body, json_t **out, struct nb_err *err);
+
+/*
+ * Paged listings (a continuation token or marker sent back until the answer has none):
+ * client_page_query() returns the query of a page, base ("a=1&b=2", or NULL for none) followed by
+ * "param=<token, escaped>" when token is not NULL (malloc'd; NULL when both are NULL).
+ * client_next_token() takes the answer's next token (borrowed; NULL or "" at the end): when it is
+ * set and differs from *token, it replaces *token (malloc'd or NULL) with a copy and returns true;
+ * otherwise it leaves *token alone and returns false (the end, or a server repeating itself).
+ */
+char *client_page_query(const char *base, const char *param, const char *token);
+bool client_next_token(char **token, const char *next);
 
 /* Percent-encodes s as botocore does for path labels and query values: everything but ALPHA,
  * DIGIT and "-._~". malloc'd. */

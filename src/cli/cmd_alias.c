@@ -28,13 +28,11 @@ static int list(struct nb_client *cl, const char *name, struct nb_err *err)
     _cleanup_free_ char *path = xasprintf("/2015-03-31/functions/%s/aliases", ename);
     _cleanup_free_ char *marker = NULL;
     bool header = false;
+    bool more;
     do {
-        _cleanup_free_ char *emarker = marker ? client_escape(marker) : NULL;
-        _cleanup_free_ char *query = emarker ? xasprintf("Marker=%s", emarker) : NULL;
-        struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
+        _cleanup_free_ char *query = client_page_query(NULL, "Marker", marker);
         json_t *out = NULL;
-        int r = client_json(cl, "GET", path, query, NULL, &resp, &out, err);
-        client_resp_release(&resp);
+        int r = client_call(cl, "GET", path, query, NULL, &out, err);
         if (r < 0)
             return r;
         if (!header) {
@@ -55,11 +53,9 @@ static int list(struct nb_client *cl, const char *name, struct nb_err *err)
                    json_string_value(json_object_get(a, "FunctionVersion")), routing,
                    json_string_value(json_object_get(a, "Description")));
         }
-        free(marker);
-        const char *next = json_string_value(json_object_get(out, "NextMarker"));
-        marker = next ? xstrdup(next) : NULL;
+        more = client_next_token(&marker, json_string_value(json_object_get(out, "NextMarker")));
         json_decref(out);
-    } while (marker);
+    } while (more);
     return 0;
 }
 
@@ -126,21 +122,18 @@ int cmd_alias(int argc, char **argv)
     };
     const char *endpoint = NULL, *weight = NULL;
     struct nb_err err = {0};
-    int c;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hw:", longopts, NULL)) != -1) {
         switch (c) {
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
         case 'w':
             weight = optarg;
             break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     int nargs = argc - optind;
@@ -164,6 +157,5 @@ int cmd_alias(int argc, char **argv)
             r = set_alias(&cl, argv[optind], argv[optind + 1], argv[optind + 2], routing, &err);
     }
     json_decref(routing);
-    client_release(&cl);
-    return r < 0 ? cli_report(&err) : CLI_EXIT_OK;
+    return cli_finish(&cl, r, &err);
 }

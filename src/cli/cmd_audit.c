@@ -72,23 +72,16 @@ static void ring_push(struct ring *r, json_t *rec)
 static int audit(struct nb_client *c, uint64_t since, size_t limit, bool as_json,
                  struct nb_err *err)
 {
+    _cleanup_free_ char *base = xasprintf("since=%" PRIu64 "&limit=" PAGE, since);
     _cleanup_free_ char *token = NULL;
     struct ring ring = {.cap = limit};
     int rc = 0;
     if (limit)
         ring.v = xcalloc(limit, sizeof(*ring.v));
     for (;;) {
-        struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
-        _cleanup_free_ char *query = NULL;
+        _cleanup_free_ char *query = client_page_query(base, "nextToken", token);
         json_t *body = NULL;
-        if (token) {
-            _cleanup_free_ char *t = client_escape(token);
-            query = xasprintf("since=%" PRIu64 "&limit=" PAGE "&nextToken=%s", since, t);
-        } else {
-            query = xasprintf("since=%" PRIu64 "&limit=" PAGE, since);
-        }
-        rc = client_json(c, "GET", "/nimbus/v1/audit", query, NULL, &resp, &body, err);
-        client_resp_release(&resp);
+        rc = client_call(c, "GET", "/nimbus/v1/audit", query, NULL, &body, err);
         if (rc < 0)
             break;
         json_t *events = json_object_get(body, "events"), *ev;
@@ -105,12 +98,8 @@ static int audit(struct nb_client *c, uint64_t since, size_t limit, bool as_json
                 print_record(ev, as_json);
         }
         fflush(stdout);
-        const char *next = json_string_value(json_object_get(body, "nextToken"));
-        bool moved = next && *next && (!token || strcmp(next, token) != 0);
-        if (moved) {
-            free(token);
-            token = xstrdup(next);
-        }
+        bool moved =
+            client_next_token(&token, json_string_value(json_object_get(body, "nextToken")));
         json_decref(body);
         if (!moved)
             break;
@@ -140,7 +129,7 @@ int cmd_audit(int argc, char **argv)
     bool as_json = false;
     int64_t limit = 0;
     uint64_t since;
-    int c;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hn:", longopts, NULL)) != -1) {
@@ -155,13 +144,10 @@ int cmd_audit(int argc, char **argv)
         case 'j':
             as_json = true;
             break;
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     if (argc - optind != 0)
@@ -173,6 +159,5 @@ int cmd_audit(int argc, char **argv)
     int r = client_init(&cl, endpoint, &err);
     if (r == 0)
         r = audit(&cl, since, (size_t)limit, as_json, &err);
-    client_release(&cl);
-    return r < 0 ? cli_report(&err) : CLI_EXIT_OK;
+    return cli_finish(&cl, r, &err);
 }

@@ -137,10 +137,8 @@ static int wait_settled(struct nb_client *c, const char *epath, json_t **cfg, st
                            str_member(*cfg, "FunctionName"),
                            strcmp(state, "Pending") ? "updating" : "pending", WAIT_LIMIT_MS / 1000);
         usleep(WAIT_STEP_US);
-        struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
         json_t *next = NULL;
-        int r = client_json(c, "GET", path, NULL, NULL, &resp, &next, err);
-        client_resp_release(&resp);
+        int r = client_call(c, "GET", path, NULL, NULL, &next, err);
         if (r < 0)
             return r;
         if (!next)
@@ -190,26 +188,24 @@ static json_t *config_body(const struct deploy_opts *o)
 static int update(struct nb_client *c, const struct deploy_opts *o, const char *epath,
                   const char *zip_b64, json_t **cfg, struct nb_err *err)
 {
-    struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
     _cleanup_free_ char *code_path = xasprintf("%s/code", epath);
     _cleanup_free_ char *conf_path = xasprintf("%s/configuration", epath);
     json_t *code = json_pack("{s:s}", "ZipFile", zip_b64);
     json_t *conf = config_body(o);
 
-    int r = client_json(c, "PUT", code_path, NULL, code, &resp, cfg, err);
+    int r = client_call(c, "PUT", code_path, NULL, code, cfg, err);
     if (r == 0 && !*cfg)
         r = err_set(err, EPROTO, "empty answer to UpdateFunctionCode");
     if (r == 0)
         r = wait_settled(c, epath, cfg, err);
     if (r == 0) {
         json_decref(*cfg);
-        r = client_json(c, "PUT", conf_path, NULL, conf, &resp, cfg, err);
+        r = client_call(c, "PUT", conf_path, NULL, conf, cfg, err);
         if (r == 0 && !*cfg)
             r = err_set(err, EPROTO, "empty answer to UpdateFunctionConfiguration");
     }
     if (r == 0)
         r = wait_settled(c, epath, cfg, err);
-    client_resp_release(&resp);
     json_decref(code);
     json_decref(conf);
     return r;
@@ -307,14 +303,13 @@ int cmd_deploy(int argc, char **argv)
         case 'R':
             o.role = optarg;
             break;
-        case CLI_OPT_ENDPOINT:
-            o.endpoint = optarg;
-            break;
-        case 'h':
-            json_decref(o.env);
-            return cli_help(usage);
         default:
-            rc = cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &o.endpoint)) >= 0) {
+                json_decref(o.env);
+                return rc;
+            }
+            rc = 0;
+            break;
         }
     }
     if (rc == 0 && argc - optind != 2)

@@ -119,7 +119,7 @@ int cmd_invoke(int argc, char **argv)
     struct invoke_opts o = {0};
     struct nb_err err = {0};
     bool function_error = false;
-    int c;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -136,13 +136,10 @@ int cmd_invoke(int argc, char **argv)
         case 'e':
             o.event = true;
             break;
-        case CLI_OPT_ENDPOINT:
-            o.endpoint = optarg;
-            break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &o.endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     if (argc - optind != 1)

@@ -5,8 +5,6 @@
  *   nimbus keys ls [--json]                                 ID ROOT POLICY CREATED DESCRIPTION
  *   nimbus keys rm ID...                                    deletes keys (not the root key)
  */
-#include <errno.h>
-
 #include "cli/cli.h"
 #include "cli/client.h"
 
@@ -43,11 +41,9 @@ static int create(struct nb_client *c, const char *policy_file, const char *desc
         json_object_set_new(body, "Policy", json_stringn(text, len));
         free(text);
     }
-    struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
     json_t *out = NULL;
-    int r = client_json(c, "POST", "/nimbus/v1/keys", NULL, body, &resp, &out, err);
+    int r = client_call(c, "POST", "/nimbus/v1/keys", NULL, body, &out, err);
     json_decref(body);
-    client_resp_release(&resp);
     if (r < 0)
         return r;
     printf("aws_access_key_id = %s\naws_secret_access_key = %s\n",
@@ -59,15 +55,12 @@ static int create(struct nb_client *c, const char *policy_file, const char *desc
 
 static int list(struct nb_client *c, bool as_json, struct nb_err *err)
 {
-    struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
     json_t *out = NULL;
-    int r = client_json(c, "GET", "/nimbus/v1/keys", NULL, NULL, &resp, &out, err);
-    client_resp_release(&resp);
+    int r = client_call(c, "GET", "/nimbus/v1/keys", NULL, NULL, &out, err);
     if (r < 0)
         return r;
     if (as_json) {
-        json_dumpf(out, stdout, JSON_INDENT(2));
-        putchar('\n');
+        cli_print_json(out);
     } else {
         printf("%-20s  %-4s  %-6s  %-24s  %s\n", "ID", "ROOT", "POLICY", "CREATED", "DESCRIPTION");
         size_t i;
@@ -86,18 +79,6 @@ static int list(struct nb_client *c, bool as_json, struct nb_err *err)
     return 0;
 }
 
-static int delete_one(struct nb_client *c, const char *id, struct nb_err *err)
-{
-    struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
-    _cleanup_free_ char *eid = client_escape(id);
-    _cleanup_free_ char *path = xasprintf("/nimbus/v1/keys/%s", eid);
-    int r = client_json(c, "DELETE", path, NULL, NULL, &resp, NULL, err);
-    client_resp_release(&resp);
-    if (r == 0)
-        printf("deleted %s\n", id);
-    return r;
-}
-
 int cmd_keys(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -110,14 +91,11 @@ int cmd_keys(int argc, char **argv)
     const char *endpoint = NULL, *policy = NULL, *desc = NULL;
     bool as_json = false;
     struct nb_err err = {0};
-    int c, rc = CLI_EXIT_OK;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
         case OPT_POLICY:
             policy = optarg;
             break;
@@ -127,10 +105,10 @@ int cmd_keys(int argc, char **argv)
         case OPT_JSON:
             as_json = true;
             break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     if (optind >= argc)
@@ -147,22 +125,13 @@ int cmd_keys(int argc, char **argv)
         return cli_usage_error(usage, "--policy and --description go with create");
 
     struct nb_client cl;
-    if (client_init(&cl, endpoint, &err) < 0) {
+    int r = client_init(&cl, endpoint, &err);
+    if (r == 0 && is_rm) {
+        rc = cli_delete_each(&cl, "/nimbus/v1/keys", argv + optind, argc - optind);
         client_release(&cl);
-        return cli_report(&err);
+        return rc;
     }
-    if (is_create && create(&cl, policy, desc, &err) < 0)
-        rc = cli_report(&err);
-    if (is_ls && list(&cl, as_json, &err) < 0)
-        rc = cli_report(&err);
-    for (int i = optind; is_rm && i < argc; i++) {
-        err_clear(&err);
-        if (delete_one(&cl, argv[i], &err) < 0) {
-            rc = cli_report(&err);
-            if (err.code == EHOSTUNREACH)
-                break;
-        }
-    }
-    client_release(&cl);
-    return rc;
+    if (r == 0)
+        r = is_create ? create(&cl, policy, desc, &err) : list(&cl, as_json, &err);
+    return cli_finish(&cl, r, &err);
 }

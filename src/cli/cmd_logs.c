@@ -80,22 +80,15 @@ static int logs(struct nb_client *c, const char *name, uint64_t since, bool foll
 {
     _cleanup_free_ char *ename = client_escape(name);
     _cleanup_free_ char *path = xasprintf("/nimbus/v1/functions/%s/logs", ename);
+    _cleanup_free_ char *base = xasprintf("since=%" PRIu64, since);
     _cleanup_free_ char *token = NULL;
 
     while (!interrupted) {
-        struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
-        _cleanup_free_ char *query = NULL;
+        _cleanup_free_ char *query = client_page_query(base, "nextToken", token);
         json_t *body = NULL;
         size_t count = 0;
 
-        if (token) {
-            _cleanup_free_ char *t = client_escape(token);
-            query = xasprintf("since=%" PRIu64 "&nextToken=%s", since, t);
-        } else {
-            query = xasprintf("since=%" PRIu64, since);
-        }
-        int r = client_json(c, "GET", path, query, NULL, &resp, &body, err);
-        client_resp_release(&resp);
+        int r = client_call(c, "GET", path, query, NULL, &body, err);
         if (r == -ECANCELED || interrupted) {
             json_decref(body);
             return 0;
@@ -103,12 +96,8 @@ static int logs(struct nb_client *c, const char *name, uint64_t since, bool foll
         if (r < 0)
             return r;
         r = body ? print_events(body, &count, err) : 0;
-        const char *next = json_string_value(json_object_get(body, "nextToken"));
-        bool moved = next && *next && (!token || strcmp(next, token) != 0);
-        if (moved) {
-            free(token);
-            token = xstrdup(next);
-        }
+        bool moved =
+            client_next_token(&token, json_string_value(json_object_get(body, "nextToken")));
         json_decref(body);
         if (r < 0)
             return r;
@@ -135,7 +124,7 @@ int cmd_logs(int argc, char **argv)
     struct nb_err err = {0};
     bool follow = false;
     uint64_t since;
-    int c;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hf", longopts, NULL)) != -1) {
@@ -146,13 +135,10 @@ int cmd_logs(int argc, char **argv)
         case 's':
             since_arg = optarg;
             break;
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     if (argc - optind != 1)
@@ -171,6 +157,5 @@ int cmd_logs(int argc, char **argv)
     cl.cancel = &interrupted;
     if (r == 0)
         r = logs(&cl, argv[optind], since, follow, &err);
-    client_release(&cl);
-    return r < 0 ? cli_report(&err) : CLI_EXIT_OK;
+    return cli_finish(&cl, r, &err);
 }

@@ -11,7 +11,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 
-#define PAGE_SIZE 50
+#define PAGE_QUERY "MaxItems=50"
 #define MAX_PAGES 100000 /* a guard against a server that keeps returning the same marker */
 
 static const char usage[] =
@@ -27,17 +27,9 @@ static int list_all(struct nb_client *c, json_t *all, struct nb_err *err)
 {
     _cleanup_free_ char *marker = NULL;
     for (int page = 0; page < MAX_PAGES; page++) {
-        struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
-        _cleanup_free_ char *query = NULL;
+        _cleanup_free_ char *query = client_page_query(PAGE_QUERY, "Marker", marker);
         json_t *body = NULL;
-        if (marker) {
-            _cleanup_free_ char *m = client_escape(marker);
-            query = xasprintf("Marker=%s&MaxItems=%d", m, PAGE_SIZE);
-        } else {
-            query = xasprintf("MaxItems=%d", PAGE_SIZE);
-        }
-        int r = client_json(c, "GET", "/2015-03-31/functions/", query, NULL, &resp, &body, err);
-        client_resp_release(&resp);
+        int r = client_call(c, "GET", "/2015-03-31/functions/", query, NULL, &body, err);
         if (r < 0)
             return r;
         json_t *fns = json_object_get(body, "Functions");
@@ -47,13 +39,11 @@ static int list_all(struct nb_client *c, json_t *all, struct nb_err *err)
         }
         json_array_extend(all, fns ? fns : json_array());
         const char *next = json_string_value(json_object_get(body, "NextMarker"));
-        bool same = next && marker && !strcmp(next, marker);
-        free(marker);
-        marker = next && *next ? xstrdup(next) : NULL;
+        bool more = next && *next, moved = client_next_token(&marker, next);
         json_decref(body);
-        if (same)
+        if (more && !moved)
             return err_set(err, EPROTO, "invalid ListFunctions answer: NextMarker repeats");
-        if (!marker)
+        if (!more)
             return 0;
     }
     return err_set(err, EPROTO, "ListFunctions did not end after %d pages", MAX_PAGES);
@@ -113,6 +103,7 @@ static void print_table(json_t *all)
     }
 }
 
+/* The whole run; returns the exit code. */
 static int ls(const char *endpoint, bool as_json, struct nb_err *err)
 {
     struct nb_client c;
@@ -122,15 +113,13 @@ static int ls(const char *endpoint, bool as_json, struct nb_err *err)
         r = list_all(&c, all, err);
     if (r == 0 && as_json) {
         json_t *out = json_pack("{s:O}", "Functions", all);
-        json_dumpf(out, stdout, JSON_INDENT(2));
-        fputc('\n', stdout);
+        cli_print_json(out);
         json_decref(out);
     } else if (r == 0) {
         print_table(all);
     }
     json_decref(all);
-    client_release(&c);
-    return r;
+    return cli_finish(&c, r, err);
 }
 
 int cmd_ls(int argc, char **argv)
@@ -143,7 +132,7 @@ int cmd_ls(int argc, char **argv)
     const char *endpoint = NULL;
     struct nb_err err = {0};
     bool as_json = false;
-    int c;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
@@ -151,18 +140,13 @@ int cmd_ls(int argc, char **argv)
         case 'j':
             as_json = true;
             break;
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     if (optind < argc)
         return cli_usage_error(usage, "unexpected argument '%s'", argv[optind]);
-    if (ls(endpoint, as_json, &err) < 0)
-        return cli_report(&err);
-    return CLI_EXIT_OK;
+    return ls(endpoint, as_json, &err);
 }

@@ -25,21 +25,18 @@ int cmd_publish(int argc, char **argv)
     };
     const char *endpoint = NULL, *description = NULL;
     struct nb_err err = {0};
-    int c;
+    int c, rc;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":hd:", longopts, NULL)) != -1) {
         switch (c) {
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
         case 'd':
             description = optarg;
             break;
-        case 'h':
-            return cli_help(usage);
         default:
-            return cli_bad_option(usage, c, argv);
+            if ((rc = cli_common_option(c, usage, argv, &endpoint)) >= 0)
+                return rc;
+            break;
         }
     }
     if (optind >= argc)
@@ -49,26 +46,22 @@ int cmd_publish(int argc, char **argv)
     const char *name = argv[optind];
 
     struct nb_client cl;
-    if (client_init(&cl, endpoint, &err) < 0) {
-        client_release(&cl);
-        return cli_report(&err);
-    }
-    json_t *body = json_object();
-    if (description)
-        json_object_set_new(body, "Description", json_string(description));
-    _cleanup_free_ char *ename = client_escape(name);
-    _cleanup_free_ char *path = xasprintf("/2015-03-31/functions/%s/versions", ename);
-    struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
     json_t *out = NULL;
-    int r = client_json(&cl, "POST", path, NULL, body, &resp, &out, &err);
-    json_decref(body);
-    client_resp_release(&resp);
-    client_release(&cl);
-    if (r < 0)
-        return cli_report(&err);
-    const char *version = json_string_value(json_object_get(out, "Version"));
-    const char *sha = json_string_value(json_object_get(out, "CodeSha256"));
-    printf("published %s version %s (%s)\n", name, version ? version : "?", sha ? sha : "?");
+    int r = client_init(&cl, endpoint, &err);
+    if (r == 0) {
+        json_t *body = json_object();
+        if (description)
+            json_object_set_new(body, "Description", json_string(description));
+        _cleanup_free_ char *ename = client_escape(name);
+        _cleanup_free_ char *path = xasprintf("/2015-03-31/functions/%s/versions", ename);
+        r = client_call(&cl, "POST", path, NULL, body, &out, &err);
+        json_decref(body);
+    }
+    if (r == 0) {
+        const char *version = json_string_value(json_object_get(out, "Version"));
+        const char *sha = json_string_value(json_object_get(out, "CodeSha256"));
+        printf("published %s version %s (%s)\n", name, version ? version : "?", sha ? sha : "?");
+    }
     json_decref(out);
-    return CLI_EXIT_OK;
+    return cli_finish(&cl, r, &err);
 }

@@ -50,9 +50,7 @@ static int sqs_call(struct nb_client *c, const char *op, json_t *in, json_t **ou
     int r = client_request(c, &req, &resp, err);
     if (r == 0)
         r = client_check(&resp, err);
-    if (r == 0 && out)
-        *out = client_resp_json(&resp, err);
-    if (r == 0 && out && !*out)
+    if (r == 0 && out && !(*out = client_resp_json(&resp, err)))
         r = -err->code;
     client_resp_release(&resp);
     return r;
@@ -164,14 +162,11 @@ int cmd_queue(int argc, char **argv)
     json_t *attrs = json_object();
     int64_t max = 10, wait = 0;
     bool keep = false, js = false;
-    int c;
+    int c, r;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
         case OPT_ATTR:
             if (parse_attr(optarg, attrs, &err) < 0) {
                 json_decref(attrs);
@@ -196,12 +191,12 @@ int cmd_queue(int argc, char **argv)
         case OPT_JSON:
             js = true;
             break;
-        case 'h':
-            json_decref(attrs);
-            return cli_help(usage);
         default:
-            json_decref(attrs);
-            return cli_bad_option(usage, c, argv);
+            if ((r = cli_common_option(c, usage, argv, &endpoint)) >= 0) {
+                json_decref(attrs);
+                return r;
+            }
+            break;
         }
     }
     int nargs = argc - optind;
@@ -229,7 +224,7 @@ int cmd_queue(int argc, char **argv)
     }
 
     struct nb_client cl;
-    int r = client_init(&cl, endpoint, &err);
+    r = client_init(&cl, endpoint, &err);
     json_t *out = NULL;
     _cleanup_free_ char *url = NULL;
     if (r < 0) {
@@ -270,6 +265,5 @@ int cmd_queue(int argc, char **argv)
     }
     json_decref(out);
     json_decref(attrs);
-    client_release(&cl);
-    return r < 0 ? cli_report(&err) : CLI_EXIT_OK;
+    return cli_finish(&cl, r, &err);
 }

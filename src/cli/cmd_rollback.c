@@ -19,47 +19,27 @@ static const char usage[] =
 
 int cmd_rollback(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        CLI_COMMON_OPTIONS,
-        {NULL, 0, NULL, 0},
-    };
-    const char *endpoint = NULL;
-    struct nb_err err = {0};
-    int c;
-
-    optind = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
-        case 'h':
-            return cli_help(usage);
-        default:
-            return cli_bad_option(usage, c, argv);
-        }
-    }
+    const char *endpoint;
+    int rc = cli_common_args(argc, argv, usage, &endpoint);
+    if (rc >= 0)
+        return rc;
     if (argc - optind != 2)
         return cli_usage_error(usage, "expected NAME ALIAS");
     const char *name = argv[optind], *alias = argv[optind + 1];
 
+    struct nb_err err = {0};
     struct nb_client cl;
-    if (client_init(&cl, endpoint, &err) < 0) {
-        client_release(&cl);
-        return cli_report(&err);
-    }
-    _cleanup_free_ char *ename = client_escape(name), *ealias = client_escape(alias);
-    _cleanup_free_ char *path =
-        xasprintf("/nimbus/v1/functions/%s/aliases/%s/rollback", ename, ealias);
-    struct nb_client_resp resp = NB_CLIENT_RESP_INIT;
     json_t *out = NULL;
-    int r = client_json(&cl, "POST", path, NULL, NULL, &resp, &out, &err);
-    client_resp_release(&resp);
-    client_release(&cl);
-    if (r < 0)
-        return cli_report(&err);
-    printf("rolled back alias %s:%s -> version %s\n", name, alias,
-           json_string_value(json_object_get(out, "FunctionVersion")));
+    int r = client_init(&cl, endpoint, &err);
+    if (r == 0) {
+        _cleanup_free_ char *ename = client_escape(name), *ealias = client_escape(alias);
+        _cleanup_free_ char *path =
+            xasprintf("/nimbus/v1/functions/%s/aliases/%s/rollback", ename, ealias);
+        r = client_call(&cl, "POST", path, NULL, NULL, &out, &err);
+    }
+    if (r == 0)
+        printf("rolled back alias %s:%s -> version %s\n", name, alias,
+               json_string_value(json_object_get(out, "FunctionVersion")));
     json_decref(out);
-    return CLI_EXIT_OK;
+    return cli_finish(&cl, r, &err);
 }

@@ -153,35 +153,19 @@ static int stats(struct nb_client *c, const char *fn, struct nb_err *err)
 
 int cmd_stats(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        CLI_COMMON_OPTIONS,
-        {NULL, 0, NULL, 0},
-    };
-    const char *endpoint = NULL;
-    struct nb_err err = {0};
-    int c;
-
-    optind = 0;
-    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
-        switch (c) {
-        case CLI_OPT_ENDPOINT:
-            endpoint = optarg;
-            break;
-        case 'h':
-            return cli_help(usage);
-        default:
-            return cli_bad_option(usage, c, argv);
-        }
-    }
+    const char *endpoint;
+    int rc = cli_common_args(argc, argv, usage, &endpoint);
+    if (rc >= 0)
+        return rc;
     if (optind >= argc || !argv[optind][0])
         return cli_usage_error(usage, "missing NAME");
     if (optind + 1 < argc)
         return cli_usage_error(usage, "unexpected argument '%s'", argv[optind + 1]);
 
+    struct nb_err err = {0};
     struct nb_client cl;
-    int rc = CLI_EXIT_OK;
-    if (client_init(&cl, endpoint, &err) < 0 || stats(&cl, argv[optind], &err) < 0)
-        rc = cli_report(&err);
-    client_release(&cl);
-    return rc;
+    int r = client_init(&cl, endpoint, &err);
+    if (r == 0)
+        r = stats(&cl, argv[optind], &err);
+    return cli_finish(&cl, r, &err);
 }

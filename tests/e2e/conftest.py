@@ -235,11 +235,12 @@ def nimbus_bin():
     return NIMBUS
 
 
-@pytest.fixture(scope="module")
-def daemon(nimbus_bin):
-    """A daemon shared by the tests of one module."""
+def module_daemon(extra_args=()):
+    """The body of a module-scoped daemon fixture (`yield from module_daemon(args)`): a daemon
+    with extra_args in a new data folder, helpers' active daemon while it runs; stopped and its
+    folder removed (unless NIMBUS_KEEP_DATA is set) at the end."""
     d = tempfile.mkdtemp(prefix="nimbus-e2e-")
-    dm = Daemon(d).start()
+    dm = Daemon(d, extra_args).start()
     import helpers
     helpers.ACTIVE["daemon"] = dm
     yield dm
@@ -247,6 +248,12 @@ def daemon(nimbus_bin):
     dm.stop()
     if not os.environ.get("NIMBUS_KEEP_DATA"):
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def daemon(nimbus_bin):
+    """A daemon shared by the tests of one module."""
+    yield from module_daemon()
 
 
 @pytest.fixture

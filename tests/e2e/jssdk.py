@@ -7,6 +7,9 @@ parsed. The `js` fixture in conftest.py hands a JsSdk for the module's daemon to
     err = js.error("GetFunction", FunctionName="nope")       # the error, or fails the test
     res = js.run([sdk_call("CreateFunction", ...), sdk_call("Invoke", ...)])  # one node process
 
+Helpers for the assertions: arn(name[, qualifier]), status(output) (its HTTP status) and
+assert_error(err, ExceptionName, http_status[, message part]).
+
 Python values cross as JSON: bytes <-> {"$b64"} (returned blobs come back as bytes), datetime
 <-> {"$date"}. Lowercase keyword arguments of call()/error() are harness options (client,
 paginator, waiter, config, metadata; see the header of tests/js/sdk.mjs), PascalCase ones the
@@ -27,6 +30,7 @@ JS_DIR = os.path.join(ROOT, "tests", "js")
 HARNESS = os.path.join(JS_DIR, "sdk.mjs")
 NODE = "/usr/bin/node"
 OPTIONS = ("client", "paginator", "waiter", "config", "metadata", "maxPages")
+REGION, ACCOUNT = "us-east-1", "000000000000"
 
 
 class JsCallError(AssertionError):
@@ -122,3 +126,25 @@ class JsSdk:
         (r,) = self.run([sdk_call(op, **kw)])
         assert "error" in r, "JS SDK %s succeeded, expected an error: %s" % (op, r)
         return r["error"]
+
+
+def arn(name, qualifier=None):
+    """The function's ARN, qualified when qualifier is given."""
+    a = "arn:aws:lambda:%s:%s:function:%s" % (REGION, ACCOUNT, name)
+    return a + ":" + qualifier if qualifier else a
+
+
+def status(doc):
+    """The HTTP status of an output (a call made with its $metadata)."""
+    return doc["$metadata"]["httpStatusCode"]
+
+
+def assert_error(err, name, http_status, message=None):
+    """Asserts err (from JsSdk.error) is a client fault of class name with that status (and,
+    when given, message in its message); returns err."""
+    assert err["name"] == name, err
+    assert err["$fault"] == "client", err
+    assert err["$metadata"]["httpStatusCode"] == http_status, err
+    if message is not None:
+        assert message in err["message"], err
+    return err

@@ -28,6 +28,12 @@ def pkg(text="v1"):
     return zip_files({"bootstrap": ("#!/bin/sh\n# %s\nexit 0\n" % text, 0o755)})
 
 
+def create(lam, name):
+    """CreateFunction of a small package (never run); returns the response."""
+    return lam.create_function(FunctionName=name, Runtime="provided.al2023", Role=ROLE,
+                               Handler="h", Code={"ZipFile": pkg()})
+
+
 def uniq(prefix="au"):
     return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
 
@@ -46,8 +52,7 @@ def test_changes_are_audited_reads_are_not(fresh_daemon):
     dm = fresh_daemon()
     lam = dm.boto3()
     name = uniq()
-    created = lam.create_function(FunctionName=name, Runtime="provided.al2023", Role=ROLE,
-                                  Handler="h", Code={"ZipFile": pkg()})
+    created = create(lam, name)
     # reads: none of these may be audited
     lam.get_function(FunctionName=name)
     lam.get_function_configuration(FunctionName=name)
@@ -100,8 +105,7 @@ def test_invoke_is_not_audited(fresh_daemon):
     dm = fresh_daemon()
     lam = dm.boto3()
     name = uniq("inv")
-    lam.create_function(FunctionName=name, Runtime="provided.al2023", Role=ROLE, Handler="h",
-                        Code={"ZipFile": pkg()})
+    create(lam, name)
     r = lam.invoke(FunctionName=name, InvocationType="DryRun")
     assert r["StatusCode"] == 204
     recs = audit_records(dm)
@@ -112,8 +116,7 @@ def test_endpoint_pages(fresh_daemon):
     dm = fresh_daemon()
     lam = dm.boto3()
     name = uniq("pg")
-    lam.create_function(FunctionName=name, Runtime="provided.al2023", Role=ROLE, Handler="h",
-                        Code={"ZipFile": pkg()})
+    create(lam, name)
     for i in range(4):
         lam.tag_resource(Resource=arn(name), Tags={"k%d" % i: "v"})
     seen, token = [], None
@@ -138,8 +141,7 @@ def test_file_is_append_only_and_survives_restart(fresh_daemon):
     dm = fresh_daemon()
     lam = dm.boto3()
     a = uniq("keep")
-    lam.create_function(FunctionName=a, Runtime="provided.al2023", Role=ROLE, Handler="h",
-                        Code={"ZipFile": pkg()})
+    create(lam, a)
     path = os.path.join(dm.data_dir, "audit.log")
     assert os.stat(path).st_mode & 0o7777 == 0o600
     # the daemon's descriptor for the log is O_APPEND (flags in /proc/PID/fdinfo are octal)

@@ -20,16 +20,10 @@ import pytest
 
 from conftest import ROLE, zip_files
 from helpers import UUID, py_probe_zip, report_re, settle, uniq
-from jssdk import JsSdk, require, sdk_call
+from jssdk import ACCOUNT, JsSdk, arn, assert_error, require, sdk_call, status
 
-REGION, ACCOUNT = "us-east-1", "000000000000"
 LIMIT = 6291456  # Invoke's request limit, bytes
 LAST_MODIFIED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000$")
-
-
-def arn(name, qualifier=None):
-    a = "arn:aws:lambda:%s:%s:function:%s" % (REGION, ACCOUNT, name)
-    return a + ":" + qualifier if qualifier else a
 
 
 def pkg(text):
@@ -41,24 +35,11 @@ def b64sha(data):
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def status(doc):
-    return doc["$metadata"]["httpStatusCode"]
-
-
 def create_input(name, code=None, **kw):
     d = {"FunctionName": name, "Runtime": "provided.al2023", "Role": ROLE,
          "Handler": "bootstrap", "Code": {"ZipFile": code if code is not None else pkg(name)}}
     d.update(kw)
     return d
-
-
-def assert_error(err, name, http_status, message=None):
-    assert err["name"] == name, err
-    assert err["$fault"] == "client", err
-    assert err["$metadata"]["httpStatusCode"] == http_status, err
-    if message is not None:
-        assert message in err["message"], err
-    return err
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,8 @@ import pytest
 
 from conftest import ROLE, zip_files
 from helpers import uniq, wait_for
-from jssdk import JsSdk, sdk_call
+from jssdk import ACCOUNT, JsSdk, arn, assert_error, sdk_call, status
 
-REGION, ACCOUNT = "us-east-1", "000000000000"
 
 APP = """
 import os
@@ -29,11 +28,6 @@ def handler(event, context):
     return {"tag": TAG, "version": os.environ["AWS_LAMBDA_FUNCTION_VERSION"],
             "invoked": context.invoked_function_arn}
 """
-
-
-def arn(name, qualifier=None):
-    a = "arn:aws:lambda:%s:%s:function:%s" % (REGION, ACCOUNT, name)
-    return a + ":" + qualifier if qualifier else a
 
 
 def app_zip(tag):
@@ -45,19 +39,6 @@ def create_input(name, tag="v1", **kw):
          "Code": {"ZipFile": app_zip(tag)}, "Timeout": 30}
     d.update(kw)
     return d
-
-
-def status(doc):
-    return doc["$metadata"]["httpStatusCode"]
-
-
-def assert_error(err, name, http_status, message=None):
-    assert err["name"] == name, err
-    assert err["$fault"] == "client", err
-    assert err["$metadata"]["httpStatusCode"] == http_status, err
-    if message is not None:
-        assert message in err["message"], err
-    return err
 
 
 def payload(out):

@@ -11,15 +11,12 @@ so that concurrent starts come from the zygote too, and it re-runs every test of
 import concurrent.futures
 import os
 import re
-import shutil
 import signal
-import tempfile
 import time
 
 import pytest
 
-import helpers
-from conftest import Daemon, ROLE, zip_files
+from conftest import ROLE, module_daemon, zip_files
 from helpers import call, deploy_probe, op, settle, uniq
 from test_isolation import *  # noqa: F401,F403 - the isolation suite, on zygote instances
 from test_isolation import code_dirs  # noqa: F401
@@ -28,14 +25,7 @@ from test_isolation import code_dirs  # noqa: F401
 @pytest.fixture(scope="module")
 def daemon(nimbus_bin):
     """This module's own daemon: more zygote slots, so bursts of 2-4 starts use the zygote."""
-    d = tempfile.mkdtemp(prefix="nimbus-e2e-")
-    dm = Daemon(d, ["--zygote-pool", "6"]).start()
-    helpers.ACTIVE["daemon"] = dm
-    yield dm
-    helpers.ACTIVE["daemon"] = None
-    dm.stop()
-    if not os.environ.get("NIMBUS_KEEP_DATA"):
-        shutil.rmtree(d, ignore_errors=True)
+    yield from module_daemon(["--zygote-pool", "6"])
 
 
 def zygote_probe(lam, name, **event):

@@ -154,14 +154,15 @@ static void run(struct tcase *tc, struct reply *out)
     buf_release(&b);
 }
 
-/* Every record in the log. New reference. */
-static json_t *records(void)
+/* Every record in the log, asserting there are n of them. New reference. */
+static json_t *records(size_t n)
 {
     json_t *ev;
     char *next;
     struct nb_err err = {0};
     assert_int_equal(audit_read(audit_path(D.audit), 0, NULL, 1000, &ev, &next, &err), 0);
     free(next);
+    assert_int_equal(json_array_size(ev), n);
     return ev;
 }
 
@@ -178,8 +179,7 @@ static void test_root_change_audited(void **state)
     run(&tc, &r);
     assert_true(tc.allowed);
     assert_int_equal(r.status, 201);
-    json_t *ev = records();
-    assert_int_equal(json_array_size(ev), 1);
+    json_t *ev = records(1);
     json_t *rec = json_array_get(ev, 0);
     assert_string_equal(rs(rec, "keyId"), "root");
     assert_string_equal(rs(rec, "action"), "lambda:CreateFunction");
@@ -206,8 +206,7 @@ static void test_reads_not_audited(void **state)
         assert_true(tc.allowed);
         assert_int_equal(r.status, 200);
     }
-    json_t *ev = records();
-    assert_int_equal(json_array_size(ev), 0);
+    json_t *ev = records(0);
     json_decref(ev);
 }
 
@@ -217,8 +216,7 @@ static void test_failed_change_keeps_status(void **state)
     struct reply r;
     run(&tc, &r);
     assert_int_equal(r.status, 404);
-    json_t *ev = records();
-    assert_int_equal(json_array_size(ev), 1);
+    json_t *ev = records(1);
     json_t *rec = json_array_get(ev, 0);
     assert_string_equal(rs(rec, "result"), "allowed");
     assert_int_equal(json_integer_value(json_object_get(rec, "status")), 404);
@@ -239,8 +237,7 @@ static void test_no_policy_denies(void **state)
                                    "app because no identity-based policy allows the "
                                    "lambda:GetFunction action"));
     /* a denied read is audited too */
-    json_t *ev = records();
-    assert_int_equal(json_array_size(ev), 1);
+    json_t *ev = records(1);
     json_t *rec = json_array_get(ev, 0);
     assert_string_equal(rs(rec, "keyId"), "AKIDEXAMPLE");
     assert_string_equal(rs(rec, "result"), "denied");
@@ -278,8 +275,7 @@ static void test_policy_allows_and_denies(void **state)
                                    "resource: " FN "app-prod with an explicit deny in an "
                                    "identity-based policy"));
     /* audited: the allowed change and both denials; not the allowed read */
-    json_t *ev = records();
-    assert_int_equal(json_array_size(ev), 3);
+    json_t *ev = records(3);
     assert_string_equal(rs(json_array_get(ev, 0), "result"), "allowed");
     assert_string_equal(rs(json_array_get(ev, 0), "action"), "lambda:UpdateFunctionCode");
     assert_string_equal(rs(json_array_get(ev, 1), "result"), "denied");
@@ -321,8 +317,7 @@ static void test_refused_audited(void **state)
     struct tcase unknown = {
         NULL, false, NULL, "lambda:ListFunctions", "*", 0, "UnrecognizedClientException"};
     run(&unknown, &r);
-    json_t *ev = records();
-    assert_int_equal(json_array_size(ev), 2);
+    json_t *ev = records(2);
     json_t *rec = json_array_get(ev, 0);
     assert_string_equal(rs(rec, "result"), "refused");
     assert_string_equal(rs(rec, "error"), "InvalidSignatureException");

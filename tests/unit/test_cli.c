@@ -443,14 +443,44 @@ static void test_credentials(void **state)
     rm_rf(dir);
 }
 
+/* The paging helpers every listing command uses (client.h). */
+static void test_paging(void **state)
+{
+    char *q = client_page_query("since=5&limit=10", "nextToken", NULL);
+    assert_string_equal(q, "since=5&limit=10");
+    free(q);
+    q = client_page_query("MaxItems=50", "Marker", "a b/c");
+    assert_string_equal(q, "MaxItems=50&Marker=a%20b%2Fc");
+    free(q);
+    q = client_page_query(NULL, "Marker", "fn");
+    assert_string_equal(q, "Marker=fn");
+    free(q);
+    assert_null(client_page_query(NULL, "Marker", NULL));
+
+    char *token = NULL;
+    assert_false(client_next_token(&token, NULL)); /* no token: the end */
+    assert_false(client_next_token(&token, ""));
+    assert_null(token);
+    assert_true(client_next_token(&token, "t1"));
+    assert_string_equal(token, "t1");
+    assert_false(client_next_token(&token, "t1")); /* the same token again: the end */
+    assert_string_equal(token, "t1");
+    assert_true(client_next_token(&token, "t2"));
+    assert_string_equal(token, "t2");
+    assert_false(client_next_token(&token, NULL));
+    assert_string_equal(token, "t2");
+    free(token);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_duration), cmocka_unit_test(test_since),
-        cmocka_unit_test(test_env),      cmocka_unit_test(test_payload),
-        cmocka_unit_test(test_zip_dir),  cmocka_unit_test(test_zip_refusals),
-        cmocka_unit_test(test_escape),   cmocka_unit_test(test_aws_error),
-        cmocka_unit_test(test_endpoint), cmocka_unit_test(test_credentials),
+        cmocka_unit_test(test_duration),    cmocka_unit_test(test_since),
+        cmocka_unit_test(test_env),         cmocka_unit_test(test_payload),
+        cmocka_unit_test(test_zip_dir),     cmocka_unit_test(test_zip_refusals),
+        cmocka_unit_test(test_escape),      cmocka_unit_test(test_paging),
+        cmocka_unit_test(test_aws_error),   cmocka_unit_test(test_endpoint),
+        cmocka_unit_test(test_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,18 +99,35 @@ static void close_sqs(struct nb_daemon *d)
     uv_run(d->loop, UV_RUN_DEFAULT); /* close callbacks */
 }
 
+/* d on its own loop with a fresh data folder (dir: a mkdtemp template) and the queue service open.
+ */
+static void sqs_setup(struct nb_daemon *d, uv_loop_t *loop, char *dir)
+{
+    fixture_daemon_init(d);
+    uv_loop_init(loop);
+    d->loop = loop;
+    assert_non_null(mkdtemp(dir));
+    free(d->cfg.data_dir);
+    d->cfg.data_dir = xstrdup(dir);
+    open_sqs(d);
+}
+
+/* Undoes sqs_setup: closes the queue service and the loop, removes dir. */
+static void sqs_teardown(struct nb_daemon *d, uv_loop_t *loop, const char *dir)
+{
+    close_sqs(d);
+    assert_int_equal(uv_loop_close(loop), 0);
+    d->loop = NULL;
+    rm_rf(dir);
+    fixture_daemon_release(d);
+}
+
 static void test_internal_api_and_reopen(void **state)
 {
     struct nb_daemon d;
-    fixture_daemon_init(&d);
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    d.loop = &loop;
     char dir[] = "/tmp/nimbus-test-sqs-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    free(d.cfg.data_dir);
-    d.cfg.data_dir = xstrdup(dir);
-    open_sqs(&d);
+    sqs_setup(&d, &loop, dir);
 
     const char *arn = "arn:aws:sqs:us-east-1:000000000000:q";
     struct nb_sqs_error e;
@@ -197,12 +214,7 @@ static void test_internal_api_and_reopen(void **state)
     close_sqs(&d);
     open_sqs(&d);
     assert_null(sqs_receive_internal(d.sqs, arn, 1, -1));
-    close_sqs(&d);
-
-    assert_int_equal(uv_loop_close(&loop), 0);
-    d.loop = NULL;
-    rm_rf(dir);
-    fixture_daemon_release(&d);
+    sqs_teardown(&d, &loop, dir);
 }
 
 static struct nb_router *router;
@@ -263,15 +275,9 @@ static void on_closed(void *data)
 static void test_access_denied_both_protocols(void **state)
 {
     struct nb_daemon d;
-    fixture_daemon_init(&d);
     uv_loop_t loop;
-    uv_loop_init(&loop);
-    d.loop = &loop;
     char dir[] = "/tmp/nimbus-test-sqs-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    free(d.cfg.data_dir);
-    d.cfg.data_dir = xstrdup(dir);
-    open_sqs(&d);
+    sqs_setup(&d, &loop, dir);
     json_decref(call(&d, "CreateQueue", json_pack("{s:s}", "QueueName", "q"), NULL));
     router = router_new();
     api_target_routes(router, &d);
@@ -325,12 +331,8 @@ static void test_access_denied_both_protocols(void **state)
     while (!closed)
         uv_run(&loop, UV_RUN_ONCE);
     router_free(router);
-    close_sqs(&d);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    d.loop = NULL;
     policy_cache_clear();
-    rm_rf(dir);
-    fixture_daemon_release(&d);
+    sqs_teardown(&d, &loop, dir);
 }
 
 int main(void)
