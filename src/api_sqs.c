@@ -53,6 +53,9 @@ static void reply_error(struct sqs_req *r, const struct nb_sqs_error *e)
 static void on_reply(struct nb_sqs_call *c, json_t *out, const struct nb_sqs_error *e)
 {
     struct sqs_req *r = c->data;
+    /* r lives in the request's arena, which the reply frees: take what is needed first */
+    json_t *in = r->in;
+    r->in = NULL;
     if (e) {
         reply_error(r, e);
     } else {
@@ -72,7 +75,7 @@ static void on_reply(struct nb_sqs_call *c, json_t *out, const struct nb_sqs_err
         struct nb_http_header h[] = {{"Content-Type", ctype}, {"x-amzn-RequestId", rid}};
         http_reply_owned(r->req, 200, h, ARRAY_SIZE(h), body, len);
     }
-    json_decref(r->in);
+    json_decref(in);
 }
 
 static void on_abort(struct nb_http_req *req, void *data)
@@ -85,8 +88,10 @@ static void on_abort(struct nb_http_req *req, void *data)
 /* Replies e to r and drops the parsed input. */
 static void fail_req(struct sqs_req *r, const struct nb_sqs_error *e)
 {
+    json_t *in = r->in; /* r is in the request's arena, which the reply frees */
+    r->in = NULL;
     reply_error(r, e);
-    json_decref(r->in);
+    json_decref(in);
 }
 
 /* Fails r with the SQS error code and the message fmt, ...; returns from the caller. */
