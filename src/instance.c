@@ -282,6 +282,8 @@ static void on_spawned(void *data, int rc, const struct nb_spawned *res, const s
     uv_poll_start(&inst->err_poll, UV_READABLE | UV_DISCONNECT, on_output);
     if (inst->killed)
         spawner_kill(inst->pidfd, SIGKILL);
+    else if (inst->next_req && inst->inv && inst->state != INST_BUSY)
+        invoke_deliver(inst, inst->inv); /* the runtime asked before its pipes were here */
 }
 
 static const char *const *build_argv(struct nb_instance *inst, const char *code_dir,

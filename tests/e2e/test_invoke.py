@@ -545,22 +545,24 @@ def test_c_runtime_crash(lam, cfn):
 def test_c_runtime_pipelined_exchanges(lam):
     """The C runtime sends each outcome and the following GET next in one write, and the Runtime
     API writes the 202 together with the next invocation: successes, errors and an oversized
-    response (413 to the POST) follow each other on one warm instance and every answer reaches
-    its caller."""
+    response (413 to the POST) follow each other on one warm instance, every answer reaches its
+    caller, and what the handler printed is logged inside its own invocation, before END."""
     name = create(lam, uniq("inv-cpipe"), c_probe_zip(), "provided.al2023", "probe.handler",
                   MemorySize=256)
     for i in range(12):
         event = {"fail": True, "i": i} if i % 3 == 1 else {"i": i}
         r, body, log = call(lam, name, event, tail=True)
         rid = r["ResponseMetadata"]["RequestId"]
-        # START/END/REPORT only: which invocation a printed line lands in is racy on this tree,
-        # with or without pipelining: the spawner's SPAWNED message carrying the stdout/stderr
-        # pipes (instance.c on_spawned) can arrive after a cold start's first invocation(s)
-        # completed, so their lines are read late (after REPORT, or into a later invocation)
-        assert_invocation_log(log, rid, init=(i == 0), memory=256)
+        own = assert_invocation_log(log, rid, init=(i == 0), memory=256)
+        # what the handler printed is read before END, also on the cold start (the runtime's
+        # first `next` waits for the spawner to hand over the instance's output pipes)
+        assert own[0] == "c probe: request %s" % rid, own
         if i % 3 == 1:
+            assert own[1:] == ['[ERROR] {"errorMessage":"c probe was asked to fail",'
+                               '"errorType":"ProbeError","stackTrace":[]}'], own
             assert r["FunctionError"] == "Unhandled" and body["errorType"] == "ProbeError"
         else:
+            assert own[1:] == [], own
             assert "FunctionError" not in r and body["event"] == event and body["request_id"] == rid
     # the probe echoes the event, so this response is over 6 MB: the POST is refused with 413
     big = b'{"pad":"' + b"a" * 6291300 + b'"}'
