@@ -294,12 +294,24 @@ static int read_text(const char *dir, const char *file, char **out, struct nb_er
     return 0;
 }
 
-int cgroup_max_usage(const struct nb_cgroup *cg, uint64_t *out, struct nb_err *err)
+int cgroup_max_usage(struct nb_cgroup *cg, uint64_t *out, struct nb_err *err)
 {
-    _cleanup_free_ char *text = NULL;
-    int r = read_text(cg->dirs[0], "memory.max_usage_in_bytes", &text, err);
-    if (r < 0)
-        return r;
+    if (!cg->dirs[0])
+        return err_set(err, EINVAL, "cgroup has no memory group");
+    if (!cg->peak_fd) {
+        _cleanup_free_ char *path = xasprintf("%s/memory.max_usage_in_bytes", cg->dirs[0]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return err_set(err, -errno, "cannot open '%s': %s", path, strerror(errno));
+        cg->peak_fd = fd + 1;
+    }
+    /* a kernfs seq file: reading from offset 0 again shows the current value */
+    char text[32];
+    ssize_t n = pread(cg->peak_fd - 1, text, sizeof(text) - 1, 0);
+    if (n < 0)
+        return err_set(err, -errno, "cannot read memory.max_usage_in_bytes in '%s': %s",
+                       cg->dirs[0], strerror(errno));
+    text[n] = '\0';
     char *end;
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
@@ -354,6 +366,10 @@ int cgroup_oom_kills(const struct nb_cgroup *cg, uint64_t *out, struct nb_err *e
 
 void cgroup_destroy(struct nb_cgroup *cg)
 {
+    if (cg->peak_fd) {
+        close(cg->peak_fd - 1);
+        cg->peak_fd = 0;
+    }
     for (size_t i = 0; i < ARRAY_SIZE(cg->dirs); i++) {
         if (!cg->dirs[i])
             continue;

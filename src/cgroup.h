@@ -14,6 +14,8 @@
 
 struct nb_cgroup {
     char *dirs[4]; /* memory, pids, cpu dirs + NULL terminator (spec.cgroup_dirs) */
+    int peak_fd;   /* memory.max_usage_in_bytes kept open by cgroup_max_usage, as fd + 1 so that a
+                    * zeroed cg has none (0); closed by cgroup_destroy */
 };
 
 struct nb_cgroup_limits {
@@ -43,8 +45,9 @@ int cgroup_create(struct nb_cgroup *cg, const char *name, const struct nb_cgroup
  * Lowering memory.limit_in_bytes fails (EBUSY) when the group already uses more. */
 int cgroup_set_limits(const struct nb_cgroup *cg, const struct nb_cgroup_limits *lim,
                       struct nb_err *err);
-/* Peak memory in bytes (memory.max_usage_in_bytes). */
-int cgroup_max_usage(const struct nb_cgroup *cg, uint64_t *out, struct nb_err *err);
+/* Peak memory in bytes (memory.max_usage_in_bytes). The file stays open in cg (one pread per call
+ * instead of open/read/close and a path walk: this runs once per invocation, on the warm path). */
+int cgroup_max_usage(struct nb_cgroup *cg, uint64_t *out, struct nb_err *err);
 /* Resets the peak (memory.max_usage_in_bytes) so a pooled group can be reused. */
 int cgroup_reset_max_usage(const struct nb_cgroup *cg, struct nb_err *err);
 /* Changes cpu.cfs_quota_us of a live group (e.g. after init); 0 = unlimited. */

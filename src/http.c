@@ -10,7 +10,10 @@
  * conn is freed in its last close callback, or by the reply that ends its aborted request; the
  * server once its listener and every connection handle are closed. Closing after a reply is
  * graceful (shutdown, discard input until EOF or the linger deadline) so a reset cannot destroy
- * the reply in flight. Not done here: TLS, HTTP/2, upgrades, streamed replies, routing.
+ * the reply in flight. With lim.hold_pipelined_replies, a reply to a request with more input
+ * behind it goes to c->held instead of the socket; every write (conn_send) starts with the held
+ * bytes, and conn_process flushes them once no request waits for a reply. Not done here: TLS,
+ * HTTP/2, upgrades, streamed replies, routing.
  */
 #include "http.h"
 #include "http_internal.h"
@@ -59,6 +62,8 @@ struct nb_http_conn {
     size_t body_cap, body_max; /* allocated, and the most it may grow to (+1 for the NUL) */
     const char *expect;        /* the Expect header's value, in the arena */
     struct nb_buf hbuf;        /* reply header block being built */
+    struct nb_buf held;        /* replies held for the next write (hold_pipelined_replies) */
+    bool hold_write;           /* the reply being written goes to held */
     int err_status;            /* status to answer a parse error with; -1: close without reply */
     int open_handles;
     enum req_state req_state;
@@ -316,11 +321,36 @@ static void on_write(uv_write_t *req, int status)
         conn_process(c);
 }
 
-/* Sends hdr (copied if needed) then body; consumes owned (== body or NULL) in every case.
- * Tries a direct write first; what is left goes to uv_write. Returns 0, or a negative code when
- * the connection failed (the caller closes it). */
+static int conn_send_now(struct nb_http_conn *c, const char *hdr, size_t hdr_len, const char *body,
+                         size_t body_len, char *owned);
+
+#define HOLD_MAX 4096 /* the largest reply hold_pipelined_replies holds */
+
+/* Sends the held replies, hdr (copied if needed) then body; consumes owned (== body or NULL) in
+ * every case. With c->hold_write, appends them to c->held instead. Returns 0, or a negative code
+ * when the connection failed (the caller closes it). */
 static int conn_send(struct nb_http_conn *c, const char *hdr, size_t hdr_len, const char *body,
                      size_t body_len, char *owned)
+{
+    if (c->hold_write && !c->closed) {
+        c->hold_write = false;
+        buf_append(&c->held, hdr, hdr_len);
+        if (body_len)
+            buf_append(&c->held, body, body_len);
+        free(owned);
+        return 0;
+    }
+    if (!c->held.len)
+        return conn_send_now(c, hdr, hdr_len, body, body_len, owned);
+    buf_append(&c->held, hdr, hdr_len);
+    int rc = conn_send_now(c, c->held.data, c->held.len, body, body_len, owned);
+    buf_reset(&c->held);
+    return rc;
+}
+
+/* Tries a direct write first; what is left goes to uv_write. */
+static int conn_send_now(struct nb_http_conn *c, const char *hdr, size_t hdr_len, const char *body,
+                         size_t body_len, char *owned)
 {
     if (c->closed) {
         free(owned);
@@ -531,6 +561,7 @@ static void on_conn_close(uv_handle_t *h)
     c->rbuf = NULL;
     buf_release(&c->scratch);
     buf_release(&c->hbuf);
+    buf_release(&c->held);
     free(c->hdrs);
     c->hdrs = NULL;
     if (c->req_state == REQ_PARSING)
@@ -863,6 +894,11 @@ static void conn_process(struct nb_http_conn *c)
         }
     }
     c->in_process = false;
+    if (c->held.len && !c->closed && c->req_state != REQ_ACTIVE &&
+        conn_send(c, "", 0, NULL, 0, NULL) < 0) {
+        conn_close(c);
+        return;
+    }
     if (c->closed || c->want_close)
         return;
     if (c->rpos == c->rlen) {
@@ -1293,7 +1329,10 @@ static void reply(struct nb_http_req *req, int status, const struct nb_http_head
     if (c->req_state != REQ_ACTIVE)
         BUG("http reply to a request that is not waiting for one (state %d)", c->req_state);
     bool close = !c->keep_alive || c->srv->closing;
+    c->hold_write = c->srv->lim.hold_pipelined_replies && c->in_process && c->rpos < c->rlen &&
+                    !close && len <= HOLD_MAX;
     int rc = write_response(c, status, hdrs, n_hdrs, body, len, owned, close);
+    c->hold_write = false;
     request_end(c);
     if (rc < 0) {
         conn_close(c);

@@ -97,6 +97,13 @@ struct nb_http_limits {
     /* Called (with the server's handler data) when a request is refused for exceeding max_body,
      * before the 413 goes out; the handler never sees such a request. NULL: nothing. */
     void (*on_too_large)(void *data);
+    /* A reply (of at most 4 KiB) to a request that has more requests pipelined behind it is held
+     * and written together with the next write on the connection (the next reply, or when no
+     * request is left waiting for one): one write and one wake-up of the peer instead of two. For
+     * the Runtime API, whose C runtime sends POST response + GET next together and needs the
+     * 202 no sooner than the next invocation. Off by default: a held reply waits as long as the
+     * request behind it (a long poll). */
+    bool hold_pipelined_replies;
 };
 
 /* Fills lim with the defaults above. */

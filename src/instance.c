@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -116,6 +117,8 @@ static bool read_fd(struct nb_instance *inst, int fd, struct nb_buf *pending)
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
             feed(inst, pending, chunk, (size_t)n);
+            if ((size_t)n < sizeof(chunk))
+                return true; /* a short read emptied the pipe: no read just to see EAGAIN */
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -146,11 +149,21 @@ static void on_output(uv_poll_t *poll, int status, int events)
         close_output(inst, poll, fd);
 }
 
+/* On the warm path (once per invocation): one poll(2) for both pipes, and a read only of a pipe
+ * that has something (usually neither), instead of a read per pipe that fails with EAGAIN. */
 void instance_drain_output(struct nb_instance *inst)
 {
-    if (inst->out_fd >= 0 && !read_fd(inst, inst->out_fd, &inst->out_line))
+    struct pollfd p[2] = {{.fd = inst->out_fd, .events = POLLIN},
+                          {.fd = inst->err_fd, .events = POLLIN}};
+    if (p[0].fd < 0 && p[1].fd < 0)
+        return;
+    while (poll(p, 2, 0) < 0) { /* negative fds are ignored */
+        if (errno != EINTR)
+            return;
+    }
+    if (p[0].revents && !read_fd(inst, inst->out_fd, &inst->out_line))
         close_output(inst, &inst->out_poll, &inst->out_fd);
-    if (inst->err_fd >= 0 && !read_fd(inst, inst->err_fd, &inst->err_line))
+    if (p[1].revents && !read_fd(inst, inst->err_fd, &inst->err_line))
         close_output(inst, &inst->err_poll, &inst->err_fd);
 }
 
@@ -272,6 +285,8 @@ static void on_spawned(void *data, int rc, const struct nb_spawned *res, const s
     uv_poll_start(&inst->err_poll, UV_READABLE | UV_DISCONNECT, on_output);
     if (inst->killed)
         spawner_kill(inst->pidfd, SIGKILL);
+    else if (inst->next_req && inst->inv && inst->state != INST_BUSY)
+        invoke_deliver(inst, inst->inv); /* the runtime asked before its pipes were here */
 }
 
 static const char *const *build_argv(struct nb_instance *inst, const char *code_dir,

@@ -67,6 +67,29 @@ static void log_linef(struct nb_invocation *inv, const char *fmt, ...)
     invoke_log_line(inv, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
+/* A log line made of up to four strings, without printf: START and END, once per invocation each
+ * (cut at the buffer like log_linef). */
+static void log_concat(struct nb_invocation *inv, const char *a, const char *b, const char *c,
+                       const char *d)
+{
+    char line[512];
+    size_t n = 0;
+    const char *parts[] = {a, b, c, d};
+    for (size_t i = 0; i < ARRAY_SIZE(parts) && parts[i]; i++) {
+        size_t k = strlen(parts[i]);
+        if (k > sizeof(line) - 1 - n)
+            k = sizeof(line) - 1 - n;
+        memcpy(line + n, parts[i], k);
+        n += k;
+    }
+    invoke_log_line(inv, line, n);
+}
+
+static void log_start(struct nb_invocation *inv)
+{
+    log_concat(inv, "START RequestId: ", inv->request_id, " Version: ", inv->cfg->version);
+}
+
 static void on_timeout(uv_timer_t *t)
 {
     struct nb_invocation *inv = t->data;
@@ -76,7 +99,7 @@ static void on_timeout(uv_timer_t *t)
     double secs = (double)(mono_ns() - inv->admitted_ns) / 1e9;
     if (!inv->start_ns) {
         /* timed out before delivery (a slow init): START still opens the invocation's lines */
-        log_linef(inv, "START RequestId: %s Version: %s", inv->request_id, inv->cfg->version);
+        log_start(inv);
         inv->start_ns = mono_ns();
     }
     log_linef(inv, "%s %s Task timed out after %.2f seconds", ts, inv->request_id, secs);
@@ -157,7 +180,7 @@ void invoke_deliver(struct nb_instance *inst, struct nb_invocation *inv)
     inst->state = INST_BUSY;
     inst->invocations++;
     inv->start_ns = mono_ns();
-    log_linef(inv, "START RequestId: %s Version: %s", inv->request_id, inv->cfg->version);
+    log_start(inv);
     char deadline[24];
     snprintf(deadline, sizeof(deadline), "%llu", (unsigned long long)inv->deadline_ms);
     struct nb_http_header h[8];
@@ -225,8 +248,8 @@ void invoke_complete(struct nb_invocation *inv, enum nb_outcome outcome, char *b
     /* Never delivered (init failed or timed out, no bootstrap): Lambda still prints START, after
      * whatever the failed init wrote. */
     if (!inv->start_ns)
-        log_linef(inv, "START RequestId: %s Version: %s", inv->request_id, inv->cfg->version);
-    log_linef(inv, "END RequestId: %s", inv->request_id);
+        log_start(inv);
+    log_concat(inv, "END RequestId: ", inv->request_id, NULL, NULL);
     char init[64] = "";
     if (inv->init_ms > 0)
         snprintf(init, sizeof(init), "Init Duration: %.2f ms\t", inv->init_ms);

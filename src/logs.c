@@ -30,6 +30,8 @@ struct nb_logs {
     uv_timer_t timer;
     bool timer_armed;
     struct fn_buf *bufs;
+    uint64_t day_start_ms, day_end_ms; /* the UTC day of the last line, [start, end) */
+    char day[11];                      /* its "YYYY-MM-DD" */
 };
 
 struct nb_logs *logs_new(uv_loop_t *loop, const char *data_dir, struct nb_err *err)
@@ -47,12 +49,20 @@ struct nb_logs *logs_new(uv_loop_t *loop, const char *data_dir, struct nb_err *e
     return lg;
 }
 
-static void day_of(uint64_t ms, char out[11])
+#define DAY_MS 86400000ull /* Unix time has no leap seconds */
+
+/* The UTC day of ms, formatted once per day (three lines per invocation land here). */
+static const char *day_of(struct nb_logs *lg, uint64_t ms)
 {
-    char iso[40];
-    fmt_iso8601_ms(ms, iso, sizeof(iso));
-    memcpy(out, iso, 10);
-    out[10] = '\0';
+    if (ms < lg->day_start_ms || ms >= lg->day_end_ms) {
+        char iso[40];
+        fmt_iso8601_ms(ms, iso, sizeof(iso));
+        memcpy(lg->day, iso, 10);
+        lg->day[10] = '\0';
+        lg->day_start_ms = ms - ms % DAY_MS;
+        lg->day_end_ms = lg->day_start_ms + DAY_MS;
+    }
+    return lg->day;
 }
 
 static void flush_one(struct nb_logs *lg, struct fn_buf *b)
@@ -103,19 +113,25 @@ static void on_flush_timer(uv_timer_t *t)
 void logs_write(struct nb_logs *lg, const char *function, const char *stream, uint64_t ts_ms,
                 const char *msg, size_t len)
 {
-    char day[11];
-    day_of(ts_ms, day);
+    const char *day = day_of(lg, ts_ms);
     struct fn_buf *b = lg->bufs;
     while (b && (strcmp(b->function, function) || strcmp(b->day, day)))
         b = b->next;
     if (!b) {
         b = xcalloc(1, sizeof(*b));
         b->function = xstrdup(function);
-        memcpy(b->day, day, sizeof(day));
+        memcpy(b->day, day, sizeof(b->day));
         b->next = lg->bufs;
         lg->bufs = b;
     }
-    buf_appendf(&b->buf, "%llu\t%s\t", (unsigned long long)ts_ms, stream);
+    char ts[21], *p = ts + sizeof(ts); /* "%llu\t%s\t" without printf: once per log line */
+    do
+        *--p = (char)('0' + ts_ms % 10);
+    while (ts_ms /= 10);
+    buf_append(&b->buf, p, (size_t)(ts + sizeof(ts) - p));
+    buf_append(&b->buf, "\t", 1);
+    buf_appends(&b->buf, stream);
+    buf_append(&b->buf, "\t", 1);
     buf_append(&b->buf, msg, len);
     buf_append(&b->buf, "\n", 1);
     if (b->buf.len >= FLUSH_BYTES)
@@ -205,7 +221,7 @@ int logs_read(struct nb_logs *lg, const char *function, uint64_t since_ms, const
         start_off = (uint64_t)off;
         since_ms = 0;
     } else {
-        day_of(since_ms, start_day);
+        memcpy(start_day, day_of(lg, since_ms), sizeof(start_day));
     }
     _cleanup_free_ char *fdir = xasprintf("%s/%s", lg->dir, function);
     char **days;

@@ -76,7 +76,10 @@ static void handle_next(struct nb_instance *inst, struct nb_http_req *req)
     if (!inst->init_done)
         end_init(inst);
     if (inst->inv) {
-        invoke_deliver(inst, inst->inv);
+        /* not before the spawner handed over the stdout/stderr pipes: what the function prints
+         * must be read (instance_drain_output) before its END; on_spawned delivers then */
+        if (inst->spawned)
+            invoke_deliver(inst, inst->inv);
         return;
     }
     if (inst->retire || inst->fn->removed || inst->d->draining) {

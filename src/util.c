@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -199,18 +200,36 @@ void hex_encode(const unsigned char *in, size_t len, char *out)
 }
 
 /* Random bytes from a per-thread pool refilled with one getrandom(2) call per 256 UUIDs: the
- * invoke path needs three per invocation (request id, trace id). */
+ * invoke path needs three per invocation (request id, trace id). The pool lives in a page mapped
+ * MADV_WIPEONFORK, so a forked child (fork, vfork-less clone) finds it empty and refills it instead
+ * of reusing its parent's bytes; no getpid(2) per call. Where the kernel lacks WIPEONFORK (before
+ * 4.14) the pid is compared instead. */
+struct random_pool {
+    size_t avail; /* zeroed by the kernel in a child: refill */
+    pid_t owner;  /* only used without WIPEONFORK */
+    unsigned char bytes[4096 - 2 * sizeof(size_t)];
+};
+
+_Static_assert(sizeof(struct random_pool) == 4096, "one page");
+
 static void random_bytes(unsigned char *out, size_t n)
 {
-    static _Thread_local unsigned char pool[4096];
-    static _Thread_local size_t avail;
-    static _Thread_local pid_t owner; /* a forked child must not reuse its parent's bytes */
-    ASSERT(n <= sizeof(pool));
-    if (avail < n || owner != getpid()) {
-        owner = getpid();
+    static _Thread_local struct random_pool *pool;
+    static _Thread_local bool check_pid;
+    if (!pool) {
+        void *p =
+            mmap(NULL, sizeof(*pool), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            BUG("mmap failed: %s", strerror(errno));
+        check_pid = madvise(p, sizeof(*pool), MADV_WIPEONFORK) < 0;
+        pool = p;
+    }
+    ASSERT(n <= sizeof(pool->bytes));
+    if (pool->avail < n || (check_pid && pool->owner != getpid())) {
+        pool->owner = check_pid ? getpid() : 0;
         size_t got = 0;
-        while (got < sizeof(pool)) {
-            ssize_t r = getrandom(pool + got, sizeof(pool) - got, 0);
+        while (got < sizeof(pool->bytes)) {
+            ssize_t r = getrandom(pool->bytes + got, sizeof(pool->bytes) - got, 0);
             if (r < 0) {
                 if (errno == EINTR)
                     continue;
@@ -218,11 +237,11 @@ static void random_bytes(unsigned char *out, size_t n)
             }
             got += (size_t)r;
         }
-        avail = sizeof(pool);
+        pool->avail = sizeof(pool->bytes);
     }
-    avail -= n;
-    memcpy(out, pool + avail, n);
-    explicit_bzero(pool + avail, n);
+    pool->avail -= n;
+    memcpy(out, pool->bytes + pool->avail, n);
+    explicit_bzero(pool->bytes + pool->avail, n);
 }
 
 uint64_t random_u64(void)

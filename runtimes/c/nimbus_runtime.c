@@ -3,14 +3,18 @@
  *
  * Structure: `struct rt` owns one TCP connection to $AWS_LAMBDA_RUNTIME_API, an llhttp response
  * parser and the buffers of the last response (status, the Lambda-Runtime-* headers, body). One
- * request is in flight at a time: rt_request() writes a whole request with one sendmsg() and parses
- * the reply with llhttp until on_message_complete pauses the parser. The connection is kept alive
- * between requests; when a *reused* connection turns out to be closed before any reply byte arrived
- * (the peer timed it out), the request is sent once more on a fresh connection.
+ * exchange is read at a time: rt_request() writes a whole request with one sendmsg() and parses
+ * the reply with llhttp until on_message_complete pauses the parser; bytes past that reply stay in
+ * rbuf[rpos..rlen) for the next one. The handler's outcome (POST response/error) goes out in the
+ * same sendmsg() as the following GET next (HTTP/1.1 pipelining): one write and one wake-up of the
+ * platform per invocation instead of two; next_sent then says the GET is in flight. The connection
+ * is kept alive between requests; when a *reused* connection turns out to be closed before any
+ * reply byte arrived (the peer timed it out), the request is sent once more on a fresh connection.
  *
  * Invariants: all buffers are NUL-terminated; the pointers handed to the handler in struct
  * nb_invocation point into them and stay valid until the next request. Nothing here allocates per
- * invocation except what the handler's response needs; buffers grow and are reused.
+ * invocation except what the handler's response needs; buffers grow and are reused (the trace id
+ * goes into the environment through a fixed buffer given to putenv).
  *
  * Not done here: response streaming, extensions, chunked request bodies, DNS names other than
  * "localhost" in AWS_LAMBDA_RUNTIME_API (so that a statically linked bootstrap needs no NSS).
@@ -79,7 +83,9 @@ struct rt {
 
     llhttp_t parser;
     llhttp_settings_t settings;
-    char *rbuf; /* READ_CHUNK bytes */
+    char *rbuf; /* READ_CHUNK bytes; unparsed input is rbuf[rpos..rlen) */
+    size_t rpos, rlen;
+    bool next_sent; /* a GET next went out with the last POST; its reply is still to be read */
 
     /* the current response */
     int status;
@@ -91,7 +97,11 @@ struct rt {
     bool have[H__COUNT];
     struct str body;
 
-    struct str req; /* request head being written */
+    struct str req;       /* request head being written */
+    struct str next_head; /* the GET next request, built once */
+    struct str path;      /* scratch for post_outcome, reused */
+    struct str extra;     /* scratch for extra header lines, reused */
+    struct str rid;       /* the current request id (outlives the response buffers) */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -303,6 +313,8 @@ static void rt_close(struct rt *rt)
         close(rt->fd);
     rt->fd = -1;
     rt->reused = false;
+    rt->rpos = rt->rlen = 0;
+    rt->next_sent = false;
 }
 
 static int rt_connect(struct rt *rt)
@@ -398,6 +410,10 @@ static int rt_init(struct rt *rt)
     rt->settings.on_body = on_body;
     rt->settings.on_message_complete = on_message_complete;
     rt->rbuf = xrealloc(NULL, READ_CHUNK);
+    str_appendf(&rt->next_head,
+                "GET " API_PREFIX "invocation/next HTTP/1.1\r\nHost: %s\r\nUser-Agent: " USER_AGENT
+                "\r\n\r\n",
+                rt->hostport);
     return 0;
 }
 
@@ -411,16 +427,24 @@ static void rt_release(struct rt *rt)
         str_release(&rt->hdr[i]);
     str_release(&rt->body);
     str_release(&rt->req);
+    str_release(&rt->next_head);
+    str_release(&rt->path);
+    str_release(&rt->extra);
+    str_release(&rt->rid);
 }
 
-static int send_all(int fd, const char *head, size_t head_len, const void *body, size_t body_len)
+/* Writes head, body and then (when given) a second request, in one sendmsg() when it fits. */
+static int send_all(int fd, const char *head, size_t head_len, const void *body, size_t body_len,
+                    const struct str *then)
 {
-    struct iovec iov[2] = {
-        {.iov_base = (void *)head, .iov_len = head_len},
-        {.iov_base = (void *)body, .iov_len = body_len},
-    };
+    struct iovec iov[3];
+    int nv = 0;
+    iov[nv++] = (struct iovec){.iov_base = (void *)head, .iov_len = head_len};
+    if (body_len)
+        iov[nv++] = (struct iovec){.iov_base = (void *)body, .iov_len = body_len};
+    if (then)
+        iov[nv++] = (struct iovec){.iov_base = then->data, .iov_len = then->len};
     struct iovec *v = iov;
-    int nv = body_len ? 2 : 1;
     while (nv > 0) {
         struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)nv};
         ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
@@ -459,12 +483,29 @@ static int read_response(struct rt *rt)
     }
 
     for (;;) {
+        if (rt->rpos < rt->rlen) { /* pipelined: the reply may be here already */
+            const char *data = rt->rbuf + rt->rpos;
+            rt->got_bytes = true;
+            llhttp_errno_t e = llhttp_execute(&rt->parser, data, rt->rlen - rt->rpos);
+            if (e == HPE_PAUSED && rt->complete) {
+                rt->rpos += (size_t)(llhttp_get_error_pos(&rt->parser) - data);
+                break;
+            }
+            rt->rpos = rt->rlen;
+            if (e != HPE_OK) {
+                fprintf(stderr, LOG_PREFIX "bad HTTP response from the Runtime API: %s (%s)\n",
+                        llhttp_errno_name(e), llhttp_get_error_reason(&rt->parser));
+                return -EPROTO;
+            }
+            continue;
+        }
         ssize_t n = recv(rt->fd, rt->rbuf, READ_CHUNK, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
+        rt->rpos = rt->rlen = 0;
         if (n == 0) {
             if (!rt->got_bytes)
                 return -ECONNRESET;
@@ -477,15 +518,7 @@ static int read_response(struct rt *rt)
             fprintf(stderr, LOG_PREFIX "connection closed in the middle of a response\n");
             return -EPROTO;
         }
-        rt->got_bytes = true;
-        llhttp_errno_t e = llhttp_execute(&rt->parser, rt->rbuf, (size_t)n);
-        if (e == HPE_PAUSED && rt->complete)
-            break;
-        if (e != HPE_OK) {
-            fprintf(stderr, LOG_PREFIX "bad HTTP response from the Runtime API: %s (%s)\n",
-                    llhttp_errno_name(e), llhttp_get_error_reason(&rt->parser));
-            return -EPROTO;
-        }
+        rt->rlen = (size_t)n;
     }
     if (!llhttp_should_keep_alive(&rt->parser))
         rt_close(rt);
@@ -496,11 +529,13 @@ static int read_response(struct rt *rt)
 
 /*
  * Sends one request and reads its response into rt (status, hdr[], body). extra_headers is a
- * block of complete "Name: value\r\n" lines or NULL. A POST always carries Content-Length.
- * Returns 0 or a negative errno for transport failures (the HTTP status is not judged here).
+ * block of complete "Name: value\r\n" lines or NULL. A POST always carries Content-Length. With
+ * then_next, a GET next follows in the same write and rt->next_sent says whether it is still in
+ * flight (not if the reply closed the connection). Returns 0 or a negative errno for transport
+ * failures (the HTTP status is not judged here).
  */
 static int rt_request(struct rt *rt, const char *method, const char *path,
-                      const char *extra_headers, const void *body, size_t body_len)
+                      const char *extra_headers, const void *body, size_t body_len, bool then_next)
 {
     str_clear(&rt->req);
     str_appendf(&rt->req, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: " USER_AGENT "\r\n", method,
@@ -519,11 +554,14 @@ static int rt_request(struct rt *rt, const char *method, const char *path,
         else
             was_reused = rt->reused;
         if (r == 0)
-            r = send_all(rt->fd, rt->req.data, rt->req.len, body, body_len);
+            r = send_all(rt->fd, rt->req.data, rt->req.len, body, body_len,
+                         then_next ? &rt->next_head : NULL);
         if (r == 0)
             r = read_response(rt);
-        if (r == 0)
+        if (r == 0) {
+            rt->next_sent = then_next && rt->fd >= 0;
             return 0;
+        }
         bool stale =
             was_reused && !rt->got_bytes && (r == -ECONNRESET || r == -EPIPE || r == -ECONNABORTED);
         rt_close(rt);
@@ -559,20 +597,20 @@ static void build_error_json(struct str *out, const char *type, const char *mess
 }
 
 /* POSTs an error document to path; logs it on stderr as "[ERROR] {json}" first. */
-static int rt_post_error(struct rt *rt, const char *path, const char *type, const char *message)
+static int rt_post_error(struct rt *rt, const char *path, const char *type, const char *message,
+                         bool then_next)
 {
     struct str json = {0};
     char type_hdr[256];
-    struct str headers = {0};
     build_error_json(&json, type, message);
     fprintf(stderr, "[ERROR] %s\n", json.data);
     header_safe_copy(type_hdr, sizeof(type_hdr), type && *type ? type : "Runtime.Unknown");
-    str_appendf(&headers,
+    str_clear(&rt->extra);
+    str_appendf(&rt->extra,
                 "Content-Type: application/json\r\nLambda-Runtime-Function-Error-Type: %s\r\n",
                 type_hdr);
-    int r = rt_request(rt, "POST", path, headers.data, json.data, json.len);
+    int r = rt_request(rt, "POST", path, rt->extra.data, json.data, json.len, then_next);
     str_release(&json);
-    str_release(&headers);
     return r;
 }
 
@@ -678,7 +716,7 @@ int nb_runtime_init_error(const char *error_type, const char *fmt, ...)
     char *msg = vformat(fmt, ap);
     va_end(ap);
     if (rt_init(&rt) == 0) {
-        int r = rt_post_error(&rt, API_PREFIX "init/error", error_type, msg);
+        int r = rt_post_error(&rt, API_PREFIX "init/error", error_type, msg, false);
         if (r < 0)
             fprintf(stderr, LOG_PREFIX "POST init/error failed: %s\n", strerror(-r));
     } else {
@@ -711,43 +749,83 @@ static bool fill_invocation(struct rt *rt, struct nb_invocation *inv)
     return true;
 }
 
-/* Posts the handler's outcome. Returns 0, or a negative errno if the Runtime API is unusable. */
+/* Posts the handler's outcome, followed in the same write by the next GET next. Returns 0, or a
+ * negative errno if the Runtime API is unusable. */
 static int post_outcome(struct rt *rt, const char *request_id, int handler_rc,
                         const struct nb_response *out)
 {
-    struct str path = {0};
+    struct str *path = &rt->path;
     int r;
-    str_appends(&path, API_PREFIX "invocation/");
-    append_path_segment(&path, request_id);
+    str_clear(path);
+    str_appends(path, API_PREFIX "invocation/");
+    append_path_segment(path, request_id);
     if (out->error_type || handler_rc != 0) {
-        str_appends(&path, "/error");
+        str_appends(path, "/error");
         if (out->error_type) {
-            r = rt_post_error(rt, path.data, out->error_type, out->error_message);
+            r = rt_post_error(rt, path->data, out->error_type, out->error_message, true);
         } else {
             char msg[64];
             snprintf(msg, sizeof(msg), "handler returned %d", handler_rc);
-            r = rt_post_error(rt, path.data, "HandlerError", msg);
+            r = rt_post_error(rt, path->data, "HandlerError", msg, true);
         }
     } else {
         char ct[256];
-        struct str headers = {0};
         header_safe_copy(ct, sizeof(ct),
                          out->content_type ? out->content_type : "application/json");
-        str_appendf(&headers, "Content-Type: %s\r\n", ct);
-        str_appends(&path, "/response");
+        str_clear(&rt->extra);
+        str_appendf(&rt->extra, "Content-Type: %s\r\n", ct);
+        str_appends(path, "/response");
         if (out->body)
-            r = rt_request(rt, "POST", path.data, headers.data, out->body, out->body_len);
+            r = rt_request(rt, "POST", path->data, rt->extra.data, out->body, out->body_len, true);
         else
-            r = rt_request(rt, "POST", path.data, headers.data, "null", 4);
-        str_release(&headers);
+            r = rt_request(rt, "POST", path->data, rt->extra.data, "null", 4, true);
     }
     if (r == 0 && (rt->status < 200 || rt->status > 299)) {
         /* e.g. 413 for an oversized response: the platform reports it; keep serving */
-        fprintf(stderr, LOG_PREFIX "POST %s answered %d: %s\n", path.data, rt->status,
+        fprintf(stderr, LOG_PREFIX "POST %s answered %d: %s\n", path->data, rt->status,
                 rt->body.data ? rt->body.data : "");
     }
-    str_release(&path);
     return r;
+}
+
+/* Reads the reply to the GET next that went out with the last POST; on a connection that closed
+ * before any of it arrived, asks again on a fresh one (what rt_request does for a stale one). */
+static int read_next(struct rt *rt)
+{
+    rt->next_sent = false;
+    int r = read_response(rt);
+    if (r == 0)
+        return 0;
+    bool stale = !rt->got_bytes && (r == -ECONNRESET || r == -EPIPE || r == -ECONNABORTED);
+    rt_close(rt);
+    if (!stale)
+        return r;
+    return rt_request(rt, "GET", API_PREFIX "invocation/next", NULL, NULL, 0, false);
+}
+
+/* The trace id into the environment (_X_AMZN_TRACE_ID) without an allocation per invocation:
+ * putenv keeps this buffer, which is rewritten in place; setenv only for an oversized id. */
+static void set_trace_env(const char *trace_id)
+{
+    static char env[512] = "_X_AMZN_TRACE_ID=";
+    static bool in_env;
+    const size_t prefix = sizeof("_X_AMZN_TRACE_ID=") - 1;
+    if (!trace_id) {
+        if (in_env || getenv("_X_AMZN_TRACE_ID"))
+            unsetenv("_X_AMZN_TRACE_ID");
+        in_env = false;
+        return;
+    }
+    size_t n = strlen(trace_id);
+    if (n >= sizeof(env) - prefix) {
+        in_env = false;
+        setenv("_X_AMZN_TRACE_ID", trace_id, 1);
+        return;
+    }
+    memcpy(env + prefix, trace_id, n + 1);
+    if (!in_env)
+        putenv(env);
+    in_env = true;
 }
 
 int nb_runtime_run(nb_handler_cb handler)
@@ -764,7 +842,9 @@ int nb_runtime_run(nb_handler_cb handler)
     }
 
     for (;;) {
-        int r = rt_request(&rt, "GET", API_PREFIX "invocation/next", NULL, NULL, 0);
+        int r = rt.next_sent
+                    ? read_next(&rt)
+                    : rt_request(&rt, "GET", API_PREFIX "invocation/next", NULL, NULL, 0, false);
         if (r < 0) {
             fprintf(stderr, LOG_PREFIX "GET invocation/next failed: %s\n", strerror(-r));
             break;
@@ -779,21 +859,16 @@ int nb_runtime_run(nb_handler_cb handler)
             fprintf(stderr, LOG_PREFIX "invocation without a Lambda-Runtime-Aws-Request-Id\n");
             break;
         }
-        if (inv.trace_id)
-            setenv("_X_AMZN_TRACE_ID", inv.trace_id, 1);
-        else
-            unsetenv("_X_AMZN_TRACE_ID");
+        set_trace_env(inv.trace_id);
 
         /* the request id must outlive the response buffers, which the POST reuses */
-        char *request_id = strdup(inv.request_id);
-        if (!request_id)
-            abort();
+        str_clear(&rt.rid);
+        str_appends(&rt.rid, inv.request_id);
         struct nb_response out = {0};
         int hrc = handler(&inv, &out);
         fflush(stdout);
-        r = post_outcome(&rt, request_id, hrc, &out);
+        r = post_outcome(&rt, rt.rid.data, hrc, &out);
         response_release(&out);
-        free(request_id);
         if (r < 0) {
             fprintf(stderr, LOG_PREFIX "posting the result failed: %s\n", strerror(-r));
             break;

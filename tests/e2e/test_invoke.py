@@ -542,6 +542,39 @@ def test_c_runtime_crash(lam, cfn):
     assert "FunctionError" not in r and body["event"] == {"ok": 1}
 
 
+def test_c_runtime_pipelined_exchanges(lam):
+    """The C runtime sends each outcome and the following GET next in one write, and the Runtime
+    API writes the 202 together with the next invocation: successes, errors and an oversized
+    response (413 to the POST) follow each other on one warm instance, every answer reaches its
+    caller, and what the handler printed is logged inside its own invocation, before END."""
+    name = create(lam, uniq("inv-cpipe"), c_probe_zip(), "provided.al2023", "probe.handler",
+                  MemorySize=256)
+    for i in range(12):
+        event = {"fail": True, "i": i} if i % 3 == 1 else {"i": i}
+        r, body, log = call(lam, name, event, tail=True)
+        rid = r["ResponseMetadata"]["RequestId"]
+        own = assert_invocation_log(log, rid, init=(i == 0), memory=256)
+        # what the handler printed is read before END, also on the cold start (the runtime's
+        # first `next` waits for the spawner to hand over the instance's output pipes)
+        assert own[0] == "c probe: request %s" % rid, own
+        if i % 3 == 1:
+            assert own[1:] == ['[ERROR] {"errorMessage":"c probe was asked to fail",'
+                               '"errorType":"ProbeError","stackTrace":[]}'], own
+            assert r["FunctionError"] == "Unhandled" and body["errorType"] == "ProbeError"
+        else:
+            assert own[1:] == [], own
+            assert "FunctionError" not in r and body["event"] == event and body["request_id"] == rid
+    # the probe echoes the event, so this response is over 6 MB: the POST is refused with 413
+    big = b'{"pad":"' + b"a" * 6291300 + b'"}'
+    r, body, _ = call(lam, name, big)
+    assert r["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Function.ResponseSizeTooLarge", body
+    for i in range(3):  # and the same instance goes on (no Init Duration: no cold start)
+        r, body, log = call(lam, name, {"after": i}, tail=True)
+        assert "FunctionError" not in r and body["event"] == {"after": i}
+        assert_invocation_log(log, r["ResponseMetadata"]["RequestId"], init=False, memory=256)
+
+
 def test_timeout(lam):
     name = deploy_probe(lam, uniq("inv-to"), Timeout=1)["FunctionName"]
     t0 = time.monotonic()

@@ -1,13 +1,13 @@
 /*
  * fuzz_http.c - libFuzzer driver for the HTTP connection path (http.c) and the router.
  *
- * Input: byte 0 picks the server (with or without 1 ms deadlines), how the client ends (EOF,
- * http_server_drop_connections or http_server_close) and the handler's mix; byte 1 seeds the
- * write splits; the rest is the byte stream a client sends. Each input gets a socketpair served
- * through http__serve_fd, so bytes go through the real read, parse, dispatch, reply and close
- * code, split at chosen points. Handlers reply at once, from a timer, from on_abort, or late to a
- * dead request. The oracle is ASan/UBSan/LSan plus: the connection and every request end within
- * 2 s, and whatever the server writes starts with a status line.
+ * Input: byte 0 picks the server (with 1 ms deadlines and hold_pipelined_replies, or neither),
+ * how the client ends (EOF, http_server_drop_connections or http_server_close) and the handler's
+ * mix; byte 1 seeds the write splits; the rest is the byte stream a client sends. Each input gets
+ * a socketpair served through http__serve_fd, so bytes go through the real read, parse,
+ * dispatch, reply and close code, split at chosen points. Handlers reply at once, from a timer,
+ * from on_abort, or late to a dead request. The oracle is ASan/UBSan/LSan plus: the connection and
+ * every request end within 2 s, and whatever the server writes starts with a status line.
  */
 #include <errno.h>
 #include <sys/socket.h>
@@ -118,6 +118,7 @@ static struct nb_http_server *server_new(int i)
     lim.max_headers = 16;
     lim.header_timeout_ms = i ? 1 : 0;
     lim.idle_timeout_ms = i ? 1 : 0;
+    lim.hold_pipelined_replies = i; /* with the deadlines: held replies meet timeouts */
     lim.too_large_type = "RequestTooLargeException";
     lim.too_large_body = "{\"message\":\"too large\"}";
     return http_server_new(&loop, &lim, handler, NULL);

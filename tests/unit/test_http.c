@@ -780,6 +780,38 @@ static void test_malformed(void **state)
     client_free(c);
 }
 
+/* hold_pipelined_replies (the Runtime API's): the reply to a request with another one pipelined
+ * behind it goes out with the next write; without the option it goes out at once. */
+static void test_hold_pipelined_replies(void **state)
+{
+    for (int hold = 0; hold <= 1; hold++) {
+        struct nb_http_limits lim;
+        http_limits_default(&lim);
+        lim.hold_pipelined_replies = hold;
+        start_server(&lim);
+        struct client *c = client_new();
+        client_sends(c, "POST /echo?a=first HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok"
+                        "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_true(pump(c, have_calls, 2));
+        pump_ms(c, 30);
+        assert_int_equal(c->n_resps, hold ? 0 : 1); /* held while /hold waits for its reply */
+        reply_held();
+        assert_true(pump(c, have_resps, 2));
+        assert_string_equal(resp_header(&c->resps[0], "x-query-a"), "first");
+        assert_true(body_is(&c->resps[0], "ok"));
+        assert_true(body_is(&c->resps[1], "late"));
+        /* answered at once, both: nothing is left waiting, so the held reply is flushed */
+        client_sends(c, "GET /echo?a=2 HTTP/1.1\r\nHost: t\r\n\r\n"
+                        "GET /echo?a=3 HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_true(pump(c, have_resps, 4));
+        assert_string_equal(resp_header(&c->resps[2], "x-query-a"), "2");
+        assert_string_equal(resp_header(&c->resps[3], "x-query-a"), "3");
+        client_free(c);
+        if (!hold)
+            teardown(state);
+    }
+}
+
 static void test_deferred_reply(void **state)
 {
     start_server(NULL);
@@ -1201,6 +1233,7 @@ int main(void)
         cmocka_unit_test_teardown(test_post_body, teardown),
         cmocka_unit_test_teardown(test_chunked_body, teardown),
         cmocka_unit_test_teardown(test_pipelined_in_order, teardown),
+        cmocka_unit_test_teardown(test_hold_pipelined_replies, teardown),
         cmocka_unit_test_teardown(test_keepalive_and_close, teardown),
         cmocka_unit_test_teardown(test_too_large, teardown),
         cmocka_unit_test_teardown(test_header_limits, teardown),
