@@ -23,6 +23,7 @@ void api_invoke_routes(struct nb_router *r, struct nb_daemon *d);
 void api_keys_routes(struct nb_router *r, struct nb_daemon *d); /* auth: api_keys.c */
 /* SQS (api_sqs.c): POST / and POST /<account>/<queue>; register after every other service. */
 void api_sqs_routes(struct nb_router *r, struct nb_daemon *d);
+void api_esm_routes(struct nb_router *r, struct nb_daemon *d); /* esm: api_esm.c */
 
 /* For routes registered with a "service:*" action (the operation is named in the body, as in
  * SQS's protocols): authorizes m's caller for action on resource once the handler knows them.

@@ -22,6 +22,7 @@
 #include "audit.h"
 #include "cgroup.h"
 #include "codepkg.h"
+#include "esm.h" /* esm */
 #include "http.h"
 #include "instance.h"
 #include "keys.h"
@@ -165,6 +166,7 @@ static void close_all(struct runtime *rt)
     log_info("stopping instances=%lld", (long long)d->instances);
     uv_timer_stop(&rt->drain);
     async_stop(d);
+    esm_stop(d); /* esm */
     pool_reaper_close(d);
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
@@ -380,6 +382,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     api_versions_routes(d->router, d);
     api_nimbus_routes(d->router, d);
     api_keys_routes(d->router, d); /* auth */
+    api_esm_routes(d->router, d);  /* esm */
     api_sqs_routes(d->router, d);  /* last: its POST /{Account}/{Queue} is a catch-all */
     struct nb_http_limits lim;
     http_limits_default(&lim);
@@ -394,6 +397,8 @@ static int setup(struct runtime *rt, struct nb_err *err)
     d->sqs = sqs_open(d, err); /* its commit thread starts after the spawner */
     if (!d->sqs)
         return -err->code;
+    if ((rc = esm_start(d, err)) < 0) /* esm: after the queues and functions */
+        return rc;
     netns_pool_init(d);
     netns_pool_fill(d);
     park_pool_init(d);
@@ -445,6 +450,7 @@ int daemon_run(struct nb_config *cfg, struct nb_err *err)
     log_info("stopped");
 out:
     async_stop(d); /* when setup failed after async_start (no-op after close_all) */
+    esm_stop(d);   /* esm */
     if (d->sqs) {
         sqs_close(d->sqs);
         d->sqs = NULL;
@@ -462,6 +468,7 @@ out:
             log_warn("event loop closed with handles still open");
     }
     async_free(d); /* before the registry: events may hold function references */
+    esm_free(d);   /* esm */
     if (d->fn_table)
         registry_release(d);
     if (d->router)

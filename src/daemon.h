@@ -26,6 +26,7 @@ struct nb_keys;
 struct nb_async;
 struct nb_eic_table;
 struct nb_sqs;
+struct nb_esm_table; /* esm */
 
 struct nb_daemon {
     uv_loop_t *loop;
@@ -65,6 +66,7 @@ struct nb_daemon {
     } stats;                  /* daemon-wide totals for /metrics; updated only by metrics.c */
     struct nb_async *async;   /* asynchronous invocations (async.c) */
     struct nb_eic_table *eic; /* event invoke configs (async_config.c) */
+    struct nb_esm_table *esm; /* esm: event source mappings (esm.c, api_esm.c) */
     uint64_t started_ms;
     char runtime_dir_abs[4096];
     char zygote_module[4096]; /* the _nimbus_zygote extension; "" = no Python zygote */

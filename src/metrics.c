@@ -19,6 +19,7 @@
 
 #include "async.h"
 #include "daemon.h"
+#include "esm.h" /* esm */
 #include "instance.h"
 #include "netns_pool.h"
 #include "park_pool.h"
@@ -431,8 +432,9 @@ static void render_process(struct nb_daemon *d, struct nb_buf *b)
 
 /* Every section, in output order; a module with figures of its own adds one line here. */
 static void (*const sections[])(struct nb_daemon *d, struct nb_buf *b) = {
-    render_daemon, render_functions, render_process,
-    async_metrics_render, /* nimbus_async_* (async.c) */
+    render_daemon,      render_functions,
+    render_process,     async_metrics_render, /* nimbus_async_* (async.c) */
+    esm_metrics_render,                       /* esm: nimbus_esm_* (esm.c) */
 };
 
 void metrics_render(struct nb_daemon *d, struct nb_buf *b)

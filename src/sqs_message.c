@@ -689,3 +689,13 @@ int sqs_watch(struct nb_sqs *s, const char *queue_arn, nb_sqs_watch_cb cb, void 
     sqs__arm_timer(q);
     return 0;
 }
+
+/* esm: */
+int sqs_queue_info(struct nb_sqs *s, const char *queue_arn, bool *fifo)
+{
+    struct sqs_queue *q = s ? sqs__queue_by_arn(s, queue_arn) : NULL;
+    if (!q)
+        return -ENOENT;
+    *fifo = q->fifo;
+    return 0;
+}
