@@ -651,6 +651,7 @@ json_t *sqs_receive_internal(struct nb_sqs *s, const char *queue_arn, int max, i
         json_pack("{s:[s], s:[s]}", "AttributeNames", "All", "MessageAttributeNames", "All");
     json_t *r = sqs__take(q, in, max < 1 ? 1 : max > 10 ? 10 : max, vis < 0 ? q->visibility : vis);
     json_decref(in);
+    sqs__arm_timer(q); /* esm: the watch must hear when these become visible again */
     return r;
 }
 

@@ -325,9 +325,9 @@ def test_failures_go_to_dlq(daemon, lam, sqs):
 
 def test_report_batch_item_failures(daemon, lam, sqs):
     fn = deploy(lam)
-    url, arn = new_queue(sqs, VisibilityTimeout=2)
+    url, arn = new_queue(sqs, VisibilityTimeout=5)
     u = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, BatchSize=10,
-                                        MaximumBatchingWindowInSeconds=2,
+                                        MaximumBatchingWindowInSeconds=1,
                                         FunctionResponseTypes=["ReportBatchItemFailures"],
                                         Enabled=False)["UUID"]
     send(sqs, url, ["ok-1", "bad-1", "ok-2", "bad-2"])
@@ -358,7 +358,8 @@ def test_disabled_does_not_consume(daemon, lam, sqs):
     assert depth(sqs, url) == (3, 0) and recs(daemon, fn) == []
     lam.update_event_source_mapping(UUID=u["UUID"], Enabled=True)
     assert wait_for(lambda: empty(sqs, url), timeout=60)
-    assert sorted(b for _m, _n, b in recs(daemon, fn)) == ["d1", "d2", "d3"]
+    assert wait_for(lambda: sorted(b for _m, _n, b in recs(daemon, fn)) == ["d1", "d2", "d3"],
+                    timeout=10), recs(daemon, fn)
 
 
 def test_fifo_order_per_group(daemon, lam, sqs):
@@ -372,6 +373,7 @@ def test_fifo_order_per_group(daemon, lam, sqs):
     create(daemon, EventSourceArn=arn, FunctionName=fn, BatchSize=3,
            ScalingConfig={"MaximumConcurrency": 2})
     assert wait_for(lambda: empty(sqs, url), timeout=60), fn_log(daemon, fn)
+    assert wait_for(lambda: len(recs(daemon, fn)) >= 60, timeout=10)
     r = [b for _m, _n, b in recs(daemon, fn)]
     for g in ("a", "b"):
         assert [b for b in r if b.startswith(g)] == ["%s-%02d" % (g, i) for i in range(30)]
