@@ -397,14 +397,14 @@ static int setup(struct runtime *rt, struct nb_err *err)
     d->sqs = sqs_open(d, err); /* its commit thread starts after the spawner */
     if (!d->sqs)
         return -err->code;
-    if ((rc = esm_start(d, err)) < 0) /* esm: after the queues and functions */
-        return rc;
     netns_pool_init(d);
     netns_pool_fill(d);
     park_pool_init(d);
     park_pool_fill(d);
     provisioned_init(d);
-    provisioned_sync_all(d); /* provisioned instances come back at start */
+    provisioned_sync_all(d);          /* provisioned instances come back at start */
+    if ((rc = esm_start(d, err)) < 0) /* esm: polls once the loop runs */
+        return rc;
     /* last: pending events are delivered once the loop runs (everything above is ready) */
     if ((rc = async_start(d, err)) < 0)
         return rc;

@@ -19,6 +19,7 @@
 #include "esm.h"
 #include "instance.h"
 #include "log.h"
+#include "logs.h"
 #include "metrics.h"
 #include "sqs.h"
 #include "store.h"
@@ -273,6 +274,9 @@ static void batch_done(struct nb_invocation *inv, const struct nb_inv_result *re
         return;
     }
     snprintf(m->last_result, sizeof(m->last_result), "OK");
+    /* The function's log lines of this batch reach the file (page cache) before any of its
+     * messages is deleted: a crash never leaves a deleted message without its log. */
+    logs_flush(d->logs);
     b->deletes = 1; /* held until every delete is queued */
     size_t i;
     json_t *msg;
@@ -284,8 +288,8 @@ static void batch_done(struct nb_invocation *inv, const struct nb_inv_result *re
         }
         b->deletes++;
         if (!d->sqs || sqs_delete_internal(d->sqs, m->queue_arn,
-                                json_string_value(json_object_get(msg, "ReceiptHandle")),
-                                deleted_one, b) < 0)
+                                           json_string_value(json_object_get(msg, "ReceiptHandle")),
+                                           deleted_one, b) < 0)
             b->deletes--; /* the queue or the message is gone: nothing to delete */
     }
     json_decref(failed);
@@ -435,7 +439,10 @@ void esm_install(struct nb_daemon *d, struct nb_esm *m)
         p = &(*p)->next;
     *p = m;
     watch_queue(t, m->queue_arn);
-    pump(m);
+    if (t->loading)
+        arm(m, 0); /* start-up: poll once the loop runs */
+    else
+        pump(m);
 }
 
 void esm_remove(struct nb_daemon *d, struct nb_esm *m)
@@ -478,8 +485,9 @@ static int load_one(void *data, const char *function, const char *key, const cha
 
 int esm_start(struct nb_daemon *d, struct nb_err *err)
 {
-    table(d);
+    table(d)->loading = true;
     int rc = store_object_each(d->store, "esm", load_one, d, err);
+    d->esm->loading = false;
     return rc < 0 ? err_prefix(err, "cannot load event source mappings") : 0;
 }
 

@@ -59,6 +59,7 @@ struct nb_esm_table {
     struct nb_esm *head;
     struct nb_esm_job *queue_head, *queue_tail; /* store writes, one at a time (api_esm.c) */
     bool stopping;
+    bool loading; /* esm_start: mappings poll once the loop runs */
     struct {
         uint64_t batches, records, deleted, batch_failures, record_failures, throttles;
     } n;
