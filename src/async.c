@@ -30,6 +30,7 @@
 #include "instance.h"
 #include "log.h"
 #include "logs.h"
+#include "sqs.h" /* esm */
 #include "store.h"
 
 #define PUMP_SLICE 1024 /* events taken from the ready FIFO per loop iteration at most */
@@ -361,6 +362,57 @@ static void fn_log(struct nb_async *a, const char *function, const char *fmt, ..
     logs_write(a->d->logs, function, "async", now_ms(), line, strlen(line));
 }
 
+/* esm: queue destinations. The record is sent first (sqs_send answers after its fsync) and the
+ * event's row is deleted only then: a crash in between delivers the event again after the restart
+ * (a duplicate record at worst, never a lost one); a failed send leaves the row too. */
+struct queue_send {
+    struct nb_async *a;
+    struct event *ev;
+    char *dest;
+};
+
+static void queue_sent(void *data, int status, const char *message_id)
+{
+    struct queue_send *qs = data;
+    if (status < 0) {
+        log_err("async destination record not stored request_id=%s destination=%s status=%d: "
+                "the event stays stored and runs again after a restart",
+                qs->ev->request_id, qs->dest, status);
+    } else {
+        log_info("async destination record sent request_id=%s destination=%s message_id=%s",
+                 qs->ev->request_id, qs->dest, message_id ? message_id : "");
+        queue_write(qs->a, STORE_EVENT_DELETE, qs->ev, false);
+    }
+    event_free(qs->a, qs->ev);
+    free(qs->dest);
+    free(qs);
+}
+
+static bool send_to_queue(struct nb_async *a, struct event *ev, const char *dest,
+                          const char *condition, bool ok)
+{
+    size_t len;
+    _cleanup_free_ char *rec = destination_record(a, ev, condition, &len);
+    struct queue_send *qs = xcalloc(1, sizeof(*qs));
+    qs->a = a;
+    qs->ev = ev;
+    qs->dest = xstrdup(dest);
+    int rc = a->d->sqs ? sqs_send(a->d->sqs, dest, rec, NULL, queue_sent, qs) : -ENOENT;
+    if (rc < 0) {
+        log_warn("async destination queue refused the record request_id=%s destination=%s "
+                 "err=%s",
+                 ev->request_id, dest, strerror(-rc));
+        free(qs->dest);
+        free(qs);
+        return false;
+    }
+    a->n.destinations[ok ? 0 : 1]++;
+    log_info("async event finished request_id=%s function=%s condition=%s attempts=%d "
+             "destination=%s",
+             ev->request_id, ev->function, condition, ev->attempts, dest);
+    return true;
+}
+
 /* The event is over: its destination record (if any) and its delete commit together. */
 static void finish(struct nb_async *a, struct event *ev, const char *condition, const char *why)
 {
@@ -369,8 +421,10 @@ static void finish(struct nb_async *a, struct event *ev, const char *condition, 
     const char *dest = eic ? (ok ? eic->on_success : eic->on_failure) : NULL;
     _cleanup_free_ char *dname = NULL, *dqual = NULL;
     struct nb_err err = {0};
-    if (dest && async_destination_parse(a->d->cfg.region, a->d->cfg.account_id, dest, &dname,
-                                        &dqual, &err) < 0) {
+    int kind = dest ? async_destination_parse(a->d->cfg.region, a->d->cfg.account_id, dest, &dname,
+                                              &dqual, &err)
+                    : 0;
+    if (kind < 0) {
         log_warn("async destination unusable request_id=%s destination=%s err=\"%s\"",
                  ev->request_id, dest, err.msg);
         dest = NULL;
@@ -379,6 +433,10 @@ static void finish(struct nb_async *a, struct event *ev, const char *condition, 
         a->n.delivered++;
     else
         a->n.failed++;
+    if (dest && kind == 1 && send_to_queue(a, ev, dest, condition, ok))
+        return; /* esm: deleted once the record is durable in the queue */
+    if (kind == 1)
+        dest = NULL; /* the queue is gone or refused the record: dropped below */
     /* Destination kinds: a Lambda function gets the record as a new asynchronous event (below).
      * Queues, topics and event buses are refused by async_destination_parse until they exist;
      * their delivery goes here, beside this branch. */

@@ -428,3 +428,47 @@ def test_durability_kill9(nimbus_bin, tmp_path):
     finally:
         if dm.alive():
             dm.stop()
+
+
+# ---- async destinations to queues ---------------------------------------------------------
+
+OKFAIL = r'''
+def handler(event, context):
+    if event.get("fail"):
+        raise RuntimeError("asked to fail")
+    return {"echo": event}
+'''
+
+
+def test_async_destinations_to_queues(daemon, lam, sqs):
+    name = uniq("dest")
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="f.handler",
+                        Code={"ZipFile": zip_files({"f.py": (OKFAIL, 0o644)})}, Timeout=10)
+    ok_url, ok_arn = new_queue(sqs, "okq")
+    bad_url, bad_arn = new_queue(sqs, "badq")
+    # a queue that does not exist is refused
+    e = err(lambda: lam.put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": ok_arn + "-nope"}}))
+    assert e["Error"]["Code"] == "InvalidParameterValueException"
+    lam.put_function_event_invoke_config(
+        FunctionName=name, MaximumRetryAttempts=0,
+        DestinationConfig={"OnSuccess": {"Destination": ok_arn},
+                           "OnFailure": {"Destination": bad_arn}})
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"n": 1}')
+    lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"fail": true}')
+
+    def one(url):
+        r = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=1).get("Messages", [])
+        return r[0] if r else None
+    m = wait_for(lambda: one(ok_url), timeout=60)
+    assert m, "no OnSuccess record"
+    rec = json.loads(m["Body"])
+    assert rec["requestContext"]["condition"] == "Success"
+    assert rec["requestContext"]["functionArn"].endswith(":function:%s:$LATEST" % name)
+    assert rec["requestPayload"] == {"n": 1} and rec["responsePayload"] == {"echo": {"n": 1}}
+    m = wait_for(lambda: one(bad_url), timeout=60)
+    assert m, "no OnFailure record"
+    rec = json.loads(m["Body"])
+    assert rec["requestContext"]["condition"] == "RetriesExhausted"
+    assert rec["requestPayload"] == {"fail": True}
+    assert rec["responseContext"]["functionError"] == "Unhandled"
