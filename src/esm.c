@@ -177,9 +177,7 @@ static char *event_json(struct nb_daemon *d, const struct nb_esm *m, json_t *msg
     return s;
 }
 
-/* The message ids a ReportBatchItemFailures response names, in *failed (new array of strings);
- * false when the response is malformed (the whole batch failed, as Lambda). */
-static bool parse_failures(const char *body, size_t len, json_t *msgs, json_t **failed)
+bool esm_batch_failures(const char *body, size_t len, json_t *msgs, json_t **failed)
 {
     *failed = json_array();
     if (len == 0)
@@ -260,7 +258,7 @@ static void batch_done(struct nb_invocation *inv, const struct nb_inv_result *re
     struct nb_daemon *d = t->d;
     bool ok = res->status == 200 && res->outcome == NB_OK;
     json_t *failed = NULL;
-    if (ok && m->report_failures && !parse_failures(res->body, res->len, b->msgs, &failed)) {
+    if (ok && m->report_failures && !esm_batch_failures(res->body, res->len, b->msgs, &failed)) {
         ok = false;
         log_warn("esm batch response malformed uuid=%s function=%s: whole batch failed", m->uuid,
                  m->function);

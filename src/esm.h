@@ -87,6 +87,13 @@ json_t *esm_record(const struct nb_esm *m);
 struct nb_esm *esm_from_record(const char *function, const char *uuid, const char *doc);
 void esm_release(struct nb_esm *m);
 
+/* Parses a function's ReportBatchItemFailures response (outside input; fuzz_esm_response.c)
+ * for the batch msgs (ReceiveMessage shape): *failed gets a new array of the message ids it
+ * names. False when it is malformed -- not JSON, not an object or null, batchItemFailures not a
+ * list, an itemIdentifier null, empty or not in the batch --: the whole batch failed, as Lambda.
+ * An empty body, null, {} or an empty/null list mean every message succeeded. */
+bool esm_batch_failures(const char *body, size_t len, json_t *msgs, json_t **failed);
+
 /* Appends the nimbus_esm_* families (Prometheus text) to b. */
 void esm_metrics_render(struct nb_daemon *d, struct nb_buf *b);
 
