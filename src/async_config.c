@@ -5,9 +5,9 @@
  *
  * Rules (botocore's model, LAMBDA.md §3.9/§3.11): MaximumRetryAttempts 0..2,
  * MaximumEventAgeInSeconds 60..21600, Destination at most 350 characters; an unset field is -1 /
- * NULL (the dispatcher then uses Lambda's defaults). Destinations: a Lambda function ARN of this
- * region and account; anything else is "The destination ARN ... is invalid." (queues, topics, event
- * buses and buckets until those services exist).
+ * NULL (the dispatcher then uses Lambda's defaults). Destinations: a Lambda function ARN or an SQS
+ * queue ARN of this region and account; anything else is "The destination ARN ... is invalid."
+ * (topics, event buses and buckets until those services exist).
  */
 #include <errno.h>
 
