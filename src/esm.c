@@ -274,7 +274,8 @@ static void batch_done(struct nb_invocation *inv, const struct nb_inv_result *re
     snprintf(m->last_result, sizeof(m->last_result), "OK");
     /* The function's log lines of this batch reach the file (page cache) before any of its
      * messages is deleted: a crash never leaves a deleted message without its log. */
-    logs_flush(d->logs);
+    if (d->logs)
+        logs_flush(d->logs);
     b->deletes = 1; /* held until every delete is queued */
     size_t i;
     json_t *msg;
@@ -461,6 +462,12 @@ void esm_changed(struct nb_esm *m)
     if (!m->enabled && m->timer_window) {
         uv_timer_stop(&m->timer);
         m->timer_window = false;
+    }
+    if (!m->enabled) {
+        /* held messages come back after their visibility timeout; their handles would be stale */
+        json_decref(m->pending);
+        m->pending = NULL;
+        m->window_due = false;
     }
     watch_queue(m->t, m->queue_arn);
     pump(m);

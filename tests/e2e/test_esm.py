@@ -362,6 +362,23 @@ def test_disabled_does_not_consume(daemon, lam, sqs):
                     timeout=10), recs(daemon, fn)
 
 
+def test_throttle_backs_off_without_failing(daemon, lam, sqs):
+    fn = deploy(lam)
+    lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=0)
+    url, arn = new_queue(sqs, VisibilityTimeout=30)
+    lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=fn, BatchSize=10)
+    before = metrics(daemon).get("nimbus_esm_throttles_total", 0)
+    send(sqs, url, ["t1", "t2"])
+    assert wait_for(lambda: metrics(daemon)["nimbus_esm_throttles_total"] > before, timeout=10)
+    time.sleep(1)
+    assert recs(daemon, fn) == [] and not empty(sqs, url)
+    lam.delete_function_concurrency(FunctionName=fn)
+    # the held batch goes out after the backoff: received once, not failed
+    assert wait_for(lambda: empty(sqs, url), timeout=30)
+    assert wait_for(lambda: sorted((b, n) for _m, n, b in recs(daemon, fn)) ==
+                    [("t1", 1), ("t2", 1)], timeout=10), recs(daemon, fn)
+
+
 def test_fifo_order_per_group(daemon, lam, sqs):
     fn = deploy(lam)
     url, arn = new_queue(sqs, fifo=True, ContentBasedDeduplication="true")
