@@ -388,6 +388,54 @@ static void queue_sent(void *data, int status, const char *message_id)
     free(qs);
 }
 
+/* Sends body (attrs: MessageAttributes or NULL) to the queue dest for ev; false when the queue
+ * refused it at once (gone, or the body is not a valid message). */
+static bool queue_send_start(struct nb_async *a, struct event *ev, const char *dest,
+                             const char *body, json_t *attrs)
+{
+    struct queue_send *qs = xcalloc(1, sizeof(*qs));
+    qs->a = a;
+    qs->ev = ev;
+    qs->dest = xstrdup(dest);
+    int rc = a->d->sqs ? sqs_send(a->d->sqs, dest, body, attrs, queue_sent, qs) : -ENOENT;
+    if (rc < 0) {
+        log_warn("async: queue %s refused the message request_id=%s err=%s", dest, ev->request_id,
+                 strerror(-rc));
+        free(qs->dest);
+        free(qs);
+        return false;
+    }
+    return true;
+}
+
+/* The function's DeadLetterConfig target for a failed event without an OnFailure destination:
+ * the event's payload as the body, RequestID/ErrorCode/ErrorMessage as message attributes (as
+ * Lambda). False when there is none or it refused the message. */
+static bool send_dead_letter(struct nb_async *a, struct event *ev, const char *condition)
+{
+    struct nb_fn *fn = registry_find(a->d, ev->function);
+    struct nb_err err = {0};
+    struct nb_function *cfg = fn ? registry_resolve(a->d, fn, ev->qualifier, &err) : NULL;
+    if (!cfg || !cfg->dlq_arn)
+        return false;
+    _cleanup_free_ char *body = memdup0(ev->payload, ev->payload_len);
+    _cleanup_free_ char *msg =
+        ev->last_body && ev->last_len ? memdup0(ev->last_body, ev->last_len) : xstrdup(condition);
+    char code[16];
+    snprintf(code, sizeof(code), "%d", ev->last_status ? ev->last_status : 200);
+    json_t *attrs =
+        json_pack("{s:{s:s,s:s}, s:{s:s,s:s}, s:{s:s,s:s}}", "RequestID", "DataType", "String",
+                  "StringValue", ev->request_id, "ErrorCode", "DataType", "Number", "StringValue",
+                  code, "ErrorMessage", "DataType", "String", "StringValue", msg);
+    bool sent = attrs && queue_send_start(a, ev, cfg->dlq_arn, body, attrs);
+    json_decref(attrs);
+    if (sent)
+        log_info("async event failed request_id=%s function=%s condition=%s attempts=%d "
+                 "dead_letter_queue=%s",
+                 ev->request_id, ev->function, condition, ev->attempts, cfg->dlq_arn);
+    return sent;
+}
+
 static bool send_to_queue(struct nb_async *a, struct event *ev, const char *dest,
                           const char *condition, bool ok)
 {
@@ -437,6 +485,8 @@ static void finish(struct nb_async *a, struct event *ev, const char *condition, 
         return; /* esm: deleted once the record is durable in the queue */
     if (kind == 1)
         dest = NULL; /* the queue is gone or refused the record: dropped below */
+    if (!ok && !dest && send_dead_letter(a, ev, condition))
+        return; /* esm: deleted once the dead letter is durable in the queue */
     /* Destination kinds: a Lambda function gets the record as a new asynchronous event (below).
      * Queues, topics and event buses are refused by async_destination_parse until they exist;
      * their delivery goes here, beside this branch. */

@@ -489,3 +489,33 @@ def test_async_destinations_to_queues(daemon, lam, sqs):
     assert rec["requestContext"]["condition"] == "RetriesExhausted"
     assert rec["requestPayload"] == {"fail": True}
     assert rec["responseContext"]["functionError"] == "Unhandled"
+
+
+def test_async_dead_letter_queue(daemon, lam, sqs):
+    dlq_url, dlq_arn = new_queue(sqs, "fdlq")
+    name = uniq("dlqfn")
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=ROLE, Handler="f.handler",
+                        Code={"ZipFile": zip_files({"f.py": (OKFAIL, 0o644)})}, Timeout=10,
+                        DeadLetterConfig={"TargetArn": dlq_arn})
+    assert lam.get_function_configuration(FunctionName=name)["DeadLetterConfig"] == {
+        "TargetArn": dlq_arn}
+    e = err(lambda: lam.update_function_configuration(
+        FunctionName=name, DeadLetterConfig={"TargetArn": "arn:aws:sns:us-east-1:0:t"}))
+    assert e["Error"]["Code"] == "InvalidParameterValueException"
+    lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
+    r = lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"fail": 1}')
+    rid = r["ResponseMetadata"]["RequestId"]
+
+    def one():
+        m = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1,
+                                MessageAttributeNames=["All"]).get("Messages", [])
+        return m[0] if m else None
+    m = wait_for(one, timeout=60)
+    assert m, "no dead letter"
+    assert json.loads(m["Body"]) == {"fail": 1}
+    attrs = m["MessageAttributes"]
+    assert attrs["RequestID"]["StringValue"] == rid
+    assert attrs["ErrorCode"]["DataType"] == "Number"
+    assert "asked to fail" in attrs["ErrorMessage"]["StringValue"]
+    lam.update_function_configuration(FunctionName=name, DeadLetterConfig={"TargetArn": ""})
+    assert "DeadLetterConfig" not in lam.get_function_configuration(FunctionName=name)
