@@ -24,6 +24,7 @@ void api_keys_routes(struct nb_router *r, struct nb_daemon *d); /* auth: api_key
 /* SQS (api_sqs.c): POST /<account>/<queue> (POST / comes through api_target.c); register after
  * every other service. */
 void api_sqs_routes(struct nb_router *r, struct nb_daemon *d);
+void api_esm_routes(struct nb_router *r, struct nb_daemon *d); /* esm: api_esm.c */
 
 /* For routes registered with a "service:*" action (the operation is named in the body, as in
  * SQS's protocols): authorizes m's caller for action on resource once the handler knows them.

@@ -16,6 +16,7 @@
 #include "async.h"
 #include "daemon.h"
 #include "log.h"
+#include "sqs.h" /* esm */
 #include "store.h"
 
 #define LIST_MAX_ITEMS 50
@@ -292,8 +293,17 @@ static bool destination_exists(struct nb_daemon *d, struct nb_http_req *req, con
         return true;
     _cleanup_free_ char *name = NULL, *q = NULL;
     struct nb_err err = {0};
-    if (async_destination_parse(d->cfg.region, d->cfg.account_id, arn, &name, &q, &err) < 0) {
+    int kind = async_destination_parse(d->cfg.region, d->cfg.account_id, arn, &name, &q, &err);
+    if (kind < 0) {
         api_error_from(req, &err);
+        return false;
+    }
+    bool fifo;
+    if (kind == 1) { /* esm: a queue of this server */
+        if (sqs_queue_info(d->sqs, arn, &fifo) == 0)
+            return true;
+        api_error(req, 400, "InvalidParameterValueException",
+                  "The destination ARN %s is invalid. (no such queue)", arn);
         return false;
     }
     struct nb_fn *fn = registry_find(d, name);

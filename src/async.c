@@ -30,6 +30,7 @@
 #include "instance.h"
 #include "log.h"
 #include "logs.h"
+#include "sqs.h" /* esm */
 #include "store.h"
 
 #define PUMP_SLICE 1024 /* events taken from the ready FIFO per loop iteration at most */
@@ -371,6 +372,105 @@ static void fn_log(struct nb_async *a, const char *function, const char *fmt, ..
     logs_write(a->d->logs, function, "async", now_ms(), line, strlen(line));
 }
 
+/* esm: queue destinations. The record is sent first (sqs_send answers after its fsync) and the
+ * event's row is deleted only then: a crash in between delivers the event again after the restart
+ * (a duplicate record at worst, never a lost one); a failed send leaves the row too. */
+struct queue_send {
+    struct nb_async *a;
+    struct event *ev;
+    char *dest;
+};
+
+static void queue_sent(void *data, int status, const char *message_id)
+{
+    struct queue_send *qs = data;
+    if (status < 0) {
+        log_err("async destination record not stored request_id=%s destination=%s status=%d: "
+                "the event stays stored and runs again after a restart",
+                qs->ev->request_id, qs->dest, status);
+    } else {
+        log_info("async destination record sent request_id=%s destination=%s message_id=%s",
+                 qs->ev->request_id, qs->dest, message_id ? message_id : "");
+        queue_write(qs->a, STORE_EVENT_DELETE, qs->ev, false);
+    }
+    event_free(qs->a, qs->ev);
+    free(qs->dest);
+    free(qs);
+}
+
+/* Sends body (attrs: MessageAttributes or NULL) to the queue dest for ev; false when the queue
+ * refused it at once (gone, or the body is not a valid message). */
+static bool queue_send_start(struct nb_async *a, struct event *ev, const char *dest,
+                             const char *body, json_t *attrs)
+{
+    struct queue_send *qs = xcalloc(1, sizeof(*qs));
+    qs->a = a;
+    qs->ev = ev;
+    qs->dest = xstrdup(dest);
+    int rc = a->d->sqs ? sqs_send(a->d->sqs, dest, body, attrs, queue_sent, qs) : -ENOENT;
+    if (rc < 0) {
+        log_warn("async: queue %s refused the message request_id=%s err=%s", dest, ev->request_id,
+                 strerror(-rc));
+        free(qs->dest);
+        free(qs);
+        return false;
+    }
+    return true;
+}
+
+/* The function's DeadLetterConfig target for a failed event without an OnFailure destination:
+ * the event's payload as the body, RequestID/ErrorCode/ErrorMessage as message attributes (as
+ * Lambda). False when there is none or it refused the message. */
+static bool send_dead_letter(struct nb_async *a, struct event *ev, const char *condition)
+{
+    struct nb_fn *fn = registry_find(a->d, ev->function);
+    struct nb_err err = {0};
+    struct nb_function *cfg = fn ? registry_resolve(a->d, fn, ev->qualifier, &err) : NULL;
+    if (!cfg || !cfg->dlq_arn)
+        return false;
+    _cleanup_free_ char *body = memdup0(ev->payload, ev->payload_len);
+    _cleanup_free_ char *msg =
+        ev->last_body && ev->last_len ? memdup0(ev->last_body, ev->last_len) : xstrdup(condition);
+    char code[16];
+    snprintf(code, sizeof(code), "%d", ev->last_status ? ev->last_status : 200);
+    json_t *attrs =
+        json_pack("{s:{s:s,s:s}, s:{s:s,s:s}, s:{s:s,s:s}}", "RequestID", "DataType", "String",
+                  "StringValue", ev->request_id, "ErrorCode", "DataType", "Number", "StringValue",
+                  code, "ErrorMessage", "DataType", "String", "StringValue", msg);
+    bool sent = attrs && queue_send_start(a, ev, cfg->dlq_arn, body, attrs);
+    json_decref(attrs);
+    if (sent)
+        log_info("async event failed request_id=%s function=%s condition=%s attempts=%d "
+                 "dead_letter_queue=%s",
+                 ev->request_id, ev->function, condition, ev->attempts, cfg->dlq_arn);
+    return sent;
+}
+
+static bool send_to_queue(struct nb_async *a, struct event *ev, const char *dest,
+                          const char *condition, bool ok)
+{
+    size_t len;
+    _cleanup_free_ char *rec = destination_record(a, ev, condition, &len);
+    struct queue_send *qs = xcalloc(1, sizeof(*qs));
+    qs->a = a;
+    qs->ev = ev;
+    qs->dest = xstrdup(dest);
+    int rc = a->d->sqs ? sqs_send(a->d->sqs, dest, rec, NULL, queue_sent, qs) : -ENOENT;
+    if (rc < 0) {
+        log_warn("async destination queue refused the record request_id=%s destination=%s "
+                 "err=%s",
+                 ev->request_id, dest, strerror(-rc));
+        free(qs->dest);
+        free(qs);
+        return false;
+    }
+    a->n.destinations[ok ? 0 : 1]++;
+    log_info("async event finished request_id=%s function=%s condition=%s attempts=%d "
+             "destination=%s",
+             ev->request_id, ev->function, condition, ev->attempts, dest);
+    return true;
+}
+
 /* The event is over: its destination record (if any) and its delete commit together. */
 static void finish(struct nb_async *a, struct event *ev, const char *condition, const char *why)
 {
@@ -379,8 +479,10 @@ static void finish(struct nb_async *a, struct event *ev, const char *condition, 
     const char *dest = eic ? (ok ? eic->on_success : eic->on_failure) : NULL;
     _cleanup_free_ char *dname = NULL, *dqual = NULL;
     struct nb_err err = {0};
-    if (dest && async_destination_parse(a->d->cfg.region, a->d->cfg.account_id, dest, &dname,
-                                        &dqual, &err) < 0) {
+    int kind = dest ? async_destination_parse(a->d->cfg.region, a->d->cfg.account_id, dest, &dname,
+                                              &dqual, &err)
+                    : 0;
+    if (kind < 0) {
         log_warn("async destination unusable request_id=%s destination=%s err=\"%s\"",
                  ev->request_id, dest, err.msg);
         dest = NULL;
@@ -402,6 +504,12 @@ static void finish(struct nb_async *a, struct event *ev, const char *condition, 
         a->n.delivered++;
     else
         a->n.failed++;
+    if (dest && kind == 1 && send_to_queue(a, ev, dest, condition, ok))
+        return; /* esm: deleted once the record is durable in the queue */
+    if (kind == 1)
+        dest = NULL; /* the queue is gone or refused the record: dropped below */
+    if (!ok && !dest && send_dead_letter(a, ev, condition))
+        return; /* esm: deleted once the dead letter is durable in the queue */
     /* Destination kinds: a Lambda function gets the record as a new asynchronous event (below).
      * Queues, topics and event buses are refused by async_destination_parse until they exist;
      * their delivery goes here, beside this branch. */

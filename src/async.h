@@ -121,8 +121,10 @@ struct nb_eic *async_config_from_record(const char *function, const char *qualif
                                         const char *doc);
 void async_config_release(struct nb_eic *c);
 /* Parses a destination ARN naming a Lambda function of region and account into *name and
- * *qualifier (malloc'd; qualifier may be NULL). -EINVAL with Lambda's message for anything else:
- * queues, topics, event buses and buckets are not supported yet (the hook for them is here). */
+ * *qualifier (malloc'd; qualifier may be NULL) and returns 0; an SQS queue ARN of region and
+ * account returns 1 (esm: *name and *qualifier stay NULL; whether the queue exists is the
+ * caller's check). -EINVAL with Lambda's message for anything else: topics, event buses and
+ * buckets are not supported yet (the hook for them is here). */
 int async_destination_parse(const char *region, const char *account, const char *arn, char **name,
                             char **qualifier, struct nb_err *err);
 

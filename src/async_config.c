@@ -5,9 +5,9 @@
  *
  * Rules (botocore's model, LAMBDA.md §3.9/§3.11): MaximumRetryAttempts 0..2,
  * MaximumEventAgeInSeconds 60..21600, Destination at most 350 characters; an unset field is -1 /
- * NULL (the dispatcher then uses Lambda's defaults). Destinations: a Lambda function ARN of this
- * region and account; anything else is "The destination ARN ... is invalid." (queues, topics, event
- * buses and buckets until those services exist).
+ * NULL (the dispatcher then uses Lambda's defaults). Destinations: a Lambda function ARN or an SQS
+ * queue ARN of this region and account; anything else is "The destination ARN ... is invalid."
+ * (topics, event buses and buckets until those services exist).
  */
 #include <errno.h>
 
@@ -36,12 +36,20 @@ int async_destination_parse(const char *region, const char *account, const char 
     /* Hook: "arn:aws:sqs:", "arn:aws:sns:", "arn:aws:events:" and "arn:aws:s3:" destinations are
      * recognised here once those services exist (and delivered by async.c's finish()); until
      * then they are invalid like any other ARN. */
+    /* esm: a queue of this region and account: arn:aws:sqs:REGION:ACCOUNT:NAME */
+    if (!strncmp(arn, "arn:aws:sqs:", 12)) {
+        const char *p = arn + 12;
+        size_t rl = strlen(region), al = strlen(account);
+        if (!strncmp(p, region, rl) && p[rl] == ':' && !strncmp(p + rl + 1, account, al) &&
+            p[rl + 1 + al] == ':' && p[rl + 2 + al] && !strchr(p + rl + 2 + al, ':'))
+            return 1;
+    }
     if (strncmp(arn, "arn:aws:lambda:", 15) ||
         function_parse_ref_arn(arn, &n, &q, &r, &acct, &perr) < 0 || !r || !acct ||
         strcmp(r, region) || strcmp(acct, account))
         return err_set(err, EINVAL,
                        "The destination ARN %s is invalid. (nimbus delivers destination records "
-                       "to Lambda functions of region %s, account %s only)",
+                       "to Lambda functions and SQS queues of region %s, account %s only)",
                        arn, region, account);
     *name = steal_ptr(n);
     *qualifier = steal_ptr(q);

@@ -23,6 +23,7 @@
 #include "audit.h"
 #include "cgroup.h"
 #include "codepkg.h"
+#include "esm.h" /* esm */
 #include "http.h"
 #include "instance.h"
 #include "keys.h"
@@ -201,6 +202,7 @@ static void close_all(struct runtime *rt)
     uv_timer_stop(&rt->drain);
     scheduler_stop(d);
     async_stop(d);
+    esm_stop(d); /* esm */
     pool_reaper_close(d);
     uv_close((uv_handle_t *)&rt->sig_term, NULL);
     uv_close((uv_handle_t *)&rt->sig_int, NULL);
@@ -428,6 +430,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     api_urls_routes(d->router, d);
     api_nimbus_routes(d->router, d);
     api_keys_routes(d->router, d);   /* auth */
+    api_esm_routes(d->router, d);    /* esm */
     api_target_routes(d->router, d); /* POST /: EventBridge and SQS by X-Amz-Target */
     api_sqs_routes(d->router, d);    /* last: its POST /{Account}/{Queue} is a catch-all */
     struct nb_http_limits lim;
@@ -451,7 +454,9 @@ static int setup(struct runtime *rt, struct nb_err *err)
     park_pool_fill(d);
     provisioned_init(d);
     prewarm_init(d);
-    provisioned_sync_all(d); /* provisioned instances come back at start */
+    provisioned_sync_all(d);          /* provisioned instances come back at start */
+    if ((rc = esm_start(d, err)) < 0) /* esm: polls once the loop runs */
+        return rc;
     /* last: pending events are delivered once the loop runs (everything above is ready) */
     if ((rc = async_start(d, err)) < 0)
         return rc;
@@ -501,6 +506,7 @@ int daemon_run(struct nb_config *cfg, struct nb_err *err)
 out:
     scheduler_stop(d);
     async_stop(d); /* when setup failed after async_start (no-op after close_all) */
+    esm_stop(d);   /* esm */
     if (d->sqs) {
         sqs_close(d->sqs);
         d->sqs = NULL;
@@ -522,6 +528,7 @@ out:
     scheduler_free(d);
     async_free(d); /* before the registry: events may hold function references */
     triggers_release(d);
+    esm_free(d); /* esm */
     if (d->fn_table)
         registry_release(d);
     if (d->router)

@@ -28,6 +28,7 @@ struct nb_eic_table;
 struct nb_sqs;
 struct nb_triggers;
 struct nb_scheduler;
+struct nb_esm_table; /* esm */
 
 struct nb_daemon {
     uv_loop_t *loop;
@@ -71,6 +72,7 @@ struct nb_daemon {
     struct nb_eic_table *eic;     /* event invoke configs (async_config.c) */
     struct nb_triggers *triggers; /* function URLs, HTTP routes, public listener (triggers.h) */
     struct nb_scheduler *sched;   /* schedule rules and their timer (scheduler.c) */
+    struct nb_esm_table *esm;     /* esm: event source mappings (esm.c, api_esm.c) */
     uint64_t started_ms;
     char runtime_dir_abs[4096];
     char zygote_module[4096]; /* the _nimbus_zygote extension; "" = no Python zygote */

@@ -641,6 +641,7 @@ static void fn_free(struct nb_function *fn)
     json_decref(fn->tags);
     free(fn->revision_id);
     free(fn->architecture);
+    free(fn->dlq_arn); /* esm */
     free(fn);
 }
 
@@ -673,6 +674,7 @@ static struct nb_function *fn_dup(const struct nb_function *cur)
     fn->memory_mb = cur->memory_mb;
     fn->timeout_s = cur->timeout_s;
     fn->ephemeral_mb = cur->ephemeral_mb;
+    fn->dlq_arn = cur->dlq_arn ? xstrdup(cur->dlq_arn) : NULL; /* esm */
     fn->env = json_deep_copy(cur->env);
     fn->tags = json_deep_copy(cur->tags);
     memcpy(fn->code_hex, cur->code_hex, sizeof(fn->code_hex));
@@ -747,6 +749,22 @@ static int apply_config(struct nb_function *fn, json_t *req, struct nb_err *err)
         if (!present)
             return null_error(err, "ephemeralStorage.size");
         fn->ephemeral_mb = (int)n;
+    }
+    /* esm: DeadLetterConfig {TargetArn}: an SQS queue ARN (SNS topics do not exist here); an
+     * empty TargetArn or an empty object removes it */
+    json_t *dlc = member(req, "DeadLetterConfig");
+    if (dlc) {
+        if (!json_is_object(dlc))
+            return type_error(err, "deadLetterConfig", "structure");
+        if ((rc = get_string(dlc, "TargetArn", "deadLetterConfig.targetArn", &s, err)) < 0)
+            return rc;
+        if (s && *s && (strncmp(s, "arn:aws:sqs:", 12) || strlen(s) > 256))
+            return err_set(err, EINVAL,
+                           "The dead-letter target %s is invalid: nimbus sends dead letters to "
+                           "SQS queues of this server only",
+                           s);
+        free(fn->dlq_arn);
+        fn->dlq_arn = s && *s ? xstrdup(s) : NULL;
     }
     json_t *env = member(req, "Environment");
     if (env) {
@@ -901,6 +919,7 @@ bool function_same_content(const struct nb_function *a, const struct nb_function
            !strcmp(a->handler, b->handler) && !strcmp(a->role, b->role) &&
            a->memory_mb == b->memory_mb && a->timeout_s == b->timeout_s &&
            a->ephemeral_mb == b->ephemeral_mb && !strcmp(a->architecture, b->architecture) &&
+           !strcmp(a->dlq_arn ? a->dlq_arn : "", b->dlq_arn ? b->dlq_arn : "") && /* esm */
            json_equal(a->env, b->env);
 }
 
@@ -954,6 +973,8 @@ json_t *function_config_json_qualified(const struct nb_function *fn, const char 
     json_object_set_new(o, "PackageType", json_string("Zip"));
     json_object_set_new(o, "Architectures", json_pack("[s]", fn->architecture));
     json_object_set_new(o, "EphemeralStorage", json_pack("{s:i}", "Size", fn->ephemeral_mb));
+    if (fn->dlq_arn) /* esm */
+        json_object_set_new(o, "DeadLetterConfig", json_pack("{s:s}", "TargetArn", fn->dlq_arn));
     json_object_set_new(o, "SnapStart",
                         json_pack("{s:s,s:s}", "ApplyOn", "None", "OptimizationStatus", "Off"));
     json_object_set_new(
@@ -981,6 +1002,8 @@ char *function_to_record(const struct nb_function *fn)
         (json_int_t)fn->last_modified_ms, "reserved_concurrency", fn->reserved_concurrency,
         "architecture", fn->architecture);
     ASSERT(o);
+    if (fn->dlq_arn) /* esm */
+        json_object_set_new(o, "dlq_arn", json_string(fn->dlq_arn));
     char *s = json_dumps(o, JSON_COMPACT);
     ASSERT(s);
     json_decref(o);
@@ -1088,6 +1111,8 @@ struct nb_function *function_from_record(const struct nb_function_ctx *ctx, cons
     if ((rc = rec_int(o, "reserved_concurrency", -1, INT32_MAX, &n, err)) < 0)
         goto out;
     fn->reserved_concurrency = (int)n;
+    const char *dlq = json_string_value(json_object_get(o, "dlq_arn")); /* esm */
+    fn->dlq_arn = dlq ? xstrdup(dlq) : NULL;
     json_t *env = json_object_get(o, "env"), *tags = json_object_get(o, "tags");
     if (!string_map(env) || !string_map(tags)) {
         rc = err_set(err, EINVAL, "function record '%s': 'env' and 'tags' must be maps of strings",

@@ -41,6 +41,7 @@ struct nb_function {
     uint64_t last_modified_ms;
     int reserved_concurrency; /* -1 = none */
     char *architecture;       /* "x86_64" */
+    char *dlq_arn;            /* esm: DeadLetterConfig.TargetArn (an SQS queue ARN) or NULL */
 };
 
 /* What the platform adds to every function (from the daemon config). */

@@ -19,6 +19,7 @@
 
 #include "async.h"
 #include "daemon.h"
+#include "esm.h" /* esm */
 #include "instance.h"
 #include "netns_pool.h"
 #include "park_pool.h"
@@ -461,6 +462,7 @@ static void (*const sections[])(struct nb_daemon *d, struct nb_buf *b) = {
     async_metrics_render,     /* nimbus_async_* (async.c) */
     public_metrics_render,    /* nimbus_http_*, function URLs, routes (public.c) */
     scheduler_metrics_render, /* nimbus_schedule_* (scheduler.c) */
+    esm_metrics_render,       /* esm: nimbus_esm_* (esm.c) */
 };
 
 void metrics_render(struct nb_daemon *d, struct nb_buf *b)

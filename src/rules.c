@@ -264,7 +264,7 @@ int rules_parse_target(json_t *entry, const char *region, const char *account, i
     }
     char *fn = NULL, *qual = NULL;
     struct nb_err aerr = {0};
-    if (async_destination_parse(region, account, arn, &fn, &qual, &aerr) < 0)
+    if (async_destination_parse(region, account, arn, &fn, &qual, &aerr) != 0) /* 1: a queue */
         return err_set(err, EINVAL,
                        "nimbus rules can only target Lambda functions of %s/%s "
                        "(arn:aws:lambda:%s:%s:function:NAME), not '%s'",

@@ -85,5 +85,8 @@ json_t *sqs_receive_internal(struct nb_sqs *s, const char *queue_arn, int max, i
 int sqs_delete_internal(struct nb_sqs *s, const char *queue_arn, const char *receipt_handle,
                         nb_sqs_done_cb cb, void *data);
 int sqs_watch(struct nb_sqs *s, const char *queue_arn, nb_sqs_watch_cb cb, void *data);
+/* esm: 0 when queue_arn names a queue of this server (*fifo says whether it is FIFO), else
+ * -ENOENT. */
+int sqs_queue_info(struct nb_sqs *s, const char *queue_arn, bool *fifo);
 
 #endif

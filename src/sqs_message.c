@@ -661,6 +661,7 @@ json_t *sqs_receive_internal(struct nb_sqs *s, const char *queue_arn, int max, i
         json_pack("{s:[s], s:[s]}", "AttributeNames", "All", "MessageAttributeNames", "All");
     json_t *r = sqs__take(q, in, max < 1 ? 1 : max > 10 ? 10 : max, vis < 0 ? q->visibility : vis);
     json_decref(in);
+    sqs__arm_timer(q); /* esm: the watch must hear when these become visible again */
     return r;
 }
 
@@ -697,5 +698,15 @@ int sqs_watch(struct nb_sqs *s, const char *queue_arn, nb_sqs_watch_cb cb, void 
     q->watch = cb;
     q->watch_data = data;
     sqs__arm_timer(q);
+    return 0;
+}
+
+/* esm: */
+int sqs_queue_info(struct nb_sqs *s, const char *queue_arn, bool *fifo)
+{
+    struct sqs_queue *q = s ? sqs__queue_by_arn(s, queue_arn) : NULL;
+    if (!q)
+        return -ENOENT;
+    *fifo = q->fifo;
     return 0;
 }

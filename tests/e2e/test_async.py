@@ -369,7 +369,7 @@ def test_event_invoke_config_validation(dm, lam, recorder):
                                  json.dumps({"MaximumEventAgeInSeconds": 59}),
                                  {"Content-Type": "application/json"})
     assert status == 400 and b"greater than or equal to 60" in body
-    # destinations: a queue (not supported yet), a missing function, another account
+    # destinations: a missing queue, a missing function, another account
     for dest in ("arn:aws:sqs:us-east-1:000000000000:q", arn(uniq("missing")),
                  "arn:aws:lambda:us-east-1:111111111111:function:%s" % recorder, "nonsense"):
         status, code, msg = client_error(lambda: lam.put_function_event_invoke_config(
