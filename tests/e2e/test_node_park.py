@@ -119,22 +119,25 @@ def test_burst_uses_several_parked_instances(daemon, client):
     ok(client, name)
     wait_parked(daemon, name, 1)
     # three at once: one warm, one parked, one more (a cold start or the refill): the peak of
-    # concurrent cold-path invocations becomes 2
+    # concurrent cold-path invocations becomes 2 (3 when the warm instance was not back at its
+    # `next` yet, as on a loaded machine)
     with concurrent.futures.ThreadPoolExecutor(3) as ex:
         list(ex.map(lambda _: ok(daemon.boto3(), name, {"sleep": 2000}, False), range(3)))
-    wait_parked(daemon, name, 2)
+    assert wait_for(lambda: parked(daemon, name) >= 2, timeout=20), daemon.daemon_log()[-3000:]
     settled(daemon, name)
-    warm = int(metrics(daemon)['nimbus_function_instances{function="%s",state="idle"}' % name]) - 2
-    assert warm >= 2
+    k = int(parked(daemon, name))
+    assert k in (2, 3)
+    warm = int(metrics(daemon)['nimbus_function_instances{function="%s",state="idle"}' % name]) - k
+    assert warm >= 1
     c0, h0 = colds(daemon, name), hits(daemon, name)
-    n = warm + 2  # every warm instance and both parked ones
+    n = warm + k  # every warm instance and every parked one
     with concurrent.futures.ThreadPoolExecutor(n) as ex:
         bodies = list(ex.map(lambda _: ok(daemon.boto3(), name, {"sleep": 2000}, False)[0],
                              range(n)))
     assert len({b["instance"] for b in bodies}) == n
-    assert hits(daemon, name) == h0 + 2
+    assert hits(daemon, name) == h0 + k
     assert colds(daemon, name) == c0
-    assert sum(1 for b in bodies if b["calls"] == 1) == 2  # the two parked ones
+    assert sum(1 for b in bodies if b["calls"] == 1) == k  # the parked ones
 
 
 def test_code_update_drops_parked_and_new_code_runs(daemon, client):
