@@ -20,13 +20,18 @@ SECS = float(sys.argv[1]) if len(sys.argv) > 1 else 5
 THREADS = int(sys.argv[2]) if len(sys.argv) > 2 else 8
 
 
+DM = None  # the daemon: requests are signed with its root key (SigV4 service sqs)
+
+
 class Client:
     def __init__(self, port):
         self.c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
     def call(self, params):
         body = urllib.parse.urlencode(params)
-        self.c.request("POST", "/", body, {"Content-Type": "application/x-www-form-urlencoded"})
+        h = DM.sign("POST", "/", body.encode(), {"Content-Type": "application/x-www-form-urlencoded"},
+                    service="sqs")
+        self.c.request("POST", "/", body, h)
         r = self.c.getresponse()
         data = r.read()
         if r.status != 200:
@@ -54,7 +59,8 @@ def run_phase(port, fn):
 
 
 def main():
-    dm = start_daemon()
+    global DM
+    dm = DM = start_daemon()
     try:
         base = fsync_rate(dm.data_dir, record=128)
         url = Client(dm.port).call({"Action": "CreateQueue", "QueueName": "bench"})
