@@ -108,6 +108,7 @@ static void send_error(struct nb_http_conn *c, int status);
 
 void http_limits_default(struct nb_http_limits *lim)
 {
+    *lim = (struct nb_http_limits){0}; /* every member not set below is off / NULL */
     lim->max_header_bytes = 64 * 1024;
     lim->max_headers = 100;
     lim->max_body = 6 * 1024 * 1024 + 100;
