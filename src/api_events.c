@@ -303,6 +303,16 @@ static json_t *failed_entry(const char *id, const char *code, const char *msg)
                      msg);
 }
 
+/* Drops put_targets' parsed batch when it is refused as a whole. */
+static void parsed_free(struct nb_rule_target *parsed, bool *ok, size_t n, json_t *failed)
+{
+    for (size_t k = 0; k < n; k++)
+        rule_target_release(&parsed[k]);
+    free(parsed);
+    free(ok);
+    json_decref(failed);
+}
+
 static void put_targets(struct ctx *c)
 {
     const char *name = need_name(c, "Rule");
@@ -331,11 +341,7 @@ static void put_targets(struct ctx *c)
         int rc = rules_parse_target(json_array_get(list, i), c->d->cfg.region, c->d->cfg.account_id,
                                     now_s, &parsed[i], &code, &err);
         if (rc == -E2BIG) {
-            for (size_t k = 0; k < n; k++)
-                rule_target_release(&parsed[k]);
-            free(parsed);
-            free(ok);
-            json_decref(failed);
+            parsed_free(parsed, ok, n, failed);
             api_target_error(c->req, 400, "ValidationException", "%s", err.msg);
             return;
         }
@@ -352,11 +358,7 @@ static void put_targets(struct ctx *c)
         if (ok[i] && !rule_target_find(r, parsed[i].id))
             total++;
     if (total > RULES_TARGETS_MAX) {
-        for (size_t k = 0; k < n; k++)
-            rule_target_release(&parsed[k]);
-        free(parsed);
-        free(ok);
-        json_decref(failed);
+        parsed_free(parsed, ok, n, failed);
         api_target_error(c->req, 400, "LimitExceededException",
                          "The requested resource exceeds the maximum number allowed.");
         return;

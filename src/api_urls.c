@@ -250,6 +250,20 @@ static bool apply_body(struct nb_http_req *req, json_t *body, struct nb_url_cfg 
     return true;
 }
 
+/* Writes u (consumed) as fn's url config, then replies ok_status with it (busy: 409). */
+static void put_url(struct nb_daemon *d, struct nb_http_req *req, struct nb_fn *fn,
+                    struct nb_url_cfg *u, int ok_status)
+{
+    struct ujob *j = ujob_start(d, req, fn, U_PUT_URL, "url", url_cfg_key(u), url_cfg_record(u));
+    if (!j) {
+        url_cfg_free(u);
+        return;
+    }
+    j->url = u;
+    j->ok_status = ok_status;
+    ujob_queue(j);
+}
+
 static void handle_create_url(struct nb_http_req *req, const struct nb_route_match *m, void *data)
 {
     struct nb_daemon *d = data;
@@ -275,14 +289,7 @@ static void handle_create_url(struct nb_http_req *req, const struct nb_route_mat
         return;
     }
     json_decref(body);
-    struct ujob *j = ujob_start(d, req, fn, U_PUT_URL, "url", url_cfg_key(u), url_cfg_record(u));
-    if (!j) {
-        url_cfg_free(u);
-        return;
-    }
-    j->url = u;
-    j->ok_status = 201;
-    ujob_queue(j);
+    put_url(d, req, fn, u, 201);
 }
 
 static struct nb_url_cfg *existing_url(struct nb_http_req *req, struct nb_daemon *d,
@@ -335,14 +342,7 @@ static void handle_update_url(struct nb_http_req *req, const struct nb_route_mat
         url_cfg_free(u);
         return;
     }
-    struct ujob *j = ujob_start(d, req, fn, U_PUT_URL, "url", url_cfg_key(u), url_cfg_record(u));
-    if (!j) {
-        url_cfg_free(u);
-        return;
-    }
-    j->url = u;
-    j->ok_status = 200;
-    ujob_queue(j);
+    put_url(d, req, fn, u, 200);
 }
 
 static void handle_delete_url(struct nb_http_req *req, const struct nb_route_match *m, void *data)
