@@ -51,6 +51,13 @@ void api_empty(struct nb_http_req *req, int status)
     http_reply(req, status, h, ARRAY_SIZE(h), NULL, 0);
 }
 
+int api_work_result(int status, int rc, struct nb_err *err)
+{
+    if (status < 0 && rc == 0)
+        return err_set(err, EIO, "work cancelled: %s", uv_strerror(status));
+    return rc;
+}
+
 static void api_verror(struct nb_http_req *req, int status, const char *type, const char *fmt,
                        va_list ap) PRINTF_LIKE(4, 0);
 static void api_verror(struct nb_http_req *req, int status, const char *type, const char *fmt,

@@ -69,5 +69,9 @@ bool api_function_ref(struct nb_http_req *req, const struct nb_route_match *m, c
 /* Parses req's body as a JSON object; on failure replies 400 InvalidRequestContentException and
  * returns NULL (req ended). An empty body yields an empty object. New reference. */
 json_t *api_body_json(struct nb_http_req *req);
+/* For the after-work callback of a job run off the loop (uv_queue_work), e.g. a store write
+ * before its reply: returns the job's result, rc as the work left it, or -EIO with err set to
+ * "work cancelled: ..." when the work was cancelled (status < 0) before it set one. */
+int api_work_result(int status, int rc, struct nb_err *err);
 
 #endif

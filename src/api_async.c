@@ -225,8 +225,7 @@ static void job_done(uv_work_t *w, int status)
     t->queue_head = j->next;
     if (!t->queue_head)
         t->queue_tail = NULL;
-    if (status < 0 && j->rc == 0)
-        j->rc = err_set(&j->err, EIO, "work cancelled: %s", uv_strerror(status));
+    j->rc = api_work_result(status, j->rc, &j->err);
     if (!j->req) { /* cleanup_queue's delete of a config whose target went away */
         if (j->rc < 0 && j->rc != -ENOENT)
             log_err("event invoke config cleanup failed function=%s qualifier=%s err=\"%s\"",

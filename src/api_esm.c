@@ -94,8 +94,7 @@ static void job_done(uv_work_t *w, int status)
     t->queue_head = j->next;
     if (!t->queue_head)
         t->queue_tail = NULL;
-    if (status < 0 && j->rc == 0)
-        j->rc = err_set(&j->err, EIO, "work cancelled: %s", uv_strerror(status));
+    j->rc = api_work_result(status, j->rc, &j->err);
     if (j->rc == -ENOENT && j->op == JOB_DELETE) {
         /* the function went (and its mappings with it): gone from memory too */
         json_t *o = esm_json(d, j->cur, "Deleting");

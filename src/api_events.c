@@ -303,21 +303,40 @@ static json_t *failed_entry(const char *id, const char *code, const char *msg)
                      msg);
 }
 
-static void put_targets(struct ctx *c)
+/* The rule of a PutTargets/RemoveTargets request and its list under member (1 to
+ * RULES_PUT_TARGETS_MAX entries; field names it in the error); NULL with the reply sent. */
+static struct nb_rule *targets_rule(struct ctx *c, const char *member, const char *field,
+                                    json_t **list)
 {
     const char *name = need_name(c, "Rule");
     if (!name || !authorize(c, name) || !bus_ok(c))
-        return;
-    json_t *list = json_object_get(c->body, "Targets");
-    if (!json_is_array(list) || json_array_size(list) < 1 ||
-        json_array_size(list) > RULES_PUT_TARGETS_MAX) {
+        return NULL;
+    *list = json_object_get(c->body, member);
+    if (!json_is_array(*list) || json_array_size(*list) < 1 ||
+        json_array_size(*list) > RULES_PUT_TARGETS_MAX) {
         api_target_error(c->req, 400, "ValidationException",
-                         "1 validation error detected: Value at 'targets' failed to satisfy "
+                         "1 validation error detected: Value at '%s' failed to satisfy "
                          "constraint: Member must have length between 1 and %d",
-                         RULES_PUT_TARGETS_MAX);
-        return;
+                         field, RULES_PUT_TARGETS_MAX);
+        return NULL;
     }
-    struct nb_rule *r = need_rule(c, name);
+    return need_rule(c, name);
+}
+
+/* Drops put_targets' parsed batch when it is refused as a whole. */
+static void parsed_free(struct nb_rule_target *parsed, bool *ok, size_t n, json_t *failed)
+{
+    for (size_t k = 0; k < n; k++)
+        rule_target_release(&parsed[k]);
+    free(parsed);
+    free(ok);
+    json_decref(failed);
+}
+
+static void put_targets(struct ctx *c)
+{
+    json_t *list;
+    struct nb_rule *r = targets_rule(c, "Targets", "targets", &list);
     if (!r)
         return;
     int64_t now_s = scheduler_now_s(c->d);
@@ -331,11 +350,7 @@ static void put_targets(struct ctx *c)
         int rc = rules_parse_target(json_array_get(list, i), c->d->cfg.region, c->d->cfg.account_id,
                                     now_s, &parsed[i], &code, &err);
         if (rc == -E2BIG) {
-            for (size_t k = 0; k < n; k++)
-                rule_target_release(&parsed[k]);
-            free(parsed);
-            free(ok);
-            json_decref(failed);
+            parsed_free(parsed, ok, n, failed);
             api_target_error(c->req, 400, "ValidationException", "%s", err.msg);
             return;
         }
@@ -352,11 +367,7 @@ static void put_targets(struct ctx *c)
         if (ok[i] && !rule_target_find(r, parsed[i].id))
             total++;
     if (total > RULES_TARGETS_MAX) {
-        for (size_t k = 0; k < n; k++)
-            rule_target_release(&parsed[k]);
-        free(parsed);
-        free(ok);
-        json_decref(failed);
+        parsed_free(parsed, ok, n, failed);
         api_target_error(c->req, 400, "LimitExceededException",
                          "The requested resource exceeds the maximum number allowed.");
         return;
@@ -388,19 +399,8 @@ static void put_targets(struct ctx *c)
 
 static void remove_targets(struct ctx *c)
 {
-    const char *name = need_name(c, "Rule");
-    if (!name || !authorize(c, name) || !bus_ok(c))
-        return;
-    json_t *ids = json_object_get(c->body, "Ids");
-    if (!json_is_array(ids) || json_array_size(ids) < 1 ||
-        json_array_size(ids) > RULES_PUT_TARGETS_MAX) {
-        api_target_error(c->req, 400, "ValidationException",
-                         "1 validation error detected: Value at 'ids' failed to satisfy "
-                         "constraint: Member must have length between 1 and %d",
-                         RULES_PUT_TARGETS_MAX);
-        return;
-    }
-    struct nb_rule *r = need_rule(c, name);
+    json_t *ids;
+    struct nb_rule *r = targets_rule(c, "Ids", "ids", &ids);
     if (!r)
         return;
     json_t *failed = json_array();

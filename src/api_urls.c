@@ -60,8 +60,7 @@ static void ujob_done(uv_work_t *w, int status)
 {
     struct ujob *j = w->data;
     struct nb_daemon *d = j->d;
-    if (status < 0 && j->rc == 0)
-        j->rc = err_set(&j->err, EIO, "work cancelled: %s", uv_strerror(status));
+    j->rc = api_work_result(status, j->rc, &j->err);
     if (j->rc < 0) {
         log_err("store write failed function=%s key=%s msg=\"%s\"", j->fn->name, j->key,
                 j->err.msg);
@@ -250,6 +249,20 @@ static bool apply_body(struct nb_http_req *req, json_t *body, struct nb_url_cfg 
     return true;
 }
 
+/* Writes u (consumed) as fn's url config, then replies ok_status with it (busy: 409). */
+static void put_url(struct nb_daemon *d, struct nb_http_req *req, struct nb_fn *fn,
+                    struct nb_url_cfg *u, int ok_status)
+{
+    struct ujob *j = ujob_start(d, req, fn, U_PUT_URL, "url", url_cfg_key(u), url_cfg_record(u));
+    if (!j) {
+        url_cfg_free(u);
+        return;
+    }
+    j->url = u;
+    j->ok_status = ok_status;
+    ujob_queue(j);
+}
+
 static void handle_create_url(struct nb_http_req *req, const struct nb_route_match *m, void *data)
 {
     struct nb_daemon *d = data;
@@ -275,14 +288,7 @@ static void handle_create_url(struct nb_http_req *req, const struct nb_route_mat
         return;
     }
     json_decref(body);
-    struct ujob *j = ujob_start(d, req, fn, U_PUT_URL, "url", url_cfg_key(u), url_cfg_record(u));
-    if (!j) {
-        url_cfg_free(u);
-        return;
-    }
-    j->url = u;
-    j->ok_status = 201;
-    ujob_queue(j);
+    put_url(d, req, fn, u, 201);
 }
 
 static struct nb_url_cfg *existing_url(struct nb_http_req *req, struct nb_daemon *d,
@@ -335,14 +341,7 @@ static void handle_update_url(struct nb_http_req *req, const struct nb_route_mat
         url_cfg_free(u);
         return;
     }
-    struct ujob *j = ujob_start(d, req, fn, U_PUT_URL, "url", url_cfg_key(u), url_cfg_record(u));
-    if (!j) {
-        url_cfg_free(u);
-        return;
-    }
-    j->url = u;
-    j->ok_status = 200;
-    ujob_queue(j);
+    put_url(d, req, fn, u, 200);
 }
 
 static void handle_delete_url(struct nb_http_req *req, const struct nb_route_match *m, void *data)

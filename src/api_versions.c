@@ -98,8 +98,7 @@ static void vjob_done(uv_work_t *w, int status)
 {
     struct vjob *j = w->data;
     struct nb_daemon *d = j->d;
-    if (status < 0 && j->rc == 0)
-        j->rc = err_set(&j->err, EIO, "work cancelled: %s", uv_strerror(status));
+    j->rc = api_work_result(status, j->rc, &j->err);
     if (j->rc < 0) {
         log_err("store write failed function=%s key=%s msg=\"%s\"", j->fn->name, j->key,
                 j->err.msg);
