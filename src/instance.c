@@ -1,11 +1,13 @@
 /*
  * instance.c - building, observing and tearing down one function instance.
  *
- * Start: network namespace (pool or on demand) -> cgroups -> spawner request. The sandbox's
- * stdout/stderr are read here line by line (uv_poll on the pipes) and attributed to the current
- * invocation. The end of an instance is always its exit report from the spawner (or a failed
- * start): teardown() then completes any invocation still attached with Runtime.ExitError, releases
- * the cgroups and the namespace, and frees the struct after the last uv handle closed.
+ * Start: a parked sandbox (park_pool.h: a Python zygote slot, or a deep-parked slot that brings
+ * its network namespace) or fresh cgroups -> network namespace if none yet (pool or on demand)
+ * -> spawner request. The sandbox's stdout/stderr are read here line by line (uv_poll on the
+ * pipes) and attributed to the current invocation. The end of an instance is always its exit
+ * report from the spawner (or a failed start): teardown() then completes any invocation still
+ * attached with Runtime.ExitError, releases the cgroups and the namespace, and frees the struct
+ * after the last uv handle closed.
  *
  * Invariant: inst->inv != NULL iff an invocation is attached and not yet completed; the instance
  * holds a reference on its fn and cfg until freed.
@@ -397,6 +399,10 @@ static const char *const *build_env(struct nb_instance *inst, struct nb_arena *a
     return env;
 }
 
+static void on_ns_ready(void *data, int rc, struct nb_netns *ns, const struct nb_err *err);
+
+/* Builds the sandbox: chooses its groups (once), gets a namespace if it has none yet (this
+ * returns and on_ns_ready calls it again when none is pooled), asks the spawner. */
 static void spawn_now(struct nb_instance *inst)
 {
     struct nb_daemon *d = inst->d;
@@ -431,17 +437,37 @@ static void spawn_now(struct nb_instance *inst)
         .cpu_quota_us = 0, /* full CPU during init; the share is applied at the first `next` */
     };
     /* A parked sandbox is already in its (fresh) groups: no cgroup attach on this path. A
-     * Python function takes one parked in the zygote if it may and one is ready. */
-    uint64_t park_id = zygote_fits(inst) ? park_pool_take_zygote(d, &lim, &inst->cg) : 0;
-    inst->zygote = park_id != 0;
-    if (!park_id)
-        park_id = park_pool_take(d, &lim, &inst->cg);
-    log_debug("instance spawn function=%s instance=%llu zygote=%d parked=%d", inst->fn->name,
-              (unsigned long long)inst->id, inst->zygote, park_id != 0);
-    if (!park_id && cgroup_create(&inst->cg, inst->cg_name, &lim, &err) < 0) {
-        arena_release(&a);
-        fail_start(inst, err.msg);
-        return;
+     * Python function takes one parked in the zygote if it may and one is ready; a deep-parked
+     * one comes with its network namespace. */
+    if (!inst->placed) {
+        inst->placed = true;
+        inst->park_id = zygote_fits(inst) ? park_pool_take_zygote(d, &lim, &inst->cg) : 0;
+        inst->zygote = inst->park_id != 0;
+        struct nb_netns *ns = NULL;
+        if (!inst->park_id && (inst->park_id = park_pool_take(
+                                   d, &lim, (uint64_t)f->ephemeral_mb * MB, &inst->cg, &ns))) {
+            inst->deep = true;
+            inst->ns = ns;
+            ns->inst = inst;
+        }
+        log_debug("instance spawn function=%s instance=%llu zygote=%d parked=%d", inst->fn->name,
+                  (unsigned long long)inst->id, inst->zygote, inst->park_id != 0);
+        if (!inst->park_id && cgroup_create(&inst->cg, inst->cg_name, &lim, &err) < 0) {
+            arena_release(&a);
+            fail_start(inst, err.msg);
+            return;
+        }
+    }
+    if (!inst->ns) {
+        struct nb_netns *ns = netns_pool_take(d);
+        if (!ns) {
+            arena_release(&a);
+            if (netns_pool_request(d, on_ns_ready, inst, &err) < 0)
+                fail_start(inst, err.msg);
+            return;
+        }
+        inst->ns = ns;
+        ns->inst = inst;
     }
     char hostname[64];
     snprintf(hostname, sizeof(hostname), "nimbus-%llu", (unsigned long long)inst->id);
@@ -450,13 +476,13 @@ static void spawn_now(struct nb_instance *inst)
         .runtime_dir = d->runtime_dir_abs,
         .argv = argv,
         .envp = build_env(inst, &a),
-        .netns_fd = inst->ns->fd,
+        .netns_fd = inst->deep ? -1 : inst->ns->fd,
         .cgroup_dirs = (const char *const *)inst->cg.dirs,
         .uid = inst->uid,
         .gid = inst->uid,
         .tmp_bytes = (uint64_t)f->ephemeral_mb * MB,
         .hostname = hostname,
-        .park_id = park_id,
+        .park_id = inst->park_id,
     };
     int rc = spawner_spawn(d->spawner, &spec, on_spawned, on_exit_report, inst, &err);
     arena_release(&a);
@@ -509,22 +535,14 @@ static struct nb_instance *instance_new(struct nb_daemon *d, struct nb_fn *fn,
     return inst;
 }
 
-/* Links inst and builds its sandbox: netns (pool or on demand), then spawn_now. */
+/* Links inst and builds its sandbox (spawn_now). */
 static void launch(struct nb_instance *inst)
 {
-    struct nb_daemon *d = inst->d;
     pool_link(inst);
     global_link(inst);
     log_debug("instance starting function=%s instance=%llu uid=%u provisioned=%llu", inst->fn->name,
               (unsigned long long)inst->id, inst->uid, (unsigned long long)inst->pc_id);
-    struct nb_netns *ns = netns_pool_take(d);
-    if (ns) {
-        on_ns_ready(inst, 0, ns, NULL);
-        return;
-    }
-    struct nb_err err = {0};
-    if (netns_pool_request(d, on_ns_ready, inst, &err) < 0)
-        fail_start(inst, err.msg);
+    spawn_now(inst);
 }
 
 void instance_start(struct nb_daemon *d, struct nb_invocation *inv)

@@ -104,6 +104,9 @@ struct nb_instance {
     int pidfd;
     bool spawned, exited, killed;
     bool zygote; /* started from the Python zygote */
+    bool placed; /* its groups (and park slot, if any) are chosen; park_id below */
+    bool deep;   /* from a deep-parked slot: ns came with it and is not in the spec */
+    uint64_t park_id;
     bool parked; /* started ahead of demand and not yet taken (prewarm.h) */
     int wstatus;
     uv_poll_t out_poll, err_poll;

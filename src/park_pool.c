@@ -10,6 +10,12 @@
  * logged and not retried until the next fill, so a broken host costs one attempt per cold start,
  * never a loop.
  *
+ * Plain slots are deep-parked (spawner.h): each holds a network namespace taken from the netns
+ * pool (or requested for it when none is free: the slot then waits on the pending list with
+ * ns == NULL), which goes to the instance on a take and back to the pool on a discard. New slots
+ * get the limits (and /tmp size) of the last take, so a steady stream of one function's cold
+ * starts writes no cgroup file on the request path.
+ *
  * Two lists: plain slots (cloned by the spawner, for any runtime) and zygote slots (cloned by the
  * Python zygote, for python3.x functions; cfg.zygote_pool of them, filled only once a Python
  * instance was started, so daemons without Python functions never start a zygote). A zygote that
@@ -30,6 +36,7 @@
 #include "daemon.h"
 #include "instance.h"
 #include "log.h"
+#include "netns_pool.h"
 #include "spawner.h"
 #include "zygote.h"
 
@@ -37,6 +44,7 @@
 
 #define MB (1024ull * 1024ull)
 #define PARK_MEMORY_BYTES (128 * MB) /* until the taker sets the function's limits */
+#define PARK_TMP_BYTES (512 * MB)    /* Lambda's default ephemeral storage */
 #define REFILL_DELAY_MS 10
 #define ZYGOTE_REFILL_DELAY_MS 25
 #define ZYGOTE_BACKOFF_MIN_MS 1000
@@ -48,8 +56,12 @@ struct slot {
     struct slot *next;
     struct nb_daemon *d;
     struct nb_cgroup cg;
-    uint64_t park_id; /* 0 while pending */
+    struct nb_cgroup_limits lim; /* set on cg */
+    struct nb_netns *ns;         /* plain slots: the namespace the child parked in (NULL while
+                                    waiting for one) */
+    uint64_t park_id;            /* 0 while pending */
     enum kind kind;
+    bool released; /* waiting for a netns when the pool was released: its callback frees it */
 };
 
 struct list {
@@ -60,9 +72,11 @@ struct list {
 struct nb_park_pool {
     uv_timer_t refill; /* data: the daemon; the pool is freed in its close callback */
     struct list lists[N_KINDS];
-    uint64_t seq;               /* names p<seq>-<pid> */
-    uint64_t zygote_retry_ns;   /* no zygote parks before (mono) */
-    uint64_t zygote_backoff_ms; /* next back-off */
+    struct nb_cgroup_limits lim[N_KINDS]; /* for new slots: those of the last take */
+    uint64_t tmp_bytes;                   /* /tmp size for new plain slots: the last take's */
+    uint64_t seq;                         /* names p<seq>-<pid> */
+    uint64_t zygote_retry_ns;             /* no zygote parks before (mono) */
+    uint64_t zygote_backoff_ms;           /* next back-off */
 };
 
 static size_t want(struct nb_daemon *d, enum kind k)
@@ -75,8 +89,20 @@ static size_t want(struct nb_daemon *d, enum kind k)
 static void discard(struct nb_daemon *d, struct slot *s)
 {
     spawner_unpark(d->spawner, s->park_id);
-    cgroup_destroy(&s->cg);
+    cgroup_destroy(&s->cg); /* kills the child if it is attached already */
+    if (s->ns)
+        netns_pool_put(s->ns); /* the child never ran code there */
     free(s);
+}
+
+static void unlink_pending(struct list *l, struct slot *s)
+{
+    for (struct slot **pp = &l->pending; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            l->n_pending--;
+            return;
+        }
 }
 
 static void on_parked(void *data, int rc, uint64_t park_id, const struct nb_err *err)
@@ -86,12 +112,7 @@ static void on_parked(void *data, int rc, uint64_t park_id, const struct nb_err 
     s->park_id = rc == 0 ? park_id : 0;
     struct nb_park_pool *p = d->park;
     struct list *l = &p->lists[s->kind];
-    for (struct slot **pp = &l->pending; *pp; pp = &(*pp)->next)
-        if (*pp == s) {
-            *pp = s->next;
-            break;
-        }
-    l->n_pending--;
+    unlink_pending(l, s);
     if (rc < 0) {
         if (s->kind == ZYGOTE) {
             p->zygote_retry_ns = mono_ns() + p->zygote_backoff_ms * 1000000ull;
@@ -124,6 +145,10 @@ void park_pool_init(struct nb_daemon *d)
 {
     d->park = xcalloc(1, sizeof(*d->park));
     d->park->zygote_backoff_ms = ZYGOTE_BACKOFF_MIN_MS;
+    d->park->tmp_bytes = PARK_TMP_BYTES;
+    for (enum kind k = PLAIN; k < N_KINDS; k++)
+        d->park->lim[k] = (struct nb_cgroup_limits){.memory_bytes = PARK_MEMORY_BYTES,
+                                                    .cpu_period_us = NB_CPU_PERIOD_US};
     uv_timer_init(d->loop, &d->park->refill);
     d->park->refill.data = d;
 }
@@ -155,6 +180,54 @@ static int park_zygote(struct nb_daemon *d, struct slot *s, struct nb_err *err)
                                s, err);
 }
 
+/* A plain slot's park: deep, in s->ns, with the runtime dir and the last take's /tmp size. */
+static int send_plain(struct nb_daemon *d, struct slot *s, struct nb_err *err)
+{
+    struct nb_park_spec ps = {.cgroup_dirs = (const char *const *)s->cg.dirs,
+                              .netns_fd = s->ns->fd,
+                              .runtime_dir = d->runtime_dir_abs,
+                              .tmp_bytes = d->park->tmp_bytes};
+    return spawner_park(d->spawner, &ps, on_parked, s, err);
+}
+
+/* A plain slot's namespace is here: park the child in it. */
+static void on_slot_ns(void *data, int rc, struct nb_netns *ns, const struct nb_err *err)
+{
+    struct slot *s = data;
+    struct nb_daemon *d = s->d;
+    if (s->released) {
+        if (ns)
+            netns_pool_put(ns);
+        free(s);
+        return;
+    }
+    struct nb_err e = {0};
+    if (rc == 0) {
+        s->ns = ns;
+        if (send_plain(d, s, &e) == 0)
+            return;
+        err = &e;
+    }
+    unlink_pending(&d->park->lists[s->kind], s);
+    if (rc != -ECANCELED) /* -ECANCELED: shutting down */
+        log_err("cannot park a sandbox err=\"%s\"", err ? err->msg : "?");
+    discard(d, s);
+}
+
+/* Sends the park of a new plain slot: deep, in a pooled namespace (or one made for it). */
+static int park_plain(struct nb_daemon *d, struct slot *s, struct nb_err *err)
+{
+    s->ns = netns_pool_take(d);
+    if (!s->ns)
+        return netns_pool_request(d, on_slot_ns, s, err);
+    int r = send_plain(d, s, err);
+    if (r < 0) {
+        netns_pool_put(s->ns);
+        s->ns = NULL;
+    }
+    return r;
+}
+
 /* One park request; false when it could not even be sent (logged). */
 static bool request(struct nb_daemon *d, enum kind k)
 {
@@ -164,11 +237,11 @@ static bool request(struct nb_daemon *d, enum kind k)
     s->kind = k;
     char name[48];
     snprintf(name, sizeof(name), "p%llu-%d", (unsigned long long)++p->seq, (int)getpid());
-    struct nb_cgroup_limits lim = {.memory_bytes = PARK_MEMORY_BYTES, .pids_max = d->cfg.pids_max};
+    s->lim = p->lim[k];
+    s->lim.pids_max = d->cfg.pids_max;
     struct nb_err err = {0};
-    if (cgroup_create(&s->cg, name, &lim, &err) < 0 ||
-        (k == PLAIN ? spawner_park(d->spawner, (const char *const *)s->cg.dirs, on_parked, s, &err)
-                    : park_zygote(d, s, &err)) < 0) {
+    if (cgroup_create(&s->cg, name, &s->lim, &err) < 0 ||
+        (k == PLAIN ? park_plain(d, s, &err) : park_zygote(d, s, &err)) < 0) {
         log_err("cannot park a sandbox err=\"%s\"", err.msg);
         cgroup_destroy(&s->cg);
         free(s);
@@ -202,12 +275,19 @@ void park_pool_fill(struct nb_daemon *d)
     }
 }
 
+static bool same_limits(const struct nb_cgroup_limits *a, const struct nb_cgroup_limits *b)
+{
+    return a->memory_bytes == b->memory_bytes && a->pids_max == b->pids_max &&
+           a->cpu_period_us == b->cpu_period_us && a->cpu_quota_us == b->cpu_quota_us;
+}
+
 static uint64_t take(struct nb_daemon *d, enum kind k, const struct nb_cgroup_limits *lim,
-                     struct nb_cgroup *cg)
+                     struct nb_cgroup *cg, struct nb_netns **ns)
 {
     struct nb_park_pool *p = d->park;
     if (!p)
         return 0;
+    p->lim[k] = *lim; /* the next slots are made for the likes of this one */
     if (!uv_is_active((uv_handle_t *)&p->refill))
         uv_timer_start(&p->refill, on_refill,
                        k == ZYGOTE ? ZYGOTE_REFILL_DELAY_MS : REFILL_DELAY_MS, 0);
@@ -218,27 +298,33 @@ static uint64_t take(struct nb_daemon *d, enum kind k, const struct nb_cgroup_li
     l->ready = s->next;
     l->n_ready--;
     struct nb_err err = {0};
-    if (cgroup_set_limits(&s->cg, lim, &err) < 0) {
+    /* Slots are made with the last take's limits: in a steady state no cgroup write is left for
+     * the request path. */
+    if (!same_limits(&s->lim, lim) && cgroup_set_limits(&s->cg, lim, &err) < 0) {
         log_err("cannot use a parked sandbox err=\"%s\"", err.msg);
         discard(d, s);
         return 0;
     }
     uint64_t id = s->park_id;
     *cg = s->cg;
+    if (ns)
+        *ns = s->ns;
     free(s);
     return id;
 }
 
-uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
-                        struct nb_cgroup *cg)
+uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim, uint64_t tmp_bytes,
+                        struct nb_cgroup *cg, struct nb_netns **ns)
 {
-    return take(d, PLAIN, lim, cg);
+    if (d->park)
+        d->park->tmp_bytes = tmp_bytes;
+    return take(d, PLAIN, lim, cg, ns);
 }
 
 uint64_t park_pool_take_zygote(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
                                struct nb_cgroup *cg)
 {
-    return take(d, ZYGOTE, lim, cg);
+    return take(d, ZYGOTE, lim, cg, NULL);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -260,10 +346,17 @@ void park_pool_release(struct nb_daemon *d)
         }
         while (l->pending) {
             /* spawner_stop follows in the same loop turn and drops pending callbacks, so nobody
-             * else will free it; its child dies with the spawner */
+             * else will free it; its child dies with the spawner. One still waiting for its
+             * netns is freed by that callback (netns_pool_release answers it). */
             struct slot *s = l->pending;
             l->pending = s->next;
             cgroup_destroy(&s->cg); /* kills the child if it is attached already */
+            if (s->kind == PLAIN && !s->ns) {
+                s->released = true;
+                continue;
+            }
+            if (s->ns)
+                netns_pool_put(s->ns);
             free(s);
         }
     }

@@ -3,14 +3,22 @@
  *
  * sandbox_start clone()s the sandbox init with new pid, mount, ipc and uts namespaces. The child,
  * in this order: closes every fd it does not need, attaches itself to its cgroups, unshares the
- * cgroup namespace, joins the network namespace, builds a private tmpfs root (read-only /usr, a
- * minimal /etc, /var/task, /var/runtime, tmpfs /tmp, a minimal /dev, /proc), pivot_roots into it
- * and makes it read-only, sets the hostname, drops every capability and switches to the
- * unprivileged uid/gid, and VERIFIES each drop took effect, then sets no_new_privs. It then acts
- * as pid 1: forks the runtime child (stdio wired, seccomp loaded, execve), forwards polite
- * signals to it, reaps orphans and exits with the runtime's status (128+signal when killed).
+ * cgroup namespace, resets its signal dispositions, joins the network namespace, builds a private
+ * tmpfs root (read-only /usr, /etc with the host's few files, /var/task, /var/runtime, tmpfs /tmp,
+ * a minimal /dev, /proc: build_root, bind_code, bind_runtime), pivot_roots into it and makes it
+ * read-only (enter_root), writes /etc's per-instance files and makes /etc read-only, sets the
+ * hostname (finish_root), drops every capability and switches to the unprivileged uid/gid, and
+ * VERIFIES each drop took effect, then sets no_new_privs. It then acts as pid 1: forks the
+ * runtime child (stdio wired, seccomp loaded, execve), forwards polite signals to it, reaps
+ * orphans and exits with the runtime's status (128+signal when killed).
  * sandbox_park clones the same child ahead of time; it stops after the cgroup namespace step and
- * waits for its spec (await_spec), then goes on exactly as above (one code path, split there).
+ * waits for its spec (await_spec), then goes on as above. A deep park (sandbox_park with a netns)
+ * first empties the bounding set, joins the netns, builds the root with the park's runtime dir
+ * and /tmp size, and enters it; after the spec only finish_root is left (the code dir arrives as
+ * an open_tree clone from the spawner and is move_mount'ed, then made read-only; /tmp and
+ * /dev/shm are resized if the spec's size differs) and the rest of the privilege drop. The same
+ * functions in both orders; a deep-parked sandbox has the very mounts and options of a direct
+ * start (tests/unit/test_sandbox.c test_deep_park).
  * Zygote mode (env->run, zygote.h): the same child, cloned by the Python zygote with CLONE_PARENT;
  * the init fork()s the runtime before dropping its own privileges, and the runtime child drops
  * its own, loads the same filter and calls env->run instead of execve (run_zygote_runtime).
@@ -43,7 +51,9 @@
 /* ---- wire form of a spec ---------------------------------------------------------------- */
 
 #define SPEC_MAGIC 0x4e425332u /* "NBS2" */
-#define PARK_MAGIC 0x4e425031u /* "NBP1" */
+#define PARK_MAGIC 0x4e425032u /* "NBP2" */
+#define PARK_DEEP (1u << 0)
+#define PARK_HAS_RUNTIME (1u << 1)
 #define SPEC_HAS_RUNTIME (1u << 0)
 #define SPEC_HAS_HOSTNAME (1u << 1)
 #define SPEC_HAS_NETNS (1u << 2)
@@ -68,6 +78,9 @@ struct wire_spec {
 struct wire_park {
     uint32_t magic;
     uint32_t ncgroups;
+    uint32_t flags;
+    uint32_t pad;
+    uint64_t tmp_bytes;
 };
 
 static size_t count_strv(const char *const *v)
@@ -254,16 +267,35 @@ truncated:
     return err_set(err, EINVAL, "spawn request is truncated");
 }
 
-int sandbox_park_encode(const char *const *cgroup_dirs, struct nb_buf *out, struct nb_err *err)
+static int validate_park(const char *runtime_dir, uint64_t tmp_bytes, bool deep, struct nb_err *err)
 {
-    size_t n = count_strv(cgroup_dirs);
-    int r = validate_cgroups(cgroup_dirs, n, err);
+    if (!deep && (runtime_dir || tmp_bytes))
+        return err_set(err, EINVAL, "only a deep park takes a runtime dir and a /tmp size");
+    if (runtime_dir && !is_abs_path(runtime_dir))
+        return err_set(err, EINVAL, "sandbox runtime_dir must be an absolute path");
+    return 0;
+}
+
+int sandbox_park_encode(const struct nb_park_spec *ps, struct nb_buf *out, struct nb_err *err)
+{
+    size_t n = count_strv(ps->cgroup_dirs);
+    bool deep = ps->netns_fd >= 0;
+    int r = validate_cgroups(ps->cgroup_dirs, n, err);
+    if (r == 0)
+        r = validate_park(ps->runtime_dir, ps->tmp_bytes, deep, err);
     if (r < 0)
         return r;
-    struct wire_park w = {.magic = PARK_MAGIC, .ncgroups = (uint32_t)n};
+    struct wire_park w = {
+        .magic = PARK_MAGIC,
+        .ncgroups = (uint32_t)n,
+        .flags = (deep ? PARK_DEEP : 0) | (ps->runtime_dir ? PARK_HAS_RUNTIME : 0),
+        .tmp_bytes = ps->tmp_bytes,
+    };
     buf_append(out, &w, sizeof(w));
     for (size_t i = 0; i < n; i++)
-        put_str(out, cgroup_dirs[i]);
+        put_str(out, ps->cgroup_dirs[i]);
+    if (ps->runtime_dir)
+        put_str(out, ps->runtime_dir);
     return 0;
 }
 
@@ -274,15 +306,22 @@ int sandbox_park_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
     if (len < sizeof(w) || len > SANDBOX_SPEC_MAX)
         return err_set(err, EINVAL, "bad park request size %zu", len);
     memcpy(&w, buf, sizeof(w));
-    if (w.magic != PARK_MAGIC || w.ncgroups > SPEC_CGROUPS_MAX)
+    if (w.magic != PARK_MAGIC || w.ncgroups > SPEC_CGROUPS_MAX ||
+        w.flags & ~(PARK_DEEP | PARK_HAS_RUNTIME))
         return err_set(err, EINVAL, "bad park request header");
     const char *p = (const char *)buf + sizeof(w), *end = (const char *)buf + len;
     req->cgroup_dirs = take_strv(&p, end, w.ncgroups);
+    if (req->cgroup_dirs && w.flags & PARK_HAS_RUNTIME && !(req->runtime_dir = take_str(&p, end)))
+        p = NULL;
     if (!req->cgroup_dirs || p != end) {
         sandbox_req_release(req);
         return err_set(err, EINVAL, "bad park request body");
     }
+    req->tmp_bytes = w.tmp_bytes;
+    req->has_netns = w.flags & PARK_DEEP;
     int r = validate_cgroups((const char *const *)req->cgroup_dirs, w.ncgroups, err);
+    if (r == 0)
+        r = validate_park(req->runtime_dir, req->tmp_bytes, req->has_netns, err);
     if (r < 0)
         sandbox_req_release(req);
     return r;
@@ -336,10 +375,15 @@ static _Noreturn PRINTF_LIKE(2, 3) void die_errno_(int e, const char *fmt, ...)
 
 struct child_ctx {
     const struct nb_sandbox_env *env;
-    const struct nb_sandbox_req *req;
+    const struct nb_sandbox_req *req; /* a deep-parked child: the park's until the spec came */
     int out_fd, err_fd, netns_fd;
     int spec_fd;      /* parked: where the spec arrives; -1 otherwise */
     bool fresh_netns; /* unshare a new network namespace (parked child with no netns fd) */
+    bool deep;        /* deep park: netns and root built before the spec (sandbox.h) */
+    int code_fd;      /* deep park: detached clone of the code dir (from the spawner, with the
+                         spec), or -1 */
+    const char *park_runtime_dir; /* deep park: what the park bound at /var/runtime (or NULL) */
+    uint64_t park_tmp_bytes;      /* deep park: the size /tmp and /dev/shm got (0: one page) */
     char path[PATH_MAX];
 };
 
@@ -403,24 +447,12 @@ static const char *const etc_binds[] = {
     "nsswitch.conf", "ssl",        "alternatives", "mime.types",
 };
 
+/* /etc as a writable tmpfs with the host's files bound in; the per-instance files and the
+ * read-only remount come in finish_root. */
 static void build_etc(struct child_ctx *c)
 {
-    const struct nb_sandbox_req *req = c->req;
-    const char *host = req->hostname ? req->hostname : "sandbox";
-    char text[1024];
     do_mount("tmpfs", at(c, "etc"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
              "mode=0755,size=256k,nr_inodes=256");
-    snprintf(text, sizeof(text),
-             "root:x:0:0:root:/root:/usr/sbin/nologin\n"
-             "sbx_user1051:x:%u:%u::/tmp:/usr/sbin/nologin\n",
-             (unsigned)req->uid, (unsigned)req->gid);
-    make_file(at(c, "etc/passwd"), text, 0644);
-    snprintf(text, sizeof(text), "root:x:0:\nsbx_user1051:x:%u:\n", (unsigned)req->gid);
-    make_file(at(c, "etc/group"), text, 0644);
-    snprintf(text, sizeof(text), "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost\n", host);
-    make_file(at(c, "etc/hosts"), text, 0644);
-    snprintf(text, sizeof(text), "%s\n", host);
-    make_file(at(c, "etc/hostname"), text, 0644);
     for (size_t i = 0; i < ARRAY_SIZE(etc_binds); i++) {
         char src[PATH_MAX];
         snprintf(src, sizeof(src), "/etc/%s", etc_binds[i]);
@@ -435,7 +467,32 @@ static void build_etc(struct child_ctx *c)
             make_file(at(c, rel), "", 0644);
         bind_ro(src, at(c, rel), MS_NOSUID | MS_NODEV | MS_NOEXEC);
     }
-    remount_ro(at(c, "etc"), MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
+/* The files of /etc that name the instance (its uid, gid and hostname), after the pivot. */
+static void write_etc(const struct nb_sandbox_req *req, const char *host)
+{
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+             "sbx_user1051:x:%u:%u::/tmp:/usr/sbin/nologin\n",
+             (unsigned)req->uid, (unsigned)req->gid);
+    make_file("/etc/passwd", text, 0644);
+    snprintf(text, sizeof(text), "root:x:0:\nsbx_user1051:x:%u:\n", (unsigned)req->gid);
+    make_file("/etc/group", text, 0644);
+    snprintf(text, sizeof(text), "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost\n", host);
+    make_file("/etc/hosts", text, 0644);
+    snprintf(text, sizeof(text), "%s\n", host);
+    make_file("/etc/hostname", text, 0644);
+    remount_ro("/etc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
+
+/* tmpfs options "mode=1777,size=N": the spec's size, or the park's (one page if it has none;
+ * finish_root resizes it when the spec's differs). */
+static void tmp_opts(const struct child_ctx *c, char *opts, size_t len)
+{
+    unsigned long long size = c->req->tmp_bytes ? (unsigned long long)c->req->tmp_bytes : 4096ull;
+    snprintf(opts, len, "mode=1777,size=%llu", size);
 }
 
 static const char *const dev_nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
@@ -461,14 +518,16 @@ static void build_dev(struct child_ctx *c)
     make_symlink("/proc/self/fd/1", at(c, "dev/stdout"));
     make_symlink("/proc/self/fd/2", at(c, "dev/stderr"));
     make_dir(at(c, "dev/shm"), 01777);
-    snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)c->req->tmp_bytes);
+    tmp_opts(c, opts, sizeof(opts));
     do_mount("tmpfs", at(c, "dev/shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts);
     remount_ro(at(c, "dev"), MS_NOSUID | MS_NOEXEC);
 }
 
+/* Everything of the private root that does not depend on the function, under env->root_dir:
+ * tmpfs root, read-only /usr, /etc (writable until finish_root), empty /var/task and
+ * /var/runtime, /tmp, /dev, /proc with a read-only /proc/sys. */
 static void build_root(struct child_ctx *c)
 {
-    const struct nb_sandbox_req *req = c->req;
     char opts[64];
     /* Nothing we mount may propagate back to the host (or from it into us). */
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -486,10 +545,7 @@ static void build_root(struct child_ctx *c)
 
     bind_ro("/usr", at(c, "usr"), MS_NOSUID | MS_NODEV);
     build_etc(c);
-    bind_ro(req->code_dir, at(c, "var/task"), MS_NOSUID | MS_NODEV);
-    if (req->runtime_dir)
-        bind_ro(req->runtime_dir, at(c, "var/runtime"), MS_NOSUID | MS_NODEV);
-    snprintf(opts, sizeof(opts), "mode=1777,size=%llu", (unsigned long long)req->tmp_bytes);
+    tmp_opts(c, opts, sizeof(opts));
     do_mount("tmpfs", at(c, "tmp"), "tmpfs", MS_NOSUID | MS_NODEV, opts);
     build_dev(c);
     do_mount("proc", at(c, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
@@ -497,7 +553,24 @@ static void build_root(struct child_ctx *c)
     if (mount(at(c, "proc/sys"), at(c, "proc/sys"), NULL, MS_BIND | MS_REC, NULL) < 0)
         die_errno("cannot bind '/proc/sys'");
     remount_ro(at(c, "proc/sys"), MS_NOSUID | MS_NODEV | MS_NOEXEC);
+}
 
+/* The runtime dir (a deep park's, or the spec's), bound from the host path before the pivot. */
+static void bind_runtime(struct child_ctx *c)
+{
+    if (c->req->runtime_dir)
+        bind_ro(c->req->runtime_dir, at(c, "var/runtime"), MS_NOSUID | MS_NODEV);
+}
+
+/* Not deep-parked: the code dir, bound from the host path before the pivot. */
+static void bind_code(struct child_ctx *c)
+{
+    bind_ro(c->req->code_dir, at(c, "var/task"), MS_NOSUID | MS_NODEV);
+}
+
+/* pivot_root into env->root_dir, old root detached, / read-only. */
+static void enter_root(struct child_ctx *c)
+{
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only ours. */
     if (chdir(c->env->root_dir) < 0)
         die_errno("cannot enter '%s'", c->env->root_dir);
@@ -508,7 +581,42 @@ static void build_root(struct child_ctx *c)
     if (chdir("/") < 0)
         die_errno("cannot enter the new root");
     remount_ro("/", MS_NOSUID | MS_NODEV);
+}
+
+/* Deep park, after the spec: a detached tree from the spawner (fd, consumed) at dst, then
+ * read-only exactly like bind_ro's. */
+static void attach_tree(int *fd, const char *dst)
+{
+    if (move_mount(*fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+        die_errno("cannot attach the tree at '%s'", dst);
+    close(*fd); /* a host mount's fd never stays open in the sandbox */
+    *fd = -1;
+    remount_ro(dst, MS_NOSUID | MS_NODEV);
+}
+
+static void resize_tmpfs(const char *dst, unsigned long flags, uint64_t bytes)
+{
+    char opts[48];
+    snprintf(opts, sizeof(opts), "size=%llu", (unsigned long long)bytes);
+    if (mount(NULL, dst, NULL, MS_REMOUNT | flags, opts) < 0)
+        die_errno("cannot resize '%s'", dst);
+}
+
+/* The per-instance rest, inside the new root: (deep park) the code tree and, unless the park
+ * guessed them right, the sizes of /tmp and /dev/shm; /etc's files, then /etc read-only; the
+ * hostname. */
+static void finish_root(struct child_ctx *c)
+{
+    const struct nb_sandbox_req *req = c->req;
+    if (c->deep) {
+        attach_tree(&c->code_fd, "/var/task");
+        if (req->tmp_bytes != c->park_tmp_bytes) {
+            resize_tmpfs("/tmp", MS_NOSUID | MS_NODEV, req->tmp_bytes);
+            resize_tmpfs("/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, req->tmp_bytes);
+        }
+    }
     const char *host = req->hostname ? req->hostname : "sandbox";
+    write_etc(req, host);
     if (sethostname(host, strlen(host)) < 0)
         die_errno("cannot set hostname '%s'", host);
     if (chdir("/var/task") < 0)
@@ -524,7 +632,12 @@ static void caps_get(struct __user_cap_data_struct data[2])
         die_errno("cannot read capabilities");
 }
 
-static void drop_privileges(const struct nb_sandbox_req *req)
+/* The highest capability number, once the bounding set was emptied (-1 before). */
+static int bset_last = -1;
+
+/* Empties the capability bounding set. It only limits what an execve may grant, not what this
+ * process holds, so a deep-parked child does it before its spec; drop_privileges verifies it. */
+static void drop_bounding_set(void)
 {
     int last = -1;
     for (int cap = 0;; cap++) {
@@ -539,6 +652,14 @@ static void drop_privileges(const struct nb_sandbox_req *req)
     }
     if (last < 0)
         die_code(EPERM, "cannot enumerate the capability bounding set");
+    bset_last = last;
+}
+
+static void drop_privileges(const struct nb_sandbox_req *req)
+{
+    if (bset_last < 0)
+        drop_bounding_set();
+    int last = bset_last;
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
         die_errno("cannot clear ambient capabilities");
     if (syscall(SYS_setgroups, 0, NULL) < 0)
@@ -591,13 +712,26 @@ static void noop_handler(int sig)
     (void)sig;
 }
 
-/* Runs in the vfork child of the init: see run_init before changing anything here. */
-static _Noreturn void run_runtime(struct child_ctx *c)
+/* Every signal disposition back to the default (the spawner ignores a few), so that the runtime
+ * starts like a fresh process; child_main does it early, run_runtime only undoes run_init's. */
+static void default_signals(void)
 {
-    /* Default dispositions, nothing blocked: the runtime starts like a fresh process. */
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (int sig = 1; sig < NSIG; sig++)
         (void)sigaction(sig, &dfl, NULL);
+}
+
+/* Runs in the vfork child of the init: see run_init before changing anything here. */
+static _Noreturn void run_runtime(struct child_ctx *c)
+{
+    /* Default dispositions (child_main reset the others), nothing blocked: the runtime starts
+     * like a fresh process. */
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    for (size_t i = 0; i < ARRAY_SIZE(forwarded); i++)
+        if (sigaction(forwarded[i], &dfl, NULL) < 0)
+            die_errno("cannot reset signal %d", forwarded[i]);
+    if (sigaction(SIGCHLD, &dfl, NULL) < 0)
+        die_errno("cannot reset signal %d", SIGCHLD);
     sigset_t none;
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
@@ -879,8 +1013,9 @@ static bool same_cgroups(char **parked, char **spec)
 }
 
 /* Parked: says so on the status pipe, then blocks (no setup deadline applies) until the spawner
- * sends the rest of the spec, which replaces c->req. End-of-file means unparked or the spawner is
- * gone: exit quietly. */
+ * sends the rest of the spec, which replaces c->req, with its fd: the netns (if the spec has
+ * one), or, deep-parked, the code tree. End-of-file means unparked or the spawner is gone: exit
+ * quietly. */
 static void await_spec(struct child_ctx *c)
 {
     static struct nb_sandbox_req req;
@@ -893,7 +1028,7 @@ static void await_spec(struct child_ctx *c)
     char *buf = xmalloc(SANDBOX_SPEC_MAX + 1); /* freed by execve */
     struct iovec iov = {buf, SANDBOX_SPEC_MAX + 1};
     union {
-        char buf[CMSG_SPACE(sizeof(int) * 2)];
+        char buf[CMSG_SPACE(sizeof(int) * 3)];
         struct cmsghdr align;
     } cm;
     struct msghdr mh = {
@@ -906,25 +1041,48 @@ static void await_spec(struct child_ctx *c)
         _exit(0);
     if (n < 0)
         die_errno("cannot receive the sandbox spec");
-    int fds[2], nfds = 0;
+    int fds[3] = {-1, -1, -1}, nfds = 0;
     for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
         if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
-            for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfds < 2; i++)
+            for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfds < 3; i++)
                 memcpy(&fds[nfds++], CMSG_DATA(h) + i * sizeof(int), sizeof(int));
     struct nb_err e = {0};
     if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
         die_code(E2BIG, "sandbox spec for a parked child is too large");
     if (sandbox_req_decode(buf, (size_t)n, &req, &e) < 0)
         die_code(e.code, "%s", e.msg);
-    if (nfds != (req.has_netns ? 1 : 0))
+    if (c->deep && req.has_netns)
+        die_code(EINVAL, "sandbox spec for a deep-parked child names a network namespace");
+    if (nfds != (c->deep || req.has_netns ? 1 : 0))
         die_code(EINVAL, "sandbox spec for a parked child carries %d fds", nfds);
+    if (c->deep && (!req.runtime_dir != !c->req->runtime_dir ||
+                    (req.runtime_dir && strcmp(req.runtime_dir, c->req->runtime_dir))))
+        die_code(EINVAL, "sandbox spec names another runtime dir than the parked child's");
     if (!same_cgroups(c->req->cgroup_dirs, req.cgroup_dirs))
         die_code(EINVAL, "sandbox spec names other cgroups than the parked child's");
     close(c->spec_fd);
     c->spec_fd = -1;
-    c->netns_fd = nfds ? fds[0] : -1;
-    c->fresh_netns = !req.has_netns;
+    if (c->deep) {
+        c->code_fd = fds[0];
+        c->park_runtime_dir = c->req->runtime_dir;
+        c->park_tmp_bytes = c->req->tmp_bytes;
+    } else {
+        c->netns_fd = nfds ? fds[0] : -1;
+        c->fresh_netns = !req.has_netns;
+    }
     c->req = &req;
+}
+
+static void join_netns(struct child_ctx *c)
+{
+    if (c->netns_fd >= 0) {
+        if (setns(c->netns_fd, CLONE_NEWNET) < 0)
+            die_errno("cannot join the network namespace");
+        close(c->netns_fd);
+        c->netns_fd = -1;
+    } else if (c->fresh_netns && unshare(CLONE_NEWNET) < 0) {
+        die_errno("cannot create the network namespace");
+    }
 }
 
 static _Noreturn void child_main(struct child_ctx *c)
@@ -938,16 +1096,25 @@ static _Noreturn void child_main(struct child_ctx *c)
         die_errno("cannot start a session");
     if (unshare(CLONE_NEWCGROUP) < 0)
         die_errno("cannot unshare the cgroup namespace");
+    if (!c->env->run) /* zygote mode keeps the interpreter's (run_zygote_runtime) */
+        default_signals();
+    if (c->deep) { /* everything the function does not decide, before the spec */
+        drop_bounding_set();
+        join_netns(c);
+        build_root(c);
+        bind_runtime(c);
+        enter_root(c);
+    }
     if (c->spec_fd >= 0)
         await_spec(c);
-    if (c->netns_fd >= 0) {
-        if (setns(c->netns_fd, CLONE_NEWNET) < 0)
-            die_errno("cannot join the network namespace");
-        close(c->netns_fd);
-    } else if (c->fresh_netns && unshare(CLONE_NEWNET) < 0) {
-        die_errno("cannot create the network namespace");
+    if (!c->deep) {
+        join_netns(c);
+        build_root(c);
+        bind_code(c);
+        bind_runtime(c);
+        enter_root(c);
     }
-    build_root(c);
+    finish_root(c);
     if (!c->env->run) { /* zygote mode: run_init forks the runtime first (see there) */
         drop_privileges(c->req);
         tie_to_spawner(c->env);
@@ -973,8 +1140,9 @@ static int set_nonblock(int fd)
     return 0;
 }
 
-/* Clones the sandbox init. park: it gets a spec socket and waits there after the cgroup attach;
- * its network namespace is decided then, so it is cloned in the spawner's. */
+/* Clones the sandbox init. park: it gets a spec socket and waits there after the cgroup attach
+ * (netns_fd < 0: its network namespace is decided with the spec, so it is cloned in the
+ * spawner's) or, deep (netns_fd >= 0), after it joined netns_fd and built its root. */
 static int start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req, int netns_fd,
                  bool park, struct nb_sandbox_child *child, struct nb_err *err)
 {
@@ -1005,7 +1173,9 @@ static int start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *
                               .out_fd = out[1],
                               .err_fd = er[1],
                               .netns_fd = netns_fd,
-                              .spec_fd = sp[1]};
+                              .spec_fd = sp[1],
+                              .deep = park && netns_fd >= 0,
+                              .code_fd = -1};
         child_main(&c);
     }
     int e = errno;
@@ -1040,29 +1210,40 @@ int sandbox_start(const struct nb_sandbox_env *env, const struct nb_sandbox_req 
     return start(env, req, netns_fd, false, child, err);
 }
 
-int sandbox_park(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req,
+int sandbox_park(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req, int netns_fd,
                  struct nb_sandbox_child *child, struct nb_err *err)
 {
-    return start(env, req, -1, true, child, err);
+    return start(env, req, netns_fd, true, child, err);
 }
 
-int sandbox_send_spec(int spec_fd, const void *spec, size_t len, int netns_fd, struct nb_err *err)
+int sandbox_open_tree(const char *dir, int *fd_out, struct nb_err *err)
+{
+    int fd = open_tree(AT_FDCWD, dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (fd < 0)
+        return err_set(err, errno, "cannot clone the mount of '%s': %s", dir, strerror(errno));
+    *fd_out = fd;
+    return 0;
+}
+
+int sandbox_send_spec(int spec_fd, const void *spec, size_t len, const int *fds, size_t nfds,
+                      struct nb_err *err)
 {
     struct iovec iov = {(void *)spec, len};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * 3)];
         struct cmsghdr align;
     } cm;
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (netns_fd >= 0) {
+    ASSERT(nfds <= 3);
+    if (nfds) {
         memset(&cm, 0, sizeof(cm));
         mh.msg_control = cm.buf;
-        mh.msg_controllen = sizeof(cm.buf);
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
         struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
         h->cmsg_level = SOL_SOCKET;
         h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(h), &netns_fd, sizeof(int));
+        h->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(h), fds, sizeof(int) * nfds);
     }
     ssize_t n;
     do

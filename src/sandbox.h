@@ -12,7 +12,9 @@
  * itself to its cgroups and unshared the cgroup namespace - the expensive, lock-heavy part of a
  * start (shared/notes/sandbox.md §5) - reports SANDBOX_PARKED on the status pipe and blocks on a
  * SEQPACKET socket until sandbox_send_spec delivers the rest of its spec (and netns fd); it then
- * continues with the very same code as a direct start. End-of-file on that socket ends it.
+ * continues with the very same code as a direct start. A deep park also joins its netns and builds
+ * and enters its whole root before it reports parked; its spec comes with the code dir's mount
+ * (sandbox_open_tree) instead of a netns. End-of-file on that socket ends it.
  *
  * Only the spawner (single-threaded, so ordinary libc is safe in the children) calls
  * sandbox_start. Encoding and decoding are pure and safe anywhere; decoding validates everything
@@ -87,10 +89,11 @@ int sandbox_spec_encode(const struct nb_sandbox_spec *spec, struct nb_buf *out, 
 /* Decodes and validates buf[0..len); req borrows buf. On failure nothing needs releasing. */
 int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req, struct nb_err *err);
 void sandbox_req_release(struct nb_sandbox_req *req);
-/* The wire form of a park request: the cgroup dirs (validated like a spec's), appended to out. */
-int sandbox_park_encode(const char *const *cgroup_dirs, struct nb_buf *out, struct nb_err *err);
-/* Decodes a park request into req; only req->cgroup_dirs is set. Release with
- * sandbox_req_release. */
+/* The wire form of a park request (ps->netns_fd only as "deep" or not: the fd travels as
+ * SCM_RIGHTS), validated like a spec's, appended to out. */
+int sandbox_park_encode(const struct nb_park_spec *ps, struct nb_buf *out, struct nb_err *err);
+/* Decodes a park request into req: only cgroup_dirs, runtime_dir, tmp_bytes and has_netns (= a
+ * deep park) are set. Release with sandbox_req_release. */
 int sandbox_park_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
                         struct nb_err *err);
 
@@ -102,13 +105,21 @@ int sandbox_prepare(const struct nb_sandbox_env *env, struct nb_err *err);
 int sandbox_start(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req, int netns_fd,
                   struct nb_sandbox_child *child, struct nb_err *err);
 /* Clones a parked sandbox init attached to req->cgroup_dirs (the other fields are unused); child
- * gets spec_fd too. Its network namespace is chosen when the spec arrives. Spawner only. */
-int sandbox_park(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req,
+ * gets spec_fd too. netns_fd < 0: its network namespace is chosen when the spec arrives. Else a
+ * deep park: it joins netns_fd (borrowed; not the spawner's own) and builds its whole root before
+ * it reports parked; its spec then must have no netns and comes with the trees of its code and
+ * runtime dirs (sandbox_open_tree). Spawner (or zygote) only. */
+int sandbox_park(const struct nb_sandbox_env *env, const struct nb_sandbox_req *req, int netns_fd,
                  struct nb_sandbox_child *child, struct nb_err *err);
-/* Hands a parked child its encoded spec (as sandbox_spec_encode made it) and netns fd (-1 when
- * the spec has none), without blocking. The child validates it again and goes on with the setup;
- * its outcome comes through sandbox_result as for sandbox_start. */
-int sandbox_send_spec(int spec_fd, const void *spec, size_t len, int netns_fd, struct nb_err *err);
+/* A detached clone of the mount at dir (open_tree OPEN_TREE_CLONE, CLOEXEC) in *fd_out, for a
+ * deep-parked child to attach; the caller owns and closes it. */
+int sandbox_open_tree(const char *dir, int *fd_out, struct nb_err *err);
+/* Hands a parked child its encoded spec (as sandbox_spec_encode made it) and its fds, without
+ * blocking: the netns fd if the spec has one; deep-parked, the code tree then the runtime tree if
+ * the spec has a runtime dir (at most 3; borrowed). The child validates both again and goes on
+ * with the setup; its outcome comes through sandbox_result as for sandbox_start. */
+int sandbox_send_spec(int spec_fd, const void *spec, size_t len, const int *fds, size_t nfds,
+                      struct nb_err *err);
 /* Reads the status pipe without blocking: 0 = the runtime was exec'd (end of file), -EAGAIN =
  * still setting up (err untouched), SANDBOX_PARKED = a parked child waits for its spec, other
  * negative = the child's error, in err. */

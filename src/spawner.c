@@ -164,6 +164,7 @@ struct kid {
     int pidfd, status_fd, stdout_fd, stderr_fd, spec_fd; /* -1 once handed over or closed */
     uint64_t deadline_ns;                                /* setup deadline while starting */
     enum kid_state state;
+    bool deep; /* deep-parked (sandbox_park with a netns): its spec comes with the trees */
 };
 
 /* The zygote (zygote.h), started on the first MSG_PARK_ZYGOTE, restarted by the first one after it
@@ -335,20 +336,36 @@ static void kid_add(struct spawner_proc *s, uint64_t id, const struct nb_sandbox
     };
 }
 
+/* The fd a deep-parked kid gets with req: a detached clone of its code dir, made here, in the
+ * host's mount namespace. Returns 1, or -errno with e set. */
+static int open_code_tree(const struct nb_sandbox_req *req, int *fd, struct nb_err *e)
+{
+    if (req->has_netns)
+        return err_set(e, EINVAL, "a deep-parked sandbox keeps its own network namespace");
+    if (sandbox_open_tree(req->code_dir, fd, e) < 0)
+        return -e->code;
+    return 1;
+}
+
 /* A SPAWN naming a parked kid (already validated): hand it the spec; from now on the kid is
  * request id's sandbox, starting like any other (SETUP, with the setup deadline). */
-static void unpark(struct spawner_proc *s, uint64_t id, uint64_t park_id, const void *spec,
-                   size_t len, int netns_fd)
+static void unpark(struct spawner_proc *s, uint64_t id, const struct nb_sandbox_req *req,
+                   const void *spec, size_t len, int netns_fd)
 {
     struct nb_err e = {0};
-    struct kid *k = kid_by_id(s, park_id);
+    struct kid *k = kid_by_id(s, req->park_id);
     if (!k || k->state != KID_PARKED) {
-        err_set(&e, ESRCH, "no parked sandbox with id %llu", (unsigned long long)park_id);
+        err_set(&e, ESRCH, "no parked sandbox with id %llu", (unsigned long long)req->park_id);
         proc_send_error(s, id, &e);
         return;
     }
     k->id = id;
-    if (sandbox_send_spec(k->spec_fd, spec, len, netns_fd, &e) < 0) {
+    int fd = netns_fd;
+    int nfds = k->deep ? open_code_tree(req, &fd, &e) : netns_fd >= 0 ? 1 : 0;
+    int r = nfds < 0 ? nfds : sandbox_send_spec(k->spec_fd, spec, len, &fd, (size_t)nfds, &e);
+    if (k->deep && nfds > 0)
+        close(fd); /* the kid has its own copy now (or none: it dies below) */
+    if (r < 0) {
         k->state = KID_GONE;
         kill(k->pid, SIGKILL);
         kid_close(k);
@@ -359,6 +376,17 @@ static void unpark(struct spawner_proc *s, uint64_t id, uint64_t park_id, const 
     k->spec_fd = -1;
     k->state = KID_SETUP;
     k->deadline_ns = mono_ns() + (uint64_t)SETUP_TIMEOUT_MS * 1000000;
+}
+
+/* A netns fd from the daemon: a daemon bug must not put a function on the host's network. */
+static int check_netns(struct spawner_proc *s, int fd, struct nb_err *e)
+{
+    struct stat a, b;
+    if (fstat(fd, &a) < 0 || fstat(s->orig_netns, &b) < 0)
+        return err_set(e, errno, "cannot inspect the network namespace fd: %s", strerror(errno));
+    if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return err_set(e, EINVAL, "refusing to run a sandbox in the host network namespace");
+    return 0;
 }
 
 static void handle_spawn(struct spawner_proc *s, uint64_t id, const void *payload, size_t len,
@@ -385,21 +413,14 @@ static void handle_spawn(struct spawner_proc *s, uint64_t id, const void *payloa
         sandbox_req_release(&req);
         return;
     }
-    struct stat a, b;
-    if (nfds && (fstat(fds[0], &a) < 0 || fstat(s->orig_netns, &b) < 0))
-        err_set(&e, errno, "cannot inspect the network namespace fd: %s", strerror(errno));
-    else if (nfds && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-        /* A daemon bug must not put a function on the host's network. */
-        err_set(&e, EINVAL, "refusing to run a sandbox in the host network namespace");
-    if (e.code) {
+    if (nfds && check_netns(s, fds[0], &e) < 0) {
         proc_send_error(s, id, &e);
         sandbox_req_release(&req);
         return;
     }
     if (req.park_id) {
-        uint64_t park_id = req.park_id;
+        unpark(s, id, &req, payload, len, nfds ? fds[0] : -1);
         sandbox_req_release(&req);
-        unpark(s, id, park_id, payload, len, nfds ? fds[0] : -1);
         return;
     }
     struct nb_sandbox_child child;
@@ -412,9 +433,10 @@ static void handle_spawn(struct spawner_proc *s, uint64_t id, const void *payloa
     kid_add(s, id, &child, KID_SETUP);
 }
 
-/* A PARK request: clone a child that attaches to the cgroups and waits. */
+/* A PARK request: clone a child that attaches to the cgroups and waits; with a netns fd, a deep
+ * park (it joins the netns and builds its root first). */
 static void handle_park(struct spawner_proc *s, uint64_t id, const void *payload, size_t len,
-                        size_t nfds)
+                        const int *fds, size_t nfds)
 {
     struct nb_err e = {0};
     struct nb_sandbox_req req;
@@ -423,13 +445,17 @@ static void handle_park(struct spawner_proc *s, uint64_t id, const void *payload
         e = s->init_err;
     else if (id == 0 || kid_by_id(s, id))
         err_set(&e, EINVAL, "park request id %llu is not unique", (unsigned long long)id);
-    else if (nfds)
-        err_set(&e, EINVAL, "park request carries fds");
-    else if (sandbox_park_decode(payload, len, &req, &e) == 0) {
-        int r = sandbox_park(&s->env, &req, &child, &e);
+    else if (nfds > 1)
+        err_set(&e, EINVAL, "park request carries %zu fds", nfds);
+    else if ((nfds == 0 || check_netns(s, fds[0], &e) == 0) &&
+             sandbox_park_decode(payload, len, &req, &e) == 0) {
+        int r = req.has_netns == (nfds == 1)
+                    ? sandbox_park(&s->env, &req, nfds ? fds[0] : -1, &child, &e)
+                    : err_set(&e, EINVAL, "park request and network namespace fd disagree");
         sandbox_req_release(&req);
         if (r == 0) {
             kid_add(s, id, &child, KID_PARKING);
+            s->kids[s->nkids - 1].deep = nfds == 1;
             return;
         }
     }
@@ -754,7 +780,7 @@ static bool handle_request(struct spawner_proc *s)
         break;
     }
     case MSG_PARK:
-        handle_park(s, h.id, payload, plen, nfds);
+        handle_park(s, h.id, payload, plen, fds, nfds);
         break;
     case MSG_PARK_ZYGOTE:
         handle_park_zygote(s, h.id, payload, plen, nfds);
@@ -1398,18 +1424,18 @@ int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_
     return r;
 }
 
-int spawner_park(struct nb_spawner *sp, const char *const *cgroup_dirs, nb_park_cb cb, void *data,
+int spawner_park(struct nb_spawner *sp, const struct nb_park_spec *ps, nb_park_cb cb, void *data,
                  struct nb_err *err)
 {
     ASSERT(cb);
     struct nb_buf b = NB_BUF_INIT;
-    int r = sandbox_park_encode(cgroup_dirs, &b, err);
+    int r = sandbox_park_encode(ps, &b, err);
     if (r == 0) {
         struct sp_req *rq = xcalloc(1, sizeof(*rq));
         rq->kind = REQ_PARK;
         rq->on_park = cb;
         rq->data = data;
-        r = submit(sp, rq, MSG_PARK, 0, b.data, b.len, -1, err);
+        r = submit(sp, rq, MSG_PARK, 0, b.data, b.len, ps->netns_fd, err);
     }
     buf_release(&b);
     return r;

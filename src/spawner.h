@@ -20,9 +20,14 @@
  * Parked sandboxes (spawner_park): the same child, cloned ahead of time, attaches itself to its
  * cgroups and unshares the cgroup namespace, then waits without a deadline. Moving a process into
  * a cgroup can cost an RCU grace period (5-16 ms after an idle spell), so doing it here keeps it
- * off the request path. spawner_spawn with spec.park_id hands it the rest of its spec; it then
- * goes on as any other spawn (same callbacks, same errors). It dies with the spawner like any
- * sandbox.
+ * off the request path. Given a network namespace, the park is deep: the child also joins it and
+ * builds its whole root (every mount, pivot_root, read-only /) before it waits; only what names
+ * the function or instance is left for the spec - the code and runtime dirs (the spawner clones
+ * their mounts with open_tree and passes them along; the child attaches them read-only), /etc's
+ * passwd, group, hosts and hostname (then /etc read-only), the sizes of /tmp and /dev/shm, the
+ * hostname, the uid switch. spawner_spawn with spec.park_id hands it the rest of its spec; it
+ * then goes on as any other spawn (same callbacks, same errors). It dies with the spawner like
+ * any sandbox.
  *
  * Ownership: spawner_start returns a struct the daemon frees with spawner_stop. Spec strings are
  * borrowed for the duration of the spawner_spawn call only (they are serialised). fds handed to a
@@ -53,7 +58,21 @@ struct nb_sandbox_spec {
     const char *hostname;           /* may be NULL ("sandbox"); [A-Za-z0-9.-], at most 64 chars */
     uint64_t park_id;               /* 0: clone a new sandbox. Else the id spawner_park gave: that
                                        parked child continues (once; cgroup_dirs must be NULL or
-                                       the park's); an unknown or used id fails (ESRCH) */
+                                       the park's; netns_fd -1 for a deep park); an unknown or
+                                       used id fails (ESRCH) */
+};
+
+/* A park (spawner_park). Borrowed for the call. */
+struct nb_park_spec {
+    const char *const *cgroup_dirs; /* NULL-terminated host cgroup dirs the child attaches to */
+    int netns_fd;                   /* -1: the netns comes with the spawn. Else a deep park: the
+                                       child joins it at once (passed to the spawner; the host's:
+                                       EINVAL) and builds its root; the spawn's netns_fd must then
+                                       be -1 */
+    const char *runtime_dir;        /* deep only, may be NULL: bound at /var/runtime at park time;
+                                       the spawn's runtime_dir must be the same (else it fails) */
+    uint64_t tmp_bytes;             /* deep only: size of /tmp and /dev/shm at park time (0: one
+                                       page); resized when the spawn's differs */
 };
 
 struct nb_spawned {
@@ -97,11 +116,11 @@ int spawner_attach(struct nb_spawner *sp, uv_loop_t *loop, struct nb_err *err);
  * Callbacks never run from inside this call. on_exit may be NULL. */
 int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_spawn_cb on_spawn,
                   nb_exit_cb on_exit, void *data, struct nb_err *err);
-/* Asks for a parked sandbox attached to cgroup_dirs (NULL-terminated host dirs, borrowed for the
- * call). cb runs exactly once if this returns 0 (-EPIPE if the spawner dies first). The id stays
- * valid until a spawner_spawn uses it, spawner_unpark, or the spawner stops; the child costs a
- * process and its pipes meanwhile. */
-int spawner_park(struct nb_spawner *sp, const char *const *cgroup_dirs, nb_park_cb cb, void *data,
+/* Asks for a parked sandbox as ps says. cb runs exactly once if this returns 0 (-EPIPE if the
+ * spawner dies first). The id stays valid until a spawner_spawn uses it, spawner_unpark, or the
+ * spawner stops; the child costs a process and its pipes (and a deep one its mounts) meanwhile.
+ */
+int spawner_park(struct nb_spawner *sp, const struct nb_park_spec *ps, nb_park_cb cb, void *data,
                  struct nb_err *err);
 /* The same, but the child is cloned by a zygote (zygote.h): a pre-initialised interpreter started
  * (once, then again after it died or when argv/envp change) as execve(zygote_argv[0], zygote_argv,

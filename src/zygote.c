@@ -230,10 +230,16 @@ int zygote_serve(int sock, const struct nb_sandbox_env *env, const struct nb_zyg
             reply_error(sock, h.id, &e);
             continue;
         }
+        if (req.has_netns) { /* a deep park needs a netns fd; the zygote's children get none */
+            sandbox_req_release(&req);
+            err_set(&e, EINVAL, "the zygote parks no deep sandboxes");
+            reply_error(sock, h.id, &e);
+            continue;
+        }
         struct nb_sandbox_child child;
         if (hooks && hooks->before_fork)
             hooks->before_fork();
-        int r = sandbox_park(env, &req, &child, &e);
+        int r = sandbox_park(env, &req, -1, &child, &e);
         if (hooks && hooks->after_fork_parent)
             hooks->after_fork_parent();
         sandbox_req_release(&req);
@@ -297,7 +303,8 @@ int zygote_park_encode(const char *const *argv, const char *const *envp,
         buf_append(out, argv[i], strlen(argv[i]) + 1);
     for (size_t i = 0; i < envc; i++)
         buf_append(out, envp[i], strlen(envp[i]) + 1);
-    r = sandbox_park_encode(cgroup_dirs, out, err);
+    struct nb_park_spec ps = {.cgroup_dirs = cgroup_dirs, .netns_fd = -1};
+    r = sandbox_park_encode(&ps, out, err);
     if (r == 0 && out->len - start > SANDBOX_SPEC_MAX)
         r = err_set(err, E2BIG, "zygote park request is too large");
     if (r < 0)

@@ -325,29 +325,24 @@ static const char view_script[] =
     "echo cg_not_root=$(grep -vc ':/$' /proc/self/cgroup)\n"
     "echo nprocs=$(ls /proc | grep -c '^[0-9]')\n"
     "echo env=\"$FOO\" cwd=$(pwd) core=$(ulimit -c)\n"
+    "echo fds=$(ls /proc/self/fd | tr '\\n' ,)\n"
+    /* every mount (ids and device numbers vary): what, where, per-mount and superblock options */
+    "sed -E 's/^[0-9]+ [0-9]+ [0-9]+:[0-9]+ /mnt: /' /proc/self/mountinfo\n"
     "echo err-line >&2\n"
     "exit 7\n";
 
-static void test_view_from_inside(void **state)
+static int cmp_str(const void *a, const void *b)
 {
-    struct fx *f = *state;
-    struct netns n;
-    make_netns(f, &n);
-    struct nb_cgroup cg;
-    struct nb_err err = {0};
-    struct nb_cgroup_limits lim = {.memory_bytes = 128u << 20, .pids_max = 64};
-    assert_int_equal(cgroup_create(&cg, "test-view", &lim, &err), 0);
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
-    char *script = xasprintf("SECRET=%s\n%s", secret, view_script);
-    const char *argv[] = {"/usr/bin/sh", "-c", script, NULL};
-    struct nb_sandbox_spec spec = spec_for(argv, n.ns, (const char *const *)cg.dirs);
-    struct run r;
-    spawn_ok(f, &spec, &r);
-    assert_true(r.res.pid > 0);
-    assert_true(run_until(&f->loop, &r.exited, 5000));
-    assert_true(WIFEXITED(r.wstatus));
-    assert_int_equal(WEXITSTATUS(r.wstatus), 7);
-    char *out = drain(r.res.stdout_fd), *errout = drain(r.res.stderr_fd);
+/* What view_script showed, checked; returns its mount lines (malloc'd). */
+static char *check_view(struct run *r)
+{
+    assert_true(r->res.pid > 0);
+    assert_true(WIFEXITED(r->wstatus));
+    assert_int_equal(WEXITSTATUS(r->wstatus), 7);
+    char *out = drain(r->res.stdout_fd), *errout = drain(r->res.stderr_fd);
 
     expect_line(out, "uid=61051 gid=61052 user=sbx_user1051 groups=61052");
     expect_line(out, "pid=2 init=nimbus-init ppid=1");
@@ -372,15 +367,56 @@ static void test_view_from_inside(void **state)
     expect_line(out, "ifaces=lo,");
     expect_line(out, "cg_not_root=0"); /* cgroup namespace rooted at its own group */
     expect_line(out, "env=bar baz cwd=/var/task core=0");
+    expect_line(out, "fds=0,1,2,3,"); /* stdio and ls's own: nothing from the host */
     assert_string_equal(errout, "err-line\n");
     int np = atoi(strstr(out, "nprocs=") + 7);
     assert_true(np >= 2 && np < 10);
+    /* the mount lines, sorted (the order of the mounts is not what matters) */
+    char *lines[128], *save = NULL;
+    size_t n = 0;
+    for (char *l = strtok_r(out, "\n", &save); l && n < ARRAY_SIZE(lines);
+         l = strtok_r(NULL, "\n", &save))
+        if (!strncmp(l, "mnt: ", 5))
+            lines[n++] = l;
+    qsort(lines, n, sizeof(*lines), cmp_str);
+    struct nb_buf mnt = NB_BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        buf_append(&mnt, lines[i], strlen(lines[i]));
+        buf_append(&mnt, "\n", 1);
+    }
+    buf_append(&mnt, "", 1);
+    assert_non_null(strstr(mnt.data, " /var/task ro,nosuid,nodev"));
+    assert_non_null(strstr(mnt.data, " /var/runtime ro,nosuid,nodev"));
+    assert_non_null(strstr(mnt.data, " /etc ro,nosuid,nodev,noexec"));
+    assert_non_null(strstr(mnt.data, "/ / ro,nosuid,nodev"));
+    assert_non_null(strstr(mnt.data, " /tmp rw,nosuid,nodev"));
+    assert_non_null(strstr(mnt.data, "size=8192k"));
+    free(out);
+    free(errout);
+    return (char *)mnt.data;
+}
+
+static void test_view_from_inside(void **state)
+{
+    struct fx *f = *state;
+    struct netns n;
+    make_netns(f, &n);
+    struct nb_cgroup cg;
+    struct nb_err err = {0};
+    struct nb_cgroup_limits lim = {.memory_bytes = 128u << 20, .pids_max = 64};
+    assert_int_equal(cgroup_create(&cg, "test-view", &lim, &err), 0);
+
+    char *script = xasprintf("SECRET=%s\n%s", secret, view_script);
+    const char *argv[] = {"/usr/bin/sh", "-c", script, NULL};
+    struct nb_sandbox_spec spec = spec_for(argv, n.ns, (const char *const *)cg.dirs);
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    free(check_view(&r));
 
     uint64_t peak = 0;
     assert_int_equal(cgroup_max_usage(&cg, &peak, &err), 0);
     assert_true(peak > 0); /* the sandbox was charged to its group */
-    free(out);
-    free(errout);
     free(script);
     close_run(&r);
     cgroup_destroy(&cg);
@@ -782,16 +818,29 @@ static void test_stop_inside_callback(void **state)
 
 /* ---- parked sandboxes ------------------------------------------------------------------ */
 
-static uint64_t park_ok(struct fx *f, const char *const *cgroups)
+static uint64_t park_spec_ok(struct fx *f, const struct nb_park_spec *ps)
 {
     struct park p = {0};
     struct nb_err err = {0};
-    assert_int_equal(spawner_park(f->sp, cgroups, on_park, &p, &err), 0);
+    assert_int_equal(spawner_park(f->sp, ps, on_park, &p, &err), 0);
     assert_true(run_until(&f->loop, &p.done, 5000));
     if (p.rc)
         fail_msg("park failed: %s", p.err.msg);
     assert_true(p.id != 0);
     return p.id;
+}
+
+static int spawner_park_cg(struct fx *f, const char *const *cgroups, nb_park_cb cb, struct park *p,
+                           struct nb_err *err)
+{
+    struct nb_park_spec ps = {.cgroup_dirs = cgroups, .netns_fd = -1};
+    return spawner_park(f->sp, &ps, cb, p, err);
+}
+
+static uint64_t park_ok(struct fx *f, const char *const *cgroups)
+{
+    struct nb_park_spec ps = {.cgroup_dirs = cgroups, .netns_fd = -1};
+    return park_spec_ok(f, &ps);
 }
 
 /* The only process in dir/cgroup.procs, or 0 (none, or more than one). */
@@ -936,12 +985,12 @@ static void test_park_errors(void **state)
     /* A group that does not exist: the park fails, nothing is left. */
     const char *bad_cg[] = {"/sys/fs/cgroup/memory/no-such-group", NULL};
     struct park p = {0};
-    assert_int_equal(spawner_park(f->sp, bad_cg, on_park, &p, &err), 0);
+    assert_int_equal(spawner_park_cg(f, bad_cg, on_park, &p, &err), 0);
     assert_true(run_until(&f->loop, &p.done, 5000));
     assert_int_equal(p.rc, -ENOENT);
     assert_non_null(strstr(p.err.msg, "cannot attach to cgroup"));
     const char *rel_cg[] = {"relative", NULL};
-    assert_int_equal(spawner_park(f->sp, rel_cg, on_park, &p, &err), -EINVAL);
+    assert_int_equal(spawner_park_cg(f, rel_cg, on_park, &p, &err), -EINVAL);
 
     /* An id nobody parked. */
     const char *argv[] = {"/usr/bin/true", NULL};
@@ -975,6 +1024,82 @@ static void test_park_errors(void **state)
     assert_true(WIFEXITED(r.wstatus) && WEXITSTATUS(r.wstatus) == 0);
     close_run(&r);
     cgroup_destroy(&cg);
+}
+
+/* A deep park: the child joined the netns and built its root before the spec. Inside, the
+ * sandbox is the very one a direct start builds: same view, same mounts with the same options
+ * (the /tmp size too, whether the park guessed it or not), no fd from the host. */
+static void test_deep_park(void **state)
+{
+    struct fx *f = *state;
+    struct nb_cgroup cg;
+    struct nb_err err = {0};
+    struct nb_cgroup_limits lim = {.memory_bytes = 128u << 20, .pids_max = 64};
+    assert_int_equal(cgroup_create(&cg, "test-deep", &lim, &err), 0);
+    char *script = xasprintf("SECRET=%s\n%s", secret, view_script);
+    const char *argv[] = {"/usr/bin/sh", "-c", script, NULL};
+
+    /* the reference: a direct start */
+    struct netns n;
+    make_netns(f, &n);
+    struct nb_sandbox_spec spec = spec_for(argv, n.ns, (const char *const *)cg.dirs);
+    struct run r;
+    spawn_ok(f, &spec, &r);
+    assert_true(run_until(&f->loop, &r.exited, 5000));
+    char *want = check_view(&r);
+    close_run(&r);
+
+    for (int guess = 0; guess < 2; guess++) {
+        struct nb_park_spec ps = {.cgroup_dirs = (const char *const *)cg.dirs,
+                                  .netns_fd = n.ns,
+                                  .runtime_dir = rt_dir,
+                                  .tmp_bytes = guess ? spec.tmp_bytes : 0};
+        spec.park_id = park_spec_ok(f, &ps);
+        pid_t parked = only_proc(cg.dirs[0]);
+        assert_true(parked > 0);
+        spec.netns_fd = -1; /* it has one */
+        spawn_ok(f, &spec, &r);
+        assert_int_equal(r.res.pid, parked);
+        assert_true(run_until(&f->loop, &r.exited, 5000));
+        char *got = check_view(&r);
+        assert_string_equal(got, want);
+        free(got);
+        close_run(&r);
+    }
+    free(want);
+
+    /* A deep park's spec brings no netns, names the park's runtime dir, and the code dir must
+     * exist; each mistake fails that spawn (and the child). */
+    struct nb_park_spec ps = {
+        .cgroup_dirs = (const char *const *)cg.dirs, .netns_fd = n.ns, .runtime_dir = rt_dir};
+    spec.park_id = park_spec_ok(f, &ps);
+    spec.netns_fd = n.ns;
+    expect_spawn_error(f, &spec, EINVAL, "keeps its own network namespace");
+    spec.netns_fd = -1;
+    spec.park_id = park_spec_ok(f, &ps);
+    spec.runtime_dir = code_dir;
+    expect_spawn_error(f, &spec, EINVAL, "another runtime dir");
+    spec.runtime_dir = rt_dir;
+    spec.park_id = park_spec_ok(f, &ps);
+    char *gone = xasprintf("%s/no-such-dir", code_dir);
+    spec.code_dir = gone;
+    expect_spawn_error(f, &spec, ENOENT, "cannot clone the mount");
+    free(gone);
+    /* Only a deep park takes a runtime dir; the host's netns is refused. */
+    ps.netns_fd = -1;
+    assert_int_equal(spawner_park(f->sp, &ps, on_park, NULL, &err), -EINVAL);
+    int hostns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+    ps.netns_fd = hostns;
+    struct park p = {0};
+    assert_int_equal(spawner_park(f->sp, &ps, on_park, &p, &err), 0);
+    assert_true(run_until(&f->loop, &p.done, 5000));
+    assert_int_equal(p.rc, -EINVAL);
+    assert_non_null(strstr(p.err.msg, "host network namespace"));
+    close(hostns);
+    free(script);
+    cgroup_destroy(&cg);
+    close(n.ns);
+    close(n.listen);
 }
 
 /* A zygote that cannot start (here: exits at once) fails the parks it was sent, and the spawner
@@ -1092,6 +1217,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_park_then_spawn, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_park_unpark, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_park_errors, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_deep_park, fx_setup, fx_teardown),
         cmocka_unit_test(test_daemon_death),
         cmocka_unit_test_setup_teardown(test_park_zygote_dead, fx_setup, fx_teardown),
         cmocka_unit_test(test_decode_garbage),
