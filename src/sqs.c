@@ -871,7 +871,8 @@ static void op_list_queues(struct nb_sqs *s, struct nb_sqs_call *c)
         FAIL(c, "InvalidParameterValue",
              "Value for parameter MaxResults is invalid. Reason: MaxResults must be an "
              "integer between 1 and 1000.");
-    qsort(s->queues, s->n_queues, sizeof(*s->queues), cmp_queue);
+    if (s->n_queues) /* no queue yet: s->queues may be NULL, which qsort must not get */
+        qsort(s->queues, s->n_queues, sizeof(*s->queues), cmp_queue);
     json_t *urls = json_array();
     const char *last = NULL;
     size_t i = 0;
