@@ -196,6 +196,8 @@ static int write_batch(void *data, struct nb_commit_op *const *ops, size_t n, st
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         struct pend *p = (struct pend *)ops[i];
+        if (!p->n) /* an op with no record has recs NULL: nothing to copy */
+            continue;
         memcpy(all + k, p->recs, p->n * sizeof(*all));
         k += p->n;
     }
