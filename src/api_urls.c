@@ -6,11 +6,11 @@
  * Like api_versions.c: validate on the loop, write the store on a worker through the daemon's
  * serial store-write queue (serial_work.h; durable before the reply; a write that fails or could
  * not be queued is answered 500 ServiceException), then change the in-memory table (triggers.h)
- * and reply: loop -> worker -> loop. At most
- * one write per function is in flight (fn->updating; others get 409); a job holds a reference on
- * its function entry and owns what it commits. Stored as objects of the function (store.h):
- * kind "url" keyed by qualifier ("$none" unqualified), kind "route" keyed by the route key, so
- * deleting the function deletes them in the same transaction.
+ * and reply: loop -> worker -> loop. At most one write per function is in flight (fn->updating;
+ * others get 409); a job holds a reference on its function entry and owns what it commits, and
+ * its done callback frees it on every path. Stored as objects of the function (store.h): kind
+ * "url" keyed by qualifier ("$none" unqualified), kind "route" keyed by the route key, so deleting
+ * the function deletes them in the same transaction.
  */
 #include <errno.h>
 
