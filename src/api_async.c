@@ -5,10 +5,11 @@
  *
  * A config belongs to (function, qualifier); the unqualified one is the "$LATEST" one, as in
  * Lambda (its FunctionArn ends in :$LATEST). Put replaces the whole config, Update changes the
- * fields it names and needs an existing config. Writes go to the store on a worker thread, one at
- * a time in arrival order (struct nb_eic_table's queue), and the table changes when the write
- * committed, so the reply never announces what memory or disk do not hold. A destination must name
- * an existing function (checked here, at Put/Update time). Loop thread only.
+ * fields it names and needs an existing config. Writes go to the store through the daemon's serial
+ * store-write queue (serial_work.h: on a worker thread, one at a time in arrival order; a write
+ * that fails or could not be queued is answered 500 ServiceException), and the table changes when
+ * the write committed, so the reply never announces what memory or disk do not hold. A destination
+ * must name an existing function (checked here, at Put/Update time). Loop thread only.
  */
 #include <errno.h>
 
@@ -24,6 +25,7 @@
 enum eic_op { EIC_PUT, EIC_UPDATE, EIC_DELETE };
 
 struct nb_eic_job {
+    struct nb_serial_job sj;
     struct nb_daemon *d;
     struct nb_http_req *req;
     enum eic_op op;
@@ -32,8 +34,6 @@ struct nb_eic_job {
     char *doc; /* PUT/UPDATE: its record */
     int rc;
     struct nb_err err;
-    uv_work_t work;
-    struct nb_eic_job *next;
 };
 
 static struct nb_eic_table *table(struct nb_daemon *d)
@@ -183,8 +183,6 @@ static void not_found(struct nb_daemon *d, struct nb_http_req *req, const char *
               d->cfg.region, d->cfg.account_id, name, qualifier);
 }
 
-static void job_start(struct nb_daemon *d);
-
 static bool target_exists(struct nb_daemon *d, const char *function, const char *qualifier)
 {
     struct nb_fn *fn = registry_find(d, function);
@@ -192,7 +190,33 @@ static bool target_exists(struct nb_daemon *d, const char *function, const char 
     return fn && registry_resolve(d, fn, qualifier, &err);
 }
 
-/* Appends a delete with no client to the queue; only from job_done, whose job_start starts it. */
+static void job_work(void *data)
+{
+    struct nb_eic_job *j = data;
+    if (j->op == EIC_DELETE)
+        j->rc = store_eic_delete(j->d->store, j->function, j->qualifier, &j->err);
+    else
+        j->rc = store_eic_put(j->d->store, j->function, j->qualifier, j->doc, &j->err);
+}
+
+static void job_free(struct nb_eic_job *j)
+{
+    async_config_release(j->cfg);
+    free(j->function);
+    free(j->qualifier);
+    free(j->doc);
+    free(j);
+}
+
+static void job_done(void *data, int status);
+
+static void job_queue(struct nb_daemon *d, struct nb_eic_job *j)
+{
+    serial_work_submit(&d->store_writes, &j->sj, j, job_work, job_done);
+}
+
+/* Queues a delete with no client of (function, qualifier): from job_done, when a config's target
+ * went away while its write waited. */
 static void cleanup_queue(struct nb_daemon *d, const char *function, const char *qualifier)
 {
     struct nb_eic_job *j = xcalloc(1, sizeof(*j));
@@ -200,31 +224,14 @@ static void cleanup_queue(struct nb_daemon *d, const char *function, const char 
     j->op = EIC_DELETE;
     j->function = xstrdup(function);
     j->qualifier = xstrdup(qualifier);
-    struct nb_eic_table *t = table(d);
-    if (t->queue_tail)
-        t->queue_tail->next = j;
-    else
-        t->queue_head = j;
-    t->queue_tail = j;
+    job_queue(d, j);
 }
 
-static void job_work(uv_work_t *w)
+/* Answers the request (if any) and frees the job, on every path. */
+static void job_done(void *data, int status)
 {
-    struct nb_eic_job *j = w->data;
-    if (j->op == EIC_DELETE)
-        j->rc = store_eic_delete(j->d->store, j->function, j->qualifier, &j->err);
-    else
-        j->rc = store_eic_put(j->d->store, j->function, j->qualifier, j->doc, &j->err);
-}
-
-static void job_done(uv_work_t *w, int status)
-{
-    struct nb_eic_job *j = w->data;
+    struct nb_eic_job *j = data;
     struct nb_daemon *d = j->d;
-    struct nb_eic_table *t = table(d);
-    t->queue_head = j->next;
-    if (!t->queue_head)
-        t->queue_tail = NULL;
     j->rc = api_work_result(status, j->rc, &j->err);
     if (!j->req) { /* cleanup_queue's delete of a config whose target went away */
         if (j->rc < 0 && j->rc != -ENOENT)
@@ -250,38 +257,7 @@ static void job_done(uv_work_t *w, int status)
         install(d, steal_ptr(j->cfg));
         api_json(j->req, 200, o);
     }
-    async_config_release(j->cfg);
-    free(j->function);
-    free(j->qualifier);
-    free(j->doc);
-    free(j);
-    job_start(d);
-}
-
-static void job_start(struct nb_daemon *d)
-{
-    struct nb_eic_job *j = table(d)->queue_head;
-    if (!j)
-        return;
-    j->work.data = j;
-    int rc = uv_queue_work(d->loop, &j->work, job_work, job_done);
-    if (rc < 0) {
-        j->rc = err_set(&j->err, EIO, "cannot queue work: %s", uv_strerror(rc));
-        job_done(&j->work, 0);
-    }
-}
-
-static void job_queue(struct nb_daemon *d, struct nb_eic_job *j)
-{
-    struct nb_eic_table *t = table(d);
-    bool idle = !t->queue_head;
-    if (t->queue_tail)
-        t->queue_tail->next = j;
-    else
-        t->queue_head = j;
-    t->queue_tail = j;
-    if (idle)
-        job_start(d);
+    job_free(j);
 }
 
 /* A parsed destination must name an existing function (and qualifier); false with the reply

@@ -6,9 +6,11 @@
  * most 10; above 10 needs MaximumBatchingWindowInSeconds >= 1), the window 0..300,
  * FunctionResponseTypes only ReportBatchItemFailures, ScalingConfig.MaximumConcurrency 2..1000, the
  * queue and the function (with its qualifier) must exist, one mapping per (queue, function).
- * Writes go to the store on a worker thread one at a time in arrival order; memory changes when the
- * write committed, so a reply never announces what disk does not hold. Replies carry the transient
- * states (Creating, Enabling, Disabling, Updating, Deleting); Get/List show the steady ones.
+ * Writes go to the store through the daemon's serial store-write queue (serial_work.h: on a worker
+ * thread, one at a time in arrival order; a write that fails or could not be queued is answered
+ * 500 ServiceException); memory changes when the write committed, so a reply never announces what
+ * disk does not hold. Replies carry the transient states (Creating, Enabling, Disabling, Updating,
+ * Deleting); Get/List show the steady ones.
  * Loop thread only.
  */
 #include <errno.h>
@@ -28,6 +30,7 @@
 enum job_op { JOB_CREATE, JOB_UPDATE, JOB_DELETE };
 
 struct nb_esm_job {
+    struct nb_serial_job sj;
     struct nb_daemon *d;
     struct nb_http_req *req;
     enum job_op op;
@@ -38,8 +41,6 @@ struct nb_esm_job {
     const char *state; /* the reply's State */
     int rc;
     struct nb_err err;
-    uv_work_t work;
-    struct nb_esm_job *next;
 };
 
 static struct nb_esm_table *table(struct nb_daemon *d)
@@ -51,11 +52,9 @@ static struct nb_esm_table *table(struct nb_daemon *d)
     return d->esm;
 }
 
-static void job_start(struct nb_daemon *d);
-
-static void job_work(uv_work_t *w)
+static void job_work(void *data)
 {
-    struct nb_esm_job *j = w->data;
+    struct nb_esm_job *j = data;
     struct nb_store *st = j->d->store;
     if (j->op == JOB_DELETE) {
         j->rc = store_object_delete(st, "esm", j->cur->function, j->cur->uuid, &j->err);
@@ -86,14 +85,19 @@ static void apply(struct nb_esm *dst, struct nb_esm *src)
     dst->last_modified = src->last_modified;
 }
 
-static void job_done(uv_work_t *w, int status)
+static void job_free(struct nb_esm_job *j)
 {
-    struct nb_esm_job *j = w->data;
+    esm_release(j->m);
+    free(j->old_function);
+    free(j->doc);
+    free(j);
+}
+
+/* Answers the request and frees the job, on every path. */
+static void job_done(void *data, int status)
+{
+    struct nb_esm_job *j = data;
     struct nb_daemon *d = j->d;
-    struct nb_esm_table *t = table(d);
-    t->queue_head = j->next;
-    if (!t->queue_head)
-        t->queue_tail = NULL;
     j->rc = api_work_result(status, j->rc, &j->err);
     if (j->rc == -ENOENT && j->op == JOB_DELETE) {
         /* the function went (and its mappings with it): gone from memory too */
@@ -117,37 +121,7 @@ static void job_done(uv_work_t *w, int status)
         esm_changed(j->cur);
         api_json(j->req, 202, o);
     }
-    esm_release(j->m);
-    free(j->old_function);
-    free(j->doc);
-    free(j);
-    job_start(d);
-}
-
-static void job_start(struct nb_daemon *d)
-{
-    struct nb_esm_job *j = table(d)->queue_head;
-    if (!j)
-        return;
-    j->work.data = j;
-    int rc = uv_queue_work(d->loop, &j->work, job_work, job_done);
-    if (rc < 0) {
-        j->rc = err_set(&j->err, EIO, "cannot queue work: %s", uv_strerror(rc));
-        job_done(&j->work, 0);
-    }
-}
-
-static void job_queue(struct nb_daemon *d, struct nb_esm_job *j)
-{
-    struct nb_esm_table *t = table(d);
-    bool idle = !t->queue_head;
-    if (t->queue_tail)
-        t->queue_tail->next = j;
-    else
-        t->queue_head = j;
-    t->queue_tail = j;
-    if (idle)
-        job_start(d);
+    job_free(j);
 }
 
 /* ---- validation ------------------------------------------------------------------------- */
@@ -312,7 +286,7 @@ static void queue_write(struct nb_daemon *d, struct nb_http_req *req, enum job_o
     }
     if (op == JOB_UPDATE)
         j->old_function = xstrdup(cur->function);
-    job_queue(d, j);
+    serial_work_submit(&d->store_writes, &j->sj, j, job_work, job_done);
 }
 
 /* ---- handlers --------------------------------------------------------------------------- */

@@ -6,10 +6,11 @@
  * ResourceNotFoundException, UnknownOperationException, InternalException.
  *
  * Writes: the in-memory table (scheduler_rules) changes on the loop at once, so later requests
- * see it; the rule's record is written by a FIFO of store jobs, one on a worker thread at a time,
- * in arrival order (memory and disk agree), and the client's reply waits for its job. A failed
- * write is answered 500 InternalException and logged (memory then runs ahead of the disk until the
- * next write of that rule).
+ * see it; the rule's record is written through the daemon's serial store-write queue
+ * (serial_work.h: one on a worker thread at a time, in arrival order, so memory and disk agree),
+ * and the client's reply waits for its job. A failed write (or one that could not be queued) is
+ * answered 500 InternalException and logged (memory then runs ahead of the disk until the next
+ * write of that rule).
  */
 #include <errno.h>
 
@@ -24,58 +25,43 @@
 #define LIST_LIMIT_MAX 100
 
 struct job {
-    uv_work_t work;
+    struct nb_serial_job sj;
     struct nb_daemon *d;
     struct nb_http_req *req;
     char *name, *doc; /* doc NULL: delete the rule */
     json_t *reply;    /* sent once durable */
     int rc;
     struct nb_err err;
-    struct job *next;
 };
 
-static struct job *queue_head, *queue_tail; /* loop thread only; one daemon per process */
-
-static void job_start(struct job *j);
-
-static void job_work(uv_work_t *w)
+static void job_work(void *data)
 {
-    struct job *j = w->data;
+    struct job *j = data;
     j->rc = j->doc ? store_rule_put(j->d->store, j->name, j->doc, &j->err)
                    : store_rule_delete(j->d->store, j->name, &j->err);
 }
 
-static void job_done(uv_work_t *w, int status)
+static void job_free(struct job *j)
 {
-    struct job *j = w->data;
-    if (status < 0 && j->rc == 0)
-        j->rc = err_set(&j->err, EIO, "rule write cancelled");
-    if (j->rc < 0) {
-        log_err("rule write failed name=%s err=\"%s\"", j->name, j->err.msg);
-        json_decref(j->reply);
-        api_target_error(j->req, 500, "InternalException", "cannot store rule '%s': %s", j->name,
-                         j->err.msg);
-    } else {
-        api_target_json(j->req, j->reply);
-    }
-    queue_head = j->next;
-    if (!queue_head)
-        queue_tail = NULL;
+    json_decref(j->reply);
     free(j->name);
     free(j->doc);
     free(j);
-    if (queue_head)
-        job_start(queue_head);
 }
 
-static void job_start(struct job *j)
+/* Answers the request and frees the job, on every path. */
+static void job_done(void *data, int status)
 {
-    j->work.data = j;
-    int rc = uv_queue_work(j->d->loop, &j->work, job_work, job_done);
-    if (rc < 0) {
-        j->rc = err_set(&j->err, EIO, "cannot queue work: %s", uv_strerror(rc));
-        job_done(&j->work, 0);
+    struct job *j = data;
+    j->rc = api_work_result(status, j->rc, &j->err);
+    if (j->rc < 0) {
+        log_err("rule write failed name=%s err=\"%s\"", j->name, j->err.msg);
+        api_target_error(j->req, 500, "InternalException", "cannot store rule '%s': %s", j->name,
+                         j->err.msg);
+    } else {
+        api_target_json(j->req, steal_ptr(j->reply));
     }
+    job_free(j);
 }
 
 /* Persists rule name (r = its new state, NULL = deleted), then replies reply (consumed). */
@@ -88,13 +74,7 @@ static void persist(struct nb_daemon *d, struct nb_http_req *req, const char *na
     j->name = xstrdup(name);
     j->doc = r ? rule_record(r) : NULL;
     j->reply = reply;
-    if (queue_tail) {
-        queue_tail->next = j;
-        queue_tail = j;
-        return;
-    }
-    queue_head = queue_tail = j;
-    job_start(j);
+    serial_work_submit(&d->store_writes, &j->sj, j, job_work, job_done);
 }
 
 /* ---- helpers ----------------------------------------------------------------------------- */

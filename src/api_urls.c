@@ -3,12 +3,14 @@
  * (/2021-10-31/functions/{FunctionName}/url[s], LAMBDA.md §3.8) and nimbus' HTTP routes
  * (POST|GET /nimbus/v1/routes, DELETE /nimbus/v1/routes?RouteKey=KEY).
  *
- * Like api_versions.c: validate on the loop, write the store on a worker (durable before the
- * reply), then change the in-memory table (triggers.h) and reply: loop -> worker -> loop. At most
- * one write per function is in flight (fn->updating; others get 409); a job holds a reference on
- * its function entry and owns what it commits. Stored as objects of the function (store.h):
- * kind "url" keyed by qualifier ("$none" unqualified), kind "route" keyed by the route key, so
- * deleting the function deletes them in the same transaction.
+ * Like api_versions.c: validate on the loop, write the store on a worker through the daemon's
+ * serial store-write queue (serial_work.h; durable before the reply; a write that fails or could
+ * not be queued is answered 500 ServiceException), then change the in-memory table (triggers.h)
+ * and reply: loop -> worker -> loop. At most one write per function is in flight (fn->updating;
+ * others get 409); a job holds a reference on its function entry and owns what it commits, and
+ * its done callback frees it on every path. Stored as objects of the function (store.h): kind
+ * "url" keyed by qualifier ("$none" unqualified), kind "route" keyed by the route key, so deleting
+ * the function deletes them in the same transaction.
  */
 #include <errno.h>
 
@@ -21,7 +23,7 @@
 enum uop { U_PUT_URL, U_DELETE_URL, U_ADD_ROUTE, U_DELETE_ROUTE };
 
 struct ujob {
-    uv_work_t work;
+    struct nb_serial_job sj;
     struct nb_daemon *d;
     struct nb_http_req *req;
     enum uop op;
@@ -45,9 +47,9 @@ static void ujob_free(struct ujob *j)
     free(j);
 }
 
-static void ujob_work(uv_work_t *w)
+static void ujob_work(void *data)
 {
-    struct ujob *j = w->data;
+    struct ujob *j = data;
     if (j->doc)
         j->rc = store_object_put(j->d->store, j->kind, j->fn->name, j->key, j->doc, &j->err);
     else
@@ -56,9 +58,10 @@ static void ujob_work(uv_work_t *w)
         j->rc = 0;
 }
 
-static void ujob_done(uv_work_t *w, int status)
+/* Answers the request and frees the job, on every path. */
+static void ujob_done(void *data, int status)
 {
-    struct ujob *j = w->data;
+    struct ujob *j = data;
     struct nb_daemon *d = j->d;
     j->rc = api_work_result(status, j->rc, &j->err);
     if (j->rc < 0) {
@@ -106,7 +109,8 @@ static void ujob_done(uv_work_t *w, int status)
     ujob_free(j);
 }
 
-/* Starts a store write for fn (busy: 409). Consumes kind/key/doc (doc NULL = delete). */
+/* A store-write job for fn, to queue with ujob_queue (busy: replies 409, NULL). Consumes doc
+ * (NULL = delete). */
 static struct ujob *ujob_start(struct nb_daemon *d, struct nb_http_req *req, struct nb_fn *fn,
                                enum uop op, const char *kind, const char *key, char *doc)
 {
@@ -126,15 +130,12 @@ static struct ujob *ujob_start(struct nb_daemon *d, struct nb_http_req *req, str
     j->kind = xstrdup(kind);
     j->key = xstrdup(key);
     j->doc = doc;
-    j->work.data = j;
     return j;
 }
 
 static void ujob_queue(struct ujob *j)
 {
-    int rc = uv_queue_work(j->d->loop, &j->work, ujob_work, ujob_done);
-    if (rc < 0)
-        BUG("uv_queue_work: %s", uv_strerror(rc));
+    serial_work_submit(&j->d->store_writes, &j->sj, j, ujob_work, ujob_done);
 }
 
 /* ---- function URL configs ---------------------------------------------------------------- */

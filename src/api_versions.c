@@ -6,10 +6,12 @@
  * the instances).
  *
  * Bodies here are small, so a write is validated on the loop against the registry, then its store
- * write runs on a worker (durable before the reply), then the registry changes and the client gets
- * its reply: loop -> worker -> loop. Like api_lambda.c, at most one write per function is in
- * flight (fn->updating; others get 409), a job holds a reference on its function entry and owns
- * what it commits, and the request stays valid until the job replies even if the client left.
+ * write runs on a worker through the daemon's serial store-write queue (serial_work.h; durable
+ * before the reply; a write that fails or could not be queued is answered 500 ServiceException),
+ * then the registry changes and the client gets its reply: loop -> worker -> loop. Like
+ * api_lambda.c, at most one write per function is in flight (fn->updating; others get 409), a job
+ * holds a reference on its function entry and owns what it commits, and the request stays valid
+ * until the job replies even if the client left.
  *
  * Invariants: a version number is taken only when its store row is committed, and rows of deleted
  * versions stay, so numbers are never reused; a version an alias points to cannot be deleted.
@@ -36,7 +38,7 @@ static int64_t pending_pc;
 enum vop { V_PUBLISH, V_DELETE_VERSION, V_PUT_ALIAS, V_DELETE_ALIAS, V_PUT_PC, V_DELETE_PC };
 
 struct vjob {
-    uv_work_t work;
+    struct nb_serial_job sj;
     struct nb_daemon *d;
     struct nb_http_req *req;
     enum vop op;
@@ -65,9 +67,9 @@ static void vjob_free(struct vjob *j)
     free(j);
 }
 
-static void vjob_work(uv_work_t *w)
+static void vjob_work(void *data)
 {
-    struct vjob *j = w->data;
+    struct vjob *j = data;
     struct nb_store *st = j->d->store;
     int64_t n = 0;
     switch (j->op) {
@@ -94,9 +96,10 @@ static void vjob_work(uv_work_t *w)
     }
 }
 
-static void vjob_done(uv_work_t *w, int status)
+/* Answers the request and frees the job, on every path. */
+static void vjob_done(void *data, int status)
 {
-    struct vjob *j = w->data;
+    struct vjob *j = data;
     struct nb_daemon *d = j->d;
     j->rc = api_work_result(status, j->rc, &j->err);
     if (j->rc < 0) {
@@ -165,12 +168,7 @@ static void vjob_start(struct nb_http_req *req, struct nb_daemon *d, struct nb_f
     fn_ref(fn);
     j->fn = fn;
     fn->updating = true;
-    j->work.data = j;
-    int rc = uv_queue_work(d->loop, &j->work, vjob_work, vjob_done);
-    if (rc < 0) {
-        api_error(req, 500, "ServiceException", "cannot queue work: %s", uv_strerror(rc));
-        vjob_free(j);
-    }
+    serial_work_submit(&d->store_writes, &j->sj, j, vjob_work, vjob_done);
 }
 
 static bool busy(struct nb_http_req *req, struct nb_fn *fn)

@@ -38,12 +38,10 @@ struct nb_eic {
     struct nb_eic *next;
 };
 
-/* Every config, and the control-plane writes to them: one store write at a time, in arrival
- * order, so memory and disk agree. */
-struct nb_eic_job;
+/* Every config (the control-plane writes to them go through the daemon's serial store-write
+ * queue, serial_work.h, so memory and disk agree). */
 struct nb_eic_table {
     struct nb_eic *head;
-    struct nb_eic_job *queue_head, *queue_tail; /* the head's write is in flight */
 };
 
 #define NB_ASYNC_PAYLOAD_MAX 1048576

@@ -417,6 +417,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
         return rc;
     collect_code(d); /* packages no function uses any more (updates, deletes) */
     d->loop = uv_default_loop();
+    serial_work_init(&d->store_writes, d->loop);
     d->logs = logs_new(d->loop, d->cfg.data_dir, err);
     if (!d->logs)
         return -err->code;

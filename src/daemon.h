@@ -11,6 +11,7 @@
 #include "config.h"
 #include "function.h"
 #include "registry.h"
+#include "serial_work.h"
 
 struct nb_store;
 struct nb_spawner;
@@ -73,6 +74,8 @@ struct nb_daemon {
     struct nb_triggers *triggers; /* function URLs, HTTP routes, public listener (triggers.h) */
     struct nb_scheduler *sched;   /* schedule rules and their timer (scheduler.c) */
     struct nb_esm_table *esm;     /* esm: event source mappings (esm.c, api_esm.c) */
+    /* control-plane store writes whose reply waits for them, one at a time (serial_work.h) */
+    struct nb_serial_work store_writes;
     uint64_t started_ms;
     char runtime_dir_abs[4096];
     char zygote_module[4096]; /* the _nimbus_zygote extension; "" = no Python zygote */

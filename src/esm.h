@@ -53,11 +53,9 @@ struct nb_esm {
     struct nb_esm *next;
 };
 
-struct nb_esm_job;
 struct nb_esm_table {
     struct nb_daemon *d;
     struct nb_esm *head;
-    struct nb_esm_job *queue_head, *queue_tail; /* store writes, one at a time (api_esm.c) */
     bool stopping;
     bool loading; /* esm_start: mappings poll once the loop runs */
     struct {

@@ -196,6 +196,8 @@ static int write_batch(void *data, struct nb_commit_op *const *ops, size_t n, st
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         struct pend *p = (struct pend *)ops[i];
+        if (!p->n) /* an op with no record has recs NULL: nothing to copy */
+            continue;
         memcpy(all + k, p->recs, p->n * sizeof(*all));
         k += p->n;
     }
@@ -871,7 +873,8 @@ static void op_list_queues(struct nb_sqs *s, struct nb_sqs_call *c)
         FAIL(c, "InvalidParameterValue",
              "Value for parameter MaxResults is invalid. Reason: MaxResults must be an "
              "integer between 1 and 1000.");
-    qsort(s->queues, s->n_queues, sizeof(*s->queues), cmp_queue);
+    if (s->n_queues) /* no queue yet: s->queues may be NULL, which qsort must not get */
+        qsort(s->queues, s->n_queues, sizeof(*s->queues), cmp_queue);
     json_t *urls = json_array();
     const char *last = NULL;
     size_t i = 0;

@@ -4,6 +4,12 @@ temporary data dir, and clients (boto3, the aws CLI v2 from Debian, the nimbus C
 
 Run with Debian's interpreter so python3-boto3 is importable: /usr/bin/python3 -m pytest tests/e2e.
 The build dir is $NIMBUS_BUILD (default: build/ at the repository root).
+
+Every daemon's exit is checked: stopped with SIGTERM it must exit 0 within the stop timeout, and
+under a sanitizer build its part of the daemon log must hold no ASan/LSan/UBSan report. A daemon
+that fails this fails the test that stopped it (fresh_daemon, or a test's own Daemon), or the
+module's last test at teardown (the module daemon), with the first lines of the report. A daemon
+a test kills with SIGKILL is exempt from the exit-status check only.
 """
 import json
 import os
@@ -24,6 +30,26 @@ BUILD = os.environ.get("NIMBUS_BUILD", os.path.join(ROOT, "build"))
 NIMBUS = os.path.join(BUILD, "src", "nimbus")
 AWS = "/usr/bin/aws"  # Debian's awscli 2.9 (not a pip one on PATH)
 FUNCS = os.path.join(ROOT, "tests", "e2e", "functions")
+
+
+def sanitized_build(build=BUILD):
+    """True when build is a sanitizer build (meson's b_sanitize option is set)."""
+    try:
+        with open(os.path.join(build, "meson-info", "intro-buildoptions.json")) as f:
+            opts = json.load(f)
+    except (OSError, ValueError):
+        return False
+    for o in opts:
+        if o.get("name") == "b_sanitize":
+            v = o.get("value")
+            return bool(v) and v != "none" and v != ["none"]
+    return False
+
+
+SANITIZED = sanitized_build()
+# the first line of a report of ASan, LSan (leaks at exit) and UBSan
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+REPORT_LINES = 40  # lines of a report quoted in a failure
 
 
 class Headers(dict):
@@ -70,10 +96,19 @@ class Daemon:
         self.log_path = os.path.join(data_dir, "daemon.log")
         self.credentials = os.path.join(data_dir, "credentials")
         self.key_id = self.secret = None  # the root key, read at start()
+        # exit check (check_exit): where this process' part of the shared log starts, whether it
+        # became healthy, whether stop() had to kill it, the verdict once it exited
+        self.log_offset = 0
+        self.healthy = False
+        self.stop_timed_out = False
+        self.problem = None  # None: not diagnosed yet; "" : exited fine
+        self.reported = False
 
     def start(self):
         os.makedirs(self.data_dir, exist_ok=True)
         self.log = open(self.log_path, "ab")
+        self.log_offset = self.log.tell()
+        STARTED.append(self)
         args = [NIMBUS, "serve", "--listen", "127.0.0.1:%d" % self.port,
                 "--data-dir", self.data_dir, "--log-level", "debug",
                 "--cgroup-parent", "nimbus-e2e-%d" % self.port] + self.extra_args
@@ -87,6 +122,7 @@ class Daemon:
                     if r.status == 200:
                         # the daemon writes its root key there at first start
                         self.key_id, self.secret = read_credentials(self.credentials)
+                        self.healthy = True
                         return self
             except OSError:
                 time.sleep(0.05)
@@ -98,11 +134,50 @@ class Daemon:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
+                self.stop_timed_out = sig != signal.SIGKILL
                 self.proc.kill()
                 self.proc.wait()
         if self.proc:
             self.log.close()
+            self.diagnose()  # now: the test may remove the data folder (and the log) next
         return self.proc.returncode if self.proc else None
+
+    def diagnose(self):
+        """Once the process exited: sets self.problem to "" (a clean exit) or what went wrong."""
+        if self.problem is not None or not self.proc or self.proc.poll() is None:
+            return
+        rc = self.proc.returncode
+        why = []
+        if self.stop_timed_out:
+            why.append("did not exit within the stop timeout after SIGTERM (killed)")
+        elif rc != 0 and self.healthy and rc != -signal.SIGKILL:
+            # before healthy, an exit is start()'s to report; SIGKILL is a test's own doing
+            why.append("exited with %s" % (("signal %d" % -rc) if rc < 0 else "status %d" % rc))
+        report = self.sanitizer_report() if SANITIZED else None
+        if report:
+            why.append("sanitizer report in %s:\n%s" % (self.log_path, report))
+        self.problem = "; ".join(why)
+
+    def sanitizer_report(self):
+        """The first lines of the first sanitizer report in this process' part of the log."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                lines = f.read().decode(errors="replace").splitlines()
+        except OSError:
+            return None
+        for i, line in enumerate(lines):
+            if any(m in line for m in SANITIZER_MARKERS):
+                return "\n".join(lines[i:i + REPORT_LINES])
+        return None
+
+    def check_exit(self):
+        """What went wrong with this daemon's exit, once (then None); None while it runs."""
+        self.diagnose()
+        if not self.problem or self.reported:
+            return None
+        self.reported = True
+        return "nimbus daemon (pid %d, port %d) %s" % (self.proc.pid, self.port, self.problem)
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -227,6 +302,37 @@ def zip_files(files):
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
 
+STARTED = []  # every Daemon started in this session whose exit is not checked yet
+
+
+def check_daemon_exits():
+    """Fails the current test or teardown if a daemon that exited did not exit cleanly; forgets
+    the daemons that exited."""
+    problems = []
+    for dm in list(STARTED):
+        p = dm.check_exit()
+        if p:
+            problems.append(p)
+        if dm.problem is not None:
+            STARTED.remove(dm)
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def daemon_exits():
+    """After each test: a daemon that exited during it (a test's own, or one that crashed) exited
+    cleanly."""
+    yield
+    check_daemon_exits()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def daemon_exits_module():
+    """After a module's own module-scoped fixtures: the daemons they stopped exited cleanly."""
+    yield
+    check_daemon_exits()
+
 
 @pytest.fixture(scope="session")
 def nimbus_bin():
@@ -246,6 +352,9 @@ def module_daemon(extra_args=()):
     yield dm
     helpers.ACTIVE["daemon"] = None
     dm.stop()
+    problem = dm.check_exit()
+    if problem:  # the folder (and the daemon log) stays for a look
+        pytest.fail(problem, pytrace=False)
     if not os.environ.get("NIMBUS_KEEP_DATA"):
         shutil.rmtree(d, ignore_errors=True)
 
@@ -270,7 +379,9 @@ def fresh_daemon(nimbus_bin):
     yield make
     for dm in made:
         dm.stop()
-        if not os.environ.get("NIMBUS_KEEP_DATA"):  # keep daemon logs for debugging
+    check_daemon_exits()  # before the folders (and logs) go; a failure keeps them
+    if not os.environ.get("NIMBUS_KEEP_DATA"):  # keep daemon logs for debugging
+        for dm in made:
             shutil.rmtree(dm.data_dir, ignore_errors=True)
 
 
