@@ -260,7 +260,9 @@ class Connection {
 
   expect() {
     if (!this.pending.length) this.socket.ref();
-    return new Promise((resolve, reject) => this.pending.push({ resolve, reject, gotBytes: false }));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject, gotBytes: false });
+    });
   }
 
   onData(d) {
@@ -320,7 +322,8 @@ class RuntimeClient {
   }
 
   head(method, urlPath, headers, bodyLength) {
-    let s = `${method} ${urlPath} HTTP/1.1\r\nHost: ${this.hostPort}\r\nUser-Agent: ${USER_AGENT}\r\n`;
+    let s = `${method} ${urlPath} HTTP/1.1\r\nHost: ${this.hostPort}\r\n`;
+    s += `User-Agent: ${USER_AGENT}\r\n`;
     for (const [name, value] of Object.entries(headers || {})) {
       http.validateHeaderValue(name, value);
       s += `${name}: ${value}\r\n`;
@@ -335,7 +338,8 @@ class RuntimeClient {
   request(method, urlPath, body, headers, thenNext) {
     let head;
     try {
-      head = this.head(method, urlPath, headers, body === undefined ? undefined : Buffer.byteLength(body));
+      const length = body === undefined ? undefined : Buffer.byteLength(body);
+      head = this.head(method, urlPath, headers, length);
     } catch (err) {
       return Promise.reject(err); // a header value Node refuses (ERR_INVALID_CHAR)
     }
