@@ -5,6 +5,8 @@
  * Structure: parse (header form or presigned query form) -> canonical request -> string to sign
  * -> HMAC with the derived signing key (cached) -> constant-time comparison. The same canonical
  * request code signs for the CLI and for presigned URLs, so what nimbus signs it also accepts.
+ * Each thread hashes with its own SHA-256 and HMAC contexts, made once and reused (freed when
+ * the thread exits).
  * Invariant: nothing here reads the clock or the key store; every failure carries AWS's message.
  */
 #include "sigv4.h"
@@ -50,7 +52,24 @@ int sigv4_error_status(enum nb_sigv4_result r)
  * them on every call (a lock and a lookup, a third of the verification cost). */
 static EVP_MD *sha256_md;
 static EVP_MAC *hmac_mac;
+static pthread_key_t ctx_key; /* each thread's struct crypto_ctx */
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+/* A thread's digest and HMAC contexts, reused by every hash it computes: a fresh context per
+ * hash (and fetching "SHA256" by name for each HMAC) was a measurable part of verifying each
+ * request. */
+struct crypto_ctx {
+    EVP_MD_CTX *md;
+    EVP_MAC_CTX *mac;
+};
+
+static void free_crypto_ctx(void *p)
+{
+    struct crypto_ctx *c = p;
+    EVP_MD_CTX_free(c->md);
+    EVP_MAC_CTX_free(c->mac);
+    free(c);
+}
 
 static void fetch_algorithms(void)
 {
@@ -58,13 +77,34 @@ static void fetch_algorithms(void)
     hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     if (!sha256_md || !hmac_mac)
         BUG("libcrypto has no SHA256/HMAC");
+    if (pthread_key_create(&ctx_key, free_crypto_ctx))
+        BUG("pthread_key_create failed");
+}
+
+static struct crypto_ctx *crypto_ctx(void)
+{
+    pthread_once(&fetch_once, fetch_algorithms);
+    struct crypto_ctx *c = pthread_getspecific(ctx_key);
+    if (c)
+        return c;
+    static char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                           OSSL_PARAM_construct_end()};
+    c = xcalloc(1, sizeof(*c));
+    c->md = EVP_MD_CTX_new();
+    c->mac = EVP_MAC_CTX_new(hmac_mac);
+    if (!c->md || !c->mac || EVP_MAC_CTX_set_params(c->mac, params) != 1 ||
+        pthread_setspecific(ctx_key, c))
+        BUG("cannot set up SHA-256/HMAC contexts");
+    return c;
 }
 
 static void sha256_raw(const void *data, size_t len, unsigned char out[32])
 {
-    pthread_once(&fetch_once, fetch_algorithms);
+    EVP_MD_CTX *md = crypto_ctx()->md;
     unsigned int n = 32;
-    if (EVP_Digest(data, len, out, &n, sha256_md, NULL) != 1 || n != 32)
+    if (EVP_DigestInit_ex2(md, sha256_md, NULL) != 1 || EVP_DigestUpdate(md, data, len) != 1 ||
+        EVP_DigestFinal_ex(md, out, &n) != 1 || n != 32)
         BUG("SHA-256 failed");
 }
 
@@ -77,16 +117,12 @@ void sigv4_sha256_hex(const void *data, size_t len, char out[65])
 
 static void hmac(const void *key, size_t klen, const void *data, size_t len, unsigned char out[32])
 {
-    pthread_once(&fetch_once, fetch_algorithms);
-    static char digest[] = "SHA256";
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
-                           OSSL_PARAM_construct_end()};
-    EVP_MAC_CTX *c = EVP_MAC_CTX_new(hmac_mac);
+    EVP_MAC_CTX *c = crypto_ctx()->mac;
     size_t olen = 0;
-    if (!c || EVP_MAC_init(c, key, klen, params) != 1 || EVP_MAC_update(c, data, len) != 1 ||
+    /* init with a new key restarts the context; the digest set once stays */
+    if (EVP_MAC_init(c, key, klen, NULL) != 1 || EVP_MAC_update(c, data, len) != 1 ||
         EVP_MAC_final(c, out, &olen, 32) != 1 || olen != 32)
         BUG("HMAC-SHA256 failed");
-    EVP_MAC_CTX_free(c);
 }
 
 void sigv4_signing_key(const char *secret, const char *date, const char *region,
@@ -372,7 +408,10 @@ int sigv4_canonical_request(struct nb_buf *out, const struct nb_sigv4_request *r
         if (*p == ';')
             p++;
     }
-    buf_appendf(out, "\n%s\n%s", signed_headers, payload_hash);
+    buf_appends(out, "\n");
+    buf_appends(out, signed_headers);
+    buf_appends(out, "\n");
+    buf_appends(out, payload_hash);
     return rc;
 }
 
@@ -381,8 +420,11 @@ static void string_to_sign(struct nb_buf *out, const char *amz_date, const char 
 {
     char h[65];
     sigv4_sha256_hex(creq->data ? creq->data : "", creq->len, h);
-    buf_appendf(out, SIGV4_ALGORITHM "\n%s\n%s/%s/%s/aws4_request\n%s", amz_date, date, region,
-                service, h);
+    /* appends, not printf: this runs for every signed request */
+    const char *parts[] = {SIGV4_ALGORITHM "\n", amz_date, "\n", date, "/", region, "/", service,
+                           "/aws4_request\n",    h};
+    for (size_t i = 0; i < ARRAY_SIZE(parts); i++)
+        buf_appends(out, parts[i]);
 }
 
 static void signature_hex(const unsigned char key[32], const struct nb_buf *sts, char out[65])

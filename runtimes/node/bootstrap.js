@@ -4,8 +4,11 @@
 // Started as `/usr/bin/node /var/runtime/node/bootstrap.js` with Lambda's environment. It loads the
 // handler named by _HANDLER ("[dir/]file.export[.nested]") from LAMBDA_TASK_ROOT - `file` may be
 // extensionless, .js (CommonJS, or ESM under a "type":"module" package.json), .mjs (ESM, dynamic
-// import()) or .cjs - then serves invocations over one keep-alive HTTP connection (http.Agent,
-// maxSockets 1) to AWS_LAMBDA_RUNTIME_API.
+// import()) or .cjs - then serves invocations over one keep-alive HTTP connection to
+// AWS_LAMBDA_RUNTIME_API (a net.Socket; Node's HTTP parser reads the replies). The outcome of an
+// invocation (POST response/error) and the following GET next go out in one write (HTTP/1.1
+// pipelining, like runtimes/c), so the platform sees the instance waiting for work as soon as it
+// has answered; before an exit the POST goes alone.
 //
 // It follows the official runtime (aws-lambda-nodejs-runtime-interface-client) in what a function
 // can observe: async and callback handlers, callbackWaitsForEmptyEventLoop (the response of a
@@ -17,6 +20,7 @@
 'use strict';
 
 const http = require('http');
+const net = require('net');
 const fs = require('fs');
 const path = require('path');
 const util = require('util');
@@ -196,61 +200,180 @@ function logError(msg, err) {
 
 // ---- the Runtime API client --------------------------------------------------------------------
 
+// Node's own HTTP parser (llhttp), which its http client uses: http.Agent cannot pipeline.
+const { HTTPParser } = require('_http_common');
+
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/* True for a request that got no reply byte because its connection closed or was reset. */
+function isUnanswered(err) {
+  return err.unanswered === true && RESET_CODES.has(err.code);
+}
+
+/* One TCP connection to the Runtime API. Requests are written in order and their replies, parsed
+ * by HTTPParser, settle them in the same order (HTTP/1.1 answers pipelined requests in order).
+ * The socket holds the event loop open only while a reply is awaited, like an http.Agent's free
+ * socket, so 'beforeExit' (callbackWaitsForEmptyEventLoop) still fires while a handler runs. */
+class Connection {
+  constructor(hostname, port) {
+    this.pending = []; // {resolve, reject, gotBytes} per request written, oldest first
+    this.reused = false; // a reply was read on it: the peer may have closed it since
+    this.dead = false;
+    this.error = null;
+    this.reply = null; // the reply being parsed (to pending[0])
+    const parser = new HTTPParser();
+    parser.initialize(HTTPParser.RESPONSE, {}, 0, 0);
+    parser[HTTPParser.kOnMessageBegin] = () => {
+      this.reply = { rawHeaders: [], chunks: [] };
+      if (this.pending.length) this.pending[0].gotBytes = true;
+    };
+    // many or long headers arrive in parts before kOnHeadersComplete, which then gets none
+    parser[HTTPParser.kOnHeaders] = (headers) => this.reply.rawHeaders.push(...headers);
+    parser[HTTPParser.kOnHeadersComplete] = (_maj, _min, headers, _m, _u, status, _s, _up, ka) => {
+      if (headers) this.reply.rawHeaders.push(...headers);
+      this.reply.status = status;
+      this.reply.keepAlive = ka;
+      return 0;
+    };
+    parser[HTTPParser.kOnBody] = (b) => this.reply.chunks.push(b);
+    parser[HTTPParser.kOnMessageComplete] = () => this.complete();
+    this.parser = parser;
+    this.socket = net.connect({ host: hostname, port });
+    this.socket.setNoDelay(true);
+    this.socket.on('data', (d) => this.onData(d));
+    this.socket.on('error', (err) => (this.error = err));
+    this.socket.on('close', () => this.fail(this.error));
+  }
+
+  /* Writes head, body, then `then` (a request pipelined behind it) in one writev; returns a
+   * promise of each reply. */
+  send(head, body, then) {
+    const replies = [this.expect()];
+    if (then) replies.push(this.expect());
+    this.socket.cork();
+    this.socket.write(head, 'latin1');
+    if (body !== undefined && body.length) this.socket.write(body);
+    if (then) this.socket.write(then);
+    this.socket.uncork();
+    return replies;
+  }
+
+  expect() {
+    if (!this.pending.length) this.socket.ref();
+    return new Promise((resolve, reject) => {
+      this.pending.push({ resolve, reject, gotBytes: false });
+    });
+  }
+
+  onData(d) {
+    if (this.dead) return;
+    const ret = this.parser.execute(d);
+    if (ret instanceof Error && !this.dead) {
+      const err = new Error(`bad HTTP reply from the Runtime API: ${ret.code} ${ret.reason}`);
+      err.code = ret.code;
+      this.fail(err);
+    }
+  }
+
+  complete() {
+    if (this.dead) return;
+    const r = this.reply;
+    const headers = {};
+    for (let i = 0; i + 1 < r.rawHeaders.length; i += 2) {
+      headers[r.rawHeaders[i].toLowerCase()] = r.rawHeaders[i + 1];
+    }
+    this.reused = true;
+    const p = this.pending.shift();
+    if (p) p.resolve({ status: r.status, headers, body: Buffer.concat(r.chunks) });
+    if (!r.keepAlive) {
+      this.fail(null); // the requests behind it will not be answered
+    } else if (!this.pending.length) {
+      this.socket.unref();
+    }
+  }
+
+  /* Ends the connection; each request still waiting fails, `unanswered` if no byte of its reply
+   * arrived. */
+  fail(cause) {
+    if (this.dead) return;
+    this.dead = true;
+    this.socket.destroy();
+    for (const p of this.pending.splice(0)) {
+      const err = new Error(
+        cause ? cause.message : 'the Runtime API closed the connection without a reply',
+      );
+      err.code = cause && cause.code ? cause.code : 'ECONNRESET';
+      err.unanswered = !p.gotBytes;
+      p.reject(err);
+    }
+  }
+}
+
 class RuntimeClient {
   constructor(hostPort) {
     const i = hostPort.lastIndexOf(':');
+    this.hostPort = hostPort;
     this.hostname = hostPort.slice(0, i).replace(/^\[|\]$/g, '');
     this.port = parseInt(hostPort.slice(i + 1), 10);
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    this.conn = null;
+    // the reply to the GET next written behind the last POST: a promise of {res} or {err}
+    this.nextReply = null;
+    this.nextHead = Buffer.from(this.head('GET', `${RUNTIME_PREFIX}/invocation/next`), 'latin1');
   }
 
-  /* One request; resolves {status, headers, body: Buffer}. Retries once on a fresh connection when
-   * a reused keep-alive socket turns out to be closed before any response arrived. */
-  request(method, urlPath, body, headers, retried) {
-    return new Promise((resolve, reject) => {
-      const hdrs = Object.assign({ 'User-Agent': USER_AGENT }, headers || {});
-      if (body !== undefined) {
-        hdrs['Content-Length'] = Buffer.byteLength(body);
-      }
-      const req = http.request(
-        {
-          hostname: this.hostname,
-          port: this.port,
-          path: urlPath,
-          method,
-          headers: hdrs,
-          agent: this.agent,
-        },
-        (res) => {
-          const chunks = [];
-          res.on('data', (c) => chunks.push(c));
-          res.on('end', () =>
-            resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }),
-          );
-          res.on('error', reject);
-        },
-      );
-      req.on('error', (err) => {
-        if (!retried && req.reusedSocket && err.code === 'ECONNRESET') {
-          this.request(method, urlPath, body, headers, true).then(resolve, reject);
-        } else {
-          reject(err);
-        }
-      });
-      req.end(body);
+  head(method, urlPath, headers, bodyLength) {
+    let s = `${method} ${urlPath} HTTP/1.1\r\nHost: ${this.hostPort}\r\n`;
+    s += `User-Agent: ${USER_AGENT}\r\n`;
+    for (const [name, value] of Object.entries(headers || {})) {
+      http.validateHeaderValue(name, value);
+      s += `${name}: ${value}\r\n`;
+    }
+    if (bodyLength !== undefined) s += `Content-Length: ${bodyLength}\r\n`;
+    return s + '\r\n';
+  }
+
+  /* One request; resolves {status, headers, body: Buffer}. With thenNext, a GET next goes out in
+   * the same write (nextInvocation takes its reply). Retries once on a fresh connection when a
+   * reused keep-alive connection turns out to be closed before any reply arrived. */
+  request(method, urlPath, body, headers, thenNext) {
+    let head;
+    try {
+      const length = body === undefined ? undefined : Buffer.byteLength(body);
+      head = this.head(method, urlPath, headers, length);
+    } catch (err) {
+      return Promise.reject(err); // a header value Node refuses (ERR_INVALID_CHAR)
+    }
+    return this.attempt(head, body, thenNext, false);
+  }
+
+  attempt(head, body, thenNext, retried) {
+    if (!this.conn || this.conn.dead) this.conn = new Connection(this.hostname, this.port);
+    const reused = this.conn.reused;
+    const [reply, next] = this.conn.send(head, body, thenNext ? this.nextHead : null);
+    this.nextReply = next ? next.then((res) => ({ res }), (err) => ({ err })) : null;
+    return reply.catch((err) => {
+      if (!retried && reused && isUnanswered(err)) return this.attempt(head, body, thenNext, true);
+      throw err;
     });
   }
 
   async nextInvocation() {
-    const res = await this.request('GET', `${RUNTIME_PREFIX}/invocation/next`);
+    let res = null;
+    if (this.nextReply) {
+      const r = await this.nextReply;
+      this.nextReply = null;
+      if (r.err && !isUnanswered(r.err)) throw r.err;
+      res = r.res; // unanswered (the connection closed): ask again on a fresh one
+    }
+    if (!res) res = await this.request('GET', `${RUNTIME_PREFIX}/invocation/next`);
     if (res.status !== 200) {
       throw new Error(`GET invocation/next answered ${res.status}: ${res.body.toString()}`);
     }
     return { bodyJson: res.body.toString('utf8'), headers: res.headers };
   }
 
-  post(urlPath, body, headers, callback) {
-    this.request('POST', urlPath, body, headers).then(
+  post(urlPath, body, headers, callback, thenNext) {
+    this.request('POST', urlPath, body, headers, thenNext).then(
       (res) => {
         if (res.status >= 500) {
           fatal(`POST ${urlPath} answered ${res.status}: ${res.body.toString()}`);
@@ -267,6 +390,8 @@ class RuntimeClient {
     );
   }
 
+  /* Posts the result with the next GET next behind it; callback (the next iteration) runs once
+   * the platform answered the POST, which it does together with the next invocation. */
   postInvocationResponse(response, id, callback) {
     // throws (synchronously) for values JSON cannot represent; the caller turns that into an error
     const bodyString = trySerializeResponse(response);
@@ -275,6 +400,7 @@ class RuntimeClient {
       bodyString,
       { 'Content-Type': 'application/json' },
       callback,
+      true,
     );
   }
 
@@ -284,16 +410,20 @@ class RuntimeClient {
       body,
       { 'Content-Type': contentType },
       callback,
+      true,
     );
   }
 
-  postInvocationError(error, id, callback) {
+  /* thenNext: the loop goes on after it (a GET next goes out with it); not when the process is
+   * about to exit, whose POST must be answered on its own. */
+  postInvocationError(error, id, callback, thenNext) {
     const response = toRapidResponse(error);
     this.post(
       `${RUNTIME_PREFIX}/invocation/${encodeURIComponent(id)}/error`,
       JSON.stringify(response),
       errorHeaders(response),
       callback,
+      thenNext,
     );
   }
 
@@ -558,7 +688,7 @@ const BeforeExit = {
 function buildCallbackContext(client, id, scheduleNext) {
   const postError = (err, callback) => {
     logError('Invoke Error', err);
-    client.postInvocationError(err, id, callback);
+    client.postInvocationError(err, id, callback, true);
   };
   let isCompleteInvoked = false;
   const complete = (result, callback) => {
@@ -688,7 +818,7 @@ class Runtime {
       if (reported) return;
       reported = true;
       logError('Invoke Error', err);
-      this.client.postInvocationError(intoError(err), id, scheduleNext);
+      this.client.postInvocationError(intoError(err), id, scheduleNext, true);
     };
     this.setErrorCallbacks(id);
     BeforeExit.set(() => fail(new Error('Response stream is not finished.')));
@@ -716,10 +846,10 @@ class Runtime {
 
   setErrorCallbacks(id) {
     this.errorCallbacks.uncaughtException = (error) => {
-      this.client.postInvocationError(error, id, () => process.exit(129));
+      this.client.postInvocationError(error, id, () => process.exit(129), false);
     };
     this.errorCallbacks.unhandledRejection = (error) => {
-      this.client.postInvocationError(error, id, () => process.exit(128));
+      this.client.postInvocationError(error, id, () => process.exit(128), false);
     };
   }
 
@@ -733,7 +863,7 @@ class Runtime {
           'The event loop became empty before the handler\'s promise settled',
         );
         logError('Invoke Error', err);
-        this.client.postInvocationError(err, id, () => this.scheduleIteration());
+        this.client.postInvocationError(err, id, () => this.scheduleIteration(), true);
       } else {
         this.client.postInvocationResponse(null, id, () => this.scheduleIteration());
       }

@@ -3,7 +3,8 @@
 # Started as `/usr/bin/python3 /var/runtime/python/bootstrap.py` with Lambda's environment. It loads
 # the handler named by _HANDLER ("module.function"; the module may be a dotted or slashed package
 # path) from LAMBDA_TASK_ROOT, then serves invocations for ever over one keep-alive HTTP connection
-# to AWS_LAMBDA_RUNTIME_API: GET next -> handler(event, context) -> POST response or error.
+# to AWS_LAMBDA_RUNTIME_API: GET next -> handler(event, context) -> POST response or error, the POST
+# and the following GET next in one write (HTTP/1.1 pipelining, like runtimes/c; RuntimeClient).
 #
 # It follows the official runtime (awslambdaric) in what a function can observe: error types and
 # messages, the error document, the context object, the root logger's format, the "[ERROR] ..." log
@@ -15,9 +16,11 @@
 
 import http.client
 import importlib
+import io
 import json
 import logging
 import os
+import socket
 import sys
 import time
 import urllib.parse
@@ -58,8 +61,62 @@ class RuntimeAPIError(Exception):
 # ---- the Runtime API client ------------------------------------------------------------------
 
 
+class _KeptReader(io.BufferedReader):
+    """The connection's one read buffer. http.client.HTTPResponse closes its file once a body is
+    read; this one stays open, so the bytes of a pipelined reply behind it stay buffered."""
+
+    def close(self):
+        pass
+
+    def really_close(self):
+        io.BufferedReader.close(self)
+
+
+class _Connection:
+    """A TCP connection to the Runtime API. Replies are parsed by http.client.HTTPResponse, one
+    per request, all reading the same buffer (makefile() is what HTTPResponse calls)."""
+
+    def __init__(self, host, port):
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.fp = _KeptReader(self.sock.makefile("rb", buffering=0), 65536)
+        self.reused = False  # a reply was read on it: the peer may have closed it since
+
+    def makefile(self, mode):
+        return self.fp
+
+    def send(self, parts):
+        """Writes parts (bytes-like) with as few sendmsg calls as the socket allows."""
+        views = [memoryview(b) for b in parts if len(b)]
+        while views:
+            n = self.sock.sendmsg(views)
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if n:
+                views[0] = views[0][n:]
+
+    def read_reply(self, method):
+        """One reply: (status, headers, body). Raises RemoteDisconnected (a ConnectionResetError)
+        when the connection closed before any byte of it."""
+        resp = http.client.HTTPResponse(self, method=method)
+        resp.begin()
+        data = resp.read()
+        self.reused = True
+        return resp, data
+
+    def close(self):
+        self.fp.really_close()
+        self.sock.close()
+
+
 class RuntimeClient:
-    """One keep-alive HTTP/1.1 connection to the Runtime API; one request at a time."""
+    """One keep-alive HTTP/1.1 connection to the Runtime API. The outcome of an invocation (POST
+    response or error) and the following GET next go out in one write (HTTP/1.1 pipelining, as
+    runtimes/c does): the platform then holds its 202 and sends it with the next invocation, so
+    the instance is never between two calls while the platform could hand it work. next_sent says
+    that GET is in flight. A request on a *reused* connection that closed before any reply byte
+    arrived (the peer timed it out) is sent once more on a fresh connection."""
 
     def __init__(self, address):
         host, sep, port = address.rpartition(":")
@@ -68,47 +125,88 @@ class RuntimeClient:
         self.host = host.strip("[]")
         self.port = int(port)
         self.conn = None
+        self.next_sent = False
+        self._head_common = ("Host: %s\r\nUser-Agent: %s\r\n" % (address, USER_AGENT)).encode(
+            "latin-1"
+        )
+        self._next_head = self._head("GET", RUNTIME_PREFIX + "/invocation/next", None, None)
 
-    def _request(self, method, path, body=None, headers=None):
-        hdrs = {"User-Agent": USER_AGENT}
+    def _head(self, method, path, body, headers):
+        lines = ["%s %s HTTP/1.1\r\n" % (method, path)]
         if headers:
-            hdrs.update(headers)
+            lines.extend("%s: %s\r\n" % kv for kv in headers.items())
+        if body is not None:
+            lines.append("Content-Length: %d\r\n" % len(body))
+        lines.append("\r\n")
+        first, rest = lines[0], "".join(lines[1:])
+        return first.encode("latin-1") + self._head_common + rest.encode("latin-1")
+
+    def _close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self.next_sent = False
+
+    def _read(self, method):
+        resp, data = self.conn.read_reply(method)
+        if resp.will_close:
+            self._close()
+        return resp.status, resp.headers, data
+
+    def _request(self, method, path, body=None, headers=None, then_next=False):
+        parts = [self._head(method, path, body, headers)]
+        if body is not None:
+            parts.append(body)
+        if then_next:
+            parts.append(self._next_head)
         for attempt in (0, 1):
-            reused = self.conn is not None
             if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port)
+                self.conn = _Connection(self.host, self.port)
+            reused = self.conn.reused
             try:
-                self.conn.request(method, path, body=body, headers=hdrs)
-                resp = self.conn.getresponse()
-                data = resp.read()
+                self.conn.send(parts)
+                reply = self._read(method)
             except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
                 # a kept-alive connection the peer closed meanwhile: retry once on a new one
                 # (RemoteDisconnected, "closed without a response", is a ConnectionResetError)
-                self.conn.close()
-                self.conn = None
+                self._close()
                 if not reused or attempt:
                     raise
                 continue
             except Exception:
-                self.conn.close()
-                self.conn = None
+                self._close()
                 raise
-            if resp.will_close:
-                self.conn.close()
-                self.conn = None
-            return resp.status, resp.headers, data
+            # a reply that closed the connection also dropped the GET behind it
+            self.next_sent = then_next and self.conn is not None
+            return reply
         raise AssertionError("unreachable")
 
+    def _read_next(self):
+        """The reply to the GET next that went out with the last POST; if the connection closed
+        before any of it arrived, asks again on a fresh one."""
+        self.next_sent = False
+        try:
+            return self._read("GET")
+        except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError):
+            self._close()
+        except Exception:
+            self._close()
+            raise
+        return self._request("GET", RUNTIME_PREFIX + "/invocation/next")
+
     def wait_next_invocation(self):
-        status, headers, body = self._request("GET", RUNTIME_PREFIX + "/invocation/next")
+        if self.next_sent:
+            status, headers, body = self._read_next()
+        else:
+            status, headers, body = self._request("GET", RUNTIME_PREFIX + "/invocation/next")
         if status != 200:
             raise RuntimeAPIError(
                 "GET invocation/next answered %d: %s" % (status, body.decode("utf-8", "replace"))
             )
         return body, headers
 
-    def _post(self, path, body, headers):
-        status, _, data = self._request("POST", path, body=body, headers=headers)
+    def _post(self, path, body, headers, then_next=False):
+        status, _, data = self._request("POST", path, body, headers, then_next)
         if status >= 500:
             raise RuntimeAPIError(
                 "POST %s answered %d: %s" % (path, status, data.decode("utf-8", "replace"))
@@ -129,15 +227,21 @@ class RuntimeClient:
         )
 
     def post_invocation_result(self, request_id, body, content_type):
+        """Posts the result, and the next GET next with it."""
         self._post(
-            self._invocation_path(request_id, "response"), body, {"Content-Type": content_type}
+            self._invocation_path(request_id, "response"),
+            body,
+            {"Content-Type": content_type},
+            then_next=True,
         )
 
     def post_invocation_error(self, request_id, error_result):
+        """Posts the error document, and the next GET next with it."""
         self._post(
             self._invocation_path(request_id, "error"),
             to_json(error_result).encode("utf-8"),
             _error_headers(error_result),
+            then_next=True,
         )
 
     def post_init_error(self, error_result):

@@ -152,20 +152,3 @@ def no_retry(daemon):
 
 # The daemon of the running test module (set by the `daemon` fixture in conftest.py).
 ACTIVE = {"daemon": None}
-
-
-def settle(timeout=15.0):
-    """Waits until no instance of the module's daemon is busy or starting: a runtime that just
-    answered is back at its `next` call, so the next invocation reuses it. Polls /metrics rather
-    than sleeping a fixed time, which loaded machines outlast."""
-    dm = ACTIVE["daemon"]
-    time.sleep(0.02)
-    if dm is None:
-        time.sleep(0.3)
-        return
-
-    def quiet():
-        m = metrics(dm)
-        return not any(v for k, v in m.items() if k.startswith("nimbus_function_instances{")
-                       and ('state="busy"' in k or 'state="starting"' in k))
-    wait_for(quiet, timeout=timeout)

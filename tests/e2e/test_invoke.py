@@ -15,6 +15,7 @@ invocation or log type, bad client context, unknown qualifier) as AWS-shaped err
 (accepted with 202; the rest in test_async.py).
 """
 import base64
+import http.client
 import json
 import os
 import re
@@ -25,8 +26,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import BUILD, FUNCS, ROLE, ROOT, zip_dir, zip_files
-from helpers import (UUID, c_probe_zip, call, deploy_probe, py_probe_zip, report_re, settle, uniq,
-                     wait_for)
+from helpers import (UUID, c_probe_zip, call, deploy_probe, metrics, py_probe_zip, report_re,
+                     uniq, wait_for)
 
 REGION, ACCOUNT = "us-east-1", "000000000000"
 LIMIT = 6291456  # Invoke's request limit, bytes
@@ -326,7 +327,6 @@ def test_log_tail_format_cold_then_warm(lam):
     m = report_re(128, init=True).match(lines[-1])
     assert m and m.group(1) == rid, lines[-1]
     assert len(lines) == 5, lines
-    settle()
     r, body2, log = call(lam, name, {"op": "log", "lines": 1}, tail=True)
     assert body2["instance"] == body["instance"]  # warm: same instance, so no Init Duration
     lines = log_lines(log)
@@ -399,9 +399,7 @@ def test_error_record_in_tail(lam, py):
 
 
 def test_handler_exception(lam, py):
-    settle()  # every instance of py idle: `before` runs on the warmest, which serves the rest
     _, before, _ = call(lam, py, {"op": "whoami"})
-    settle()
     r, body, _ = call(lam, py, {"op": "raise"})
     assert r["StatusCode"] == 200
     assert r["FunctionError"] == "Unhandled"
@@ -413,7 +411,6 @@ def test_handler_exception(lam, py):
     assert all(isinstance(s, str) for s in body["stackTrace"])
     assert any("op_raise" in s for s in body["stackTrace"])
     # the instance survives an error its handler raised
-    settle()
     _, after, _ = call(lam, py, {"op": "whoami"})
     assert after["instance"] == before["instance"] and after["calls"] == before["calls"] + 2
 
@@ -511,7 +508,6 @@ def test_provided_without_bootstrap(lam, files):
 def test_exit_in_handler_new_instance(lam):
     name = deploy_probe(lam, uniq("inv-exit"))["FunctionName"]
     _, first, _ = call(lam, name, {"op": "whoami"})
-    settle()
     r, body, _ = call(lam, name, {"op": "exit", "code": 3})
     assert body["errorType"] == "Runtime.ExitError" and body["errorMessage"].endswith(
         "Runtime exited with error: exit status 3")
@@ -573,6 +569,48 @@ def test_c_runtime_pipelined_exchanges(lam):
         r, body, log = call(lam, name, {"after": i}, tail=True)
         assert "FunctionError" not in r and body["event"] == {"after": i}
         assert_invocation_log(log, r["ResponseMetadata"]["RequestId"], init=False, memory=256)
+
+
+@pytest.mark.parametrize("runtime", ["python3.11", "nodejs20.x"])
+def test_back_to_back_invocations_stay_warm(daemon, lam, runtime):
+    """The Python and Node runtimes send each outcome (response or error) and the following GET
+    next in one write, like the C runtime, so the instance is waiting for work by the time its
+    caller has the answer. Invocations sent the moment the previous one returned (requests signed
+    beforehand, one keep-alive connection) all run on the instance the first one started: no Init
+    Duration after the first, one cold start in /metrics."""
+    if runtime.startswith("python"):
+        name = deploy_probe(lam, uniq("inv-b2b-py"))["FunctionName"]
+        ok, fail = {"op": "whoami"}, {"op": "raise"}
+    else:
+        name = create(lam, uniq("inv-b2b-node"), zip_dir(os.path.join(FUNCS, "node_probe")),
+                      runtime, "index.handler")
+        ok, fail = {"n": 1}, {"fail": True}
+    path = "/2015-03-31/functions/%s/invocations" % name
+    signed = []
+    for event in (ok, fail):
+        body = json.dumps(event).encode()
+        signed.append((body, daemon.sign("POST", path, body, {"X-Amz-Log-Type": "Tail"})))
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
+    instances = set()
+    try:
+        for i in range(30):
+            failing = i % 3 == 2
+            body, headers = signed[failing]
+            conn.request("POST", path, body=body, headers=headers)
+            r = conn.getresponse()
+            data = r.read()
+            assert r.status == 200, data
+            assert r.getheader("X-Amz-Function-Error") == ("Unhandled" if failing else None)
+            log = base64.b64decode(r.getheader("X-Amz-Log-Result")).decode()
+            assert report_re(128, init=(i == 0)).match(log_lines(log)[-1]), (i, log)
+            if not failing:
+                instances.add(json.loads(data)["instance"])
+    finally:
+        conn.close()
+    assert len(instances) == 1, instances
+    cold = [v for k, v in metrics(daemon).items()
+            if k.startswith("nimbus_function_cold_starts_total{") and '"%s"' % name in k]
+    assert cold == [1.0], cold
 
 
 def test_timeout(lam):

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import ROLE
-from helpers import c_probe_zip, call, deploy_probe, fn_pids, metrics, op, settle, uniq
+from helpers import c_probe_zip, call, deploy_probe, fn_pids, metrics, op, uniq
 
 DENIED = ("EACCES", "EPERM", "ENOENT")
 
@@ -46,7 +46,6 @@ def neighbours_keep_answering(daemon, lam, neighbours):
     assert daemon.alive(), daemon.daemon_log()[-3000:]
     r, body, _ = call(lam, neighbours["c"], {"still": "here"})
     assert "FunctionError" not in r and body["event"] == {"still": "here"}, body
-    settle()
     r, body, _ = call(lam, neighbours["py"], {"op": "whoami"})
     assert "FunctionError" not in r, body
     # the neighbour's warm instance was not disturbed (killed, restarted) by the test
@@ -158,7 +157,6 @@ def test_dangerous_syscalls_are_denied(lam, probe):
 
 def test_cannot_signal_outside_the_sandbox(daemon, lam, probe):
     host_pids = [p for p in (daemon.proc.pid, os.getpid(), 1) if p > 2] + [1]
-    settle()
     body, _ = op(lam, probe, "signal", pids=[p for p in host_pids if p != 1] + [1], sig=9)
     res = body["result"]
     # host pids do not exist in the sandbox's pid namespace
@@ -166,7 +164,6 @@ def test_cannot_signal_outside_the_sandbox(daemon, lam, probe):
         if pid != 1:
             assert res[str(pid)] == {"ok": False, "errno": "ESRCH"}, (pid, res)
     # SIGKILL to the namespace's own init is dropped by the kernel: the instance lives on
-    settle()  # back at `next`, so it is the one reused
     again, _ = op(lam, probe, "whoami")
     assert again["instance"] == body["instance"]
     assert daemon.alive()

@@ -19,7 +19,7 @@ import re
 import pytest
 
 from conftest import ROLE, zip_files
-from helpers import UUID, py_probe_zip, report_re, settle, uniq
+from helpers import UUID, py_probe_zip, report_re, uniq
 from jssdk import ACCOUNT, JsSdk, arn, assert_error, require, sdk_call, status
 
 LIMIT = 6291456  # Invoke's request limit, bytes
@@ -195,7 +195,6 @@ def test_invoke_payload_round_trip(js, py):
 
 
 def test_invoke_log_tail(js, py):
-    settle()
     out = js.call("Invoke", FunctionName=py, LogType="Tail", metadata=True,
                   Payload=json.dumps({"op": "log", "lines": 3}).encode())
     assert "FunctionError" not in out

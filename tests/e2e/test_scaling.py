@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from conftest import Daemon, zip_files
 from helpers import (alive, c_probe_zip, call, children, deploy_probe, fn_pids, metrics, no_retry,
-                     report_re, settle, stream_pids, uniq, wait_for)
+                     report_re, stream_pids, uniq, wait_for)
 
 
 def invoke_or_error(client, name, event):
@@ -67,7 +67,6 @@ def test_warm_reuse(lam):
     assert report_re(128, init=True).match(log.splitlines()[-1])
     assert first["calls"] == 1
     for n in (2, 3):
-        settle()
         r, body, log = call(lam, name, {"op": "whoami"}, tail=True)
         assert body["instance"] == first["instance"] and body["calls"] == n
         assert report_re(128, init=False).match(log.splitlines()[-1]), log
@@ -85,7 +84,6 @@ def test_concurrent_invocations_start_instances(lam, daemon):
     assert metrics(daemon)["nimbus_cold_starts_total"] - cold_before == 4
     assert len(fn_pids(name)) == 4  # four runtime processes, one per sandbox
     # the warm instances serve the next wave: no new cold start
-    settle()
     results = run_concurrently(lam, name, [{"op": "sleep", "seconds": 1}] * 4)
     ok = successes(results)
     assert len(ok) == 4 and {b["instance"] for b in ok} == instances
@@ -96,10 +94,8 @@ def test_most_recently_used_instance_first(lam):
     name = deploy_probe(lam, uniq("sc-mru"))["FunctionName"]
     ok = successes(run_concurrently(lam, name, [{"op": "sleep", "seconds": 1}] * 2))
     assert len({b["instance"] for b in ok}) == 2
-    settle()
     _, last, _ = call(lam, name, {"op": "whoami"})
     for _ in range(3):
-        settle()
         _, body, _ = call(lam, name, {"op": "whoami"})
         assert body["instance"] == last["instance"]
 
@@ -190,7 +186,6 @@ def test_update_configuration_while_warm(lam):
         "FunctionName"]
     _, before, _ = call(lam, name, {"op": "env"})
     assert before["result"]["VERSION"] == "one"
-    settle()
     lam.update_function_configuration(FunctionName=name, Environment={"Variables": {"VERSION": "two"}})
     _, after, _ = call(lam, name, {"op": "env"})
     assert after["result"]["VERSION"] == "two"
@@ -202,7 +197,6 @@ def test_update_configuration_while_warm(lam):
 def test_update_code_while_warm(lam):
     name = deploy_probe(lam, uniq("sc-updcode"))["FunctionName"]
     _, before, _ = call(lam, name, {"op": "whoami"})
-    settle()
     code = zip_files({"probe.py": ("def handler(event, context):\n    return 'version two'\n",
                                    0o644)})
     lam.update_function_code(FunctionName=name, ZipFile=code)
@@ -226,7 +220,6 @@ def test_update_while_busy(lam):
     assert now["result"]["VERSION"] == "two" and now["instance"] != old["instance"]
     # the old instance stops once its call is over
     assert wait_for(lambda: stream_pids(old["log_stream"]) == [], 5)
-    settle()
     _, again, _ = call(lam, name, {"op": "whoami"})
     assert again["instance"] == now["instance"]
 
@@ -235,7 +228,6 @@ def test_delete_while_warm(lam):
     name = deploy_probe(lam, uniq("sc-del"))["FunctionName"]
     call(lam, name, {"op": "whoami"})
     assert len(fn_pids(name)) == 1
-    settle()
     lam.delete_function(FunctionName=name)
     with pytest.raises(ClientError) as ei:
         call(lam, name, {"op": "whoami"})
@@ -262,7 +254,6 @@ def test_delete_while_busy(lam):
 def test_caller_hanging_up_mid_invocation(daemon, lam):
     name = deploy_probe(lam, uniq("sc-hangup"))["FunctionName"]
     _, first, _ = call(lam, name, {"op": "whoami"})
-    settle()
     s = socket.create_connection(("127.0.0.1", daemon.port))
     body = json.dumps({"op": "sleep", "seconds": 1.0}).encode()
     s.sendall(daemon.raw_request("POST", "/2015-03-31/functions/%s/invocations" % name, body,
@@ -271,7 +262,6 @@ def test_caller_hanging_up_mid_invocation(daemon, lam):
     s.close()  # the caller is gone; the invocation runs to its end and its reply is dropped
     assert wait_for(lambda: metrics(daemon)["nimbus_concurrent_executions"] == 0, 5), \
         metrics(daemon)
-    settle()
     r, again, _ = call(lam, name, {"op": "whoami"})
     assert "FunctionError" not in r
     assert again["instance"] == first["instance"] and again["calls"] == 3

@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from conftest import FUNCS, ROLE, zip_dir, zip_files
-from helpers import settle, uniq, wait_for
+from helpers import uniq, wait_for
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
@@ -214,7 +214,6 @@ def test_version_instance_survives_latest_update(lam):
     lam.publish_version(FunctionName=name)
     r1 = lam.invoke(FunctionName=name, Qualifier="1", LogType="Tail")
     r1["Payload"].read()
-    settle()  # the runtime is back at its `next`: idle, reusable
     lam.update_function_code(FunctionName=name, ZipFile=app_zip("b"))
     r2 = lam.invoke(FunctionName=name, Qualifier="1", LogType="Tail")
     import base64

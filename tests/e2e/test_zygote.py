@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import ROLE, module_daemon, zip_files
-from helpers import call, deploy_probe, op, settle, uniq
+from helpers import call, deploy_probe, op, uniq
 from test_isolation import *  # noqa: F401,F403 - the isolation suite, on zygote instances
 from test_isolation import code_dirs  # noqa: F401
 
@@ -107,7 +107,6 @@ def test_module_state_does_not_travel(lam):
     secret = uniq("taint")
     first = zygote_probe(lam, a, taint=secret)["result"]
     assert first["no_user_site"] == 1 and first["tainted"] is None
-    settle()  # back at `next`, so that instance is reused
     again = zygote_probe(lam, a)["result"]  # the same (warm) instance keeps its own state
     assert again["tainted"] == secret and again["env_taint"] == secret
     other = zygote_probe(lam, b)["result"]  # another function's instance, same zygote
