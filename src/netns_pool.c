@@ -70,7 +70,7 @@ static struct nb_netns *wrap(struct nb_daemon *d, int netns_fd, int listen_fd, s
     lim.max_body = 16 * 1024 * 1024; /* > 6 MiB + 100 B is refused by runtime_api.c */
     lim.max_conns = 64;
     lim.on_too_large = on_rapi_too_large;
-    lim.hold_pipelined_replies = true; /* the C runtime's POST response + GET next: one write */
+    lim.hold_pipelined_replies = true; /* our runtimes send POST response + GET next in one write */
     lim.too_large_type = NULL;
     lim.too_large_body = "{\"errorMessage\":\"Exceeded maximum allowed payload size\","
                          "\"errorType\":\"RequestEntityTooLarge\"}";

@@ -343,14 +343,11 @@ def nimbus_bin():
 
 def module_daemon(extra_args=()):
     """The body of a module-scoped daemon fixture (`yield from module_daemon(args)`): a daemon
-    with extra_args in a new data folder, helpers' active daemon while it runs; stopped and its
+    with extra_args in a new data folder; stopped and its
     folder removed (unless NIMBUS_KEEP_DATA is set) at the end."""
     d = tempfile.mkdtemp(prefix="nimbus-e2e-")
     dm = Daemon(d, extra_args).start()
-    import helpers
-    helpers.ACTIVE["daemon"] = dm
     yield dm
-    helpers.ACTIVE["daemon"] = None
     dm.stop()
     problem = dm.check_exit()
     if problem:  # the folder (and the daemon log) stays for a look

@@ -149,6 +149,3 @@ def no_retry(daemon):
                                       read_timeout=120, connect_timeout=5,
                                       max_pool_connections=20))
 
-
-# The daemon of the running test module (set by the `daemon` fixture in conftest.py).
-ACTIVE = {"daemon": None}
