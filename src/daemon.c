@@ -397,6 +397,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
     find_zygote_module(d);
     if ((rc = cgroup_setup_at(d->cfg.cgroup_parent, err)) < 0)
         return rc;
+    d->cgroups_ready = true;
     d->store = store_open(d->cfg.data_dir, err);
     if (!d->store)
         return -err->code;
@@ -517,6 +518,8 @@ out:
         prewarm_release(d);
         http_server_close(d->api, NULL, NULL);
         public_close(d);
+        netns_pool_release(d);
+        park_pool_release(d); /* before spawner_stop: unparks, removes the groups */
         uv_run(d->loop, UV_RUN_NOWAIT);
     }
     if (d->spawner)
@@ -526,6 +529,8 @@ out:
         if (uv_loop_close(d->loop) == UV_EBUSY)
             log_warn("event loop closed with handles still open");
     }
+    if (rc < 0 && d->cgroups_ready && strcmp(d->cfg.cgroup_parent, "nimbus"))
+        cgroup_remove_parent(); /* a failed start leaves no private parent behind either */
     scheduler_free(d);
     async_free(d); /* before the registry: events may hold function references */
     triggers_release(d);

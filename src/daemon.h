@@ -60,6 +60,7 @@ struct nb_daemon {
     uint32_t next_uid;             /* round-robin over cfg.uid_base..+uid_count */
     uint64_t instance_seq;         /* instance ids */
     bool draining;                 /* SIGTERM received: no new invocations */
+    bool cgroups_ready;            /* cgroup_setup_at succeeded (the parent exists) */
     /* parked instances' refill timer (prewarm.c) */
     struct nb_prewarm_state *prewarm;
     /* the keep-warm reaper (pool.c): armed only while an instance is idle */

@@ -11,6 +11,7 @@ that fails this fails the test that stopped it (fresh_daemon, or a test's own Da
 module's last test at teardown (the module daemon), with the first lines of the report. A daemon
 a test kills with SIGKILL is exempt from the exit-status check only.
 """
+import glob
 import json
 import os
 import shutil
@@ -112,6 +113,7 @@ class Daemon:
         args = [NIMBUS, "serve", "--listen", "127.0.0.1:%d" % self.port,
                 "--data-dir", self.data_dir, "--log-level", "debug",
                 "--cgroup-parent", "nimbus-e2e-%d" % self.port] + self.extra_args
+        CGROUP_PARENTS.add("nimbus-e2e-%d" % self.port)
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -327,11 +329,41 @@ def daemon_exits():
     check_daemon_exits()
 
 
+CGROUP_PARENTS = set()  # the --cgroup-parent of every daemon started in this module
+
+
+def remove_cgroup_tree(name):
+    """Removes /sys/fs/cgroup/*/NAME depth first, killing what is left in it. A daemon stopped
+    with SIGTERM removes its own; one a test killed with SIGKILL and never restarted leaves it,
+    and on a shared host every leftover cpu group makes each cpu-quota write walk further."""
+    for root in glob.glob("/sys/fs/cgroup/*/" + name):
+        for dirpath, _, _ in sorted(os.walk(root), key=lambda w: -w[0].count("/")):
+            try:
+                with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                    for pid in f.read().split():
+                        os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+            for _ in range(50):
+                try:
+                    os.rmdir(dirpath)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def daemon_exits_module():
-    """After a module's own module-scoped fixtures: the daemons they stopped exited cleanly."""
+    """After a module's own module-scoped fixtures: the daemons they stopped exited cleanly, and
+    no cgroup of theirs is left on the host."""
     yield
     check_daemon_exits()
+    if not any(dm.proc and dm.proc.poll() is None for dm in STARTED):
+        for name in CGROUP_PARENTS:
+            remove_cgroup_tree(name)
+        CGROUP_PARENTS.clear()
 
 
 @pytest.fixture(scope="session")
