@@ -61,7 +61,7 @@ struct event {
     size_t last_len;
     char last_version[32];
     /* destination records between the client's event and this one (0 for an event a client
-     * sent); memory only, so a restart starts the count again */
+     * sent); stored with the event, so a restart does not start the count again */
     int depth;
 };
 
@@ -187,6 +187,7 @@ static void batch_add(struct batch *b, enum nb_store_event_op op, struct event *
         w->w.ev.payload = ev->payload;
         w->w.ev.payload_len = ev->payload_len;
         w->w.ev.created_ms = (int64_t)ev->st.created_ms;
+        w->w.ev.depth = ev->depth;
         w->w.ev.tick_rule = ev->tick_rule;
         w->w.ev.tick_target = ev->tick_target;
         w->w.ev.tick_s = ev->tick_s;
@@ -818,6 +819,7 @@ static int load_event(void *data, const struct nb_store_event *se)
     ev->st.created_ms = (uint64_t)se->created_ms;
     ev->st.errors = se->errors;
     ev->attempts = se->attempts;
+    ev->depth = se->depth;
     if (se->inflight)
         a->n.redelivered++;
     if (se->id >= a->next_id)

@@ -8,8 +8,9 @@
  * not a function error), a durable mark "attempt n started", then an invocation with no HTTP
  * client whose on_done callback applies async_sched.h's rules: done, retry later (timer heap),
  * or failed. A finished event's destination record (if configured) is inserted in the same
- * transaction that deletes the event. At start every stored event is loaded and delivered again
- * (at-least-once); those marked in flight count as possible duplicates.
+ * transaction that deletes the event, with its depth (its place in the chain of records, for
+ * the recursive loop detection) stored in its row. At start every stored event is loaded and
+ * delivered again (at-least-once); those marked in flight count as possible duplicates.
  *
  * Ownership: struct nb_async hangs off the daemon (d->async) and owns every in-memory event and
  * config; loop thread only, except the store calls it hands to libuv's worker threads.
