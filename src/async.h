@@ -85,6 +85,13 @@ struct nb_async_origin {
  * A failed commit is logged (the event is lost; its tick is not recorded). */
 int async_submit(struct nb_daemon *d, const char *function, const char *qualifier, char *payload,
                  size_t len, const struct nb_async_origin *o, struct nb_err *err);
+/* Records that schedule target (rule, target) is done with every tick up to tick_s without an
+ * event (a tick passed over on purpose: schedule_catch_up = skip, a missing function), in the
+ * next group commit: the transaction that records the ticks of submitted events (store.h,
+ * STORE_EVENT_TICK). Strings are copied. 0, or -ESHUTDOWN when stopping; a failed commit is
+ * logged (the mark is lost). */
+int async_record_tick(struct nb_daemon *d, const char *rule, const char *target, int64_t tick_s,
+                      struct nb_err *err);
 
 /* Appends the nimbus_async_* families (Prometheus text) to b. */
 void async_metrics_render(struct nb_daemon *d, struct nb_buf *b);
