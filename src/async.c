@@ -2,14 +2,15 @@
  * async.c - asynchronous (Event) invocations: the group-committed event journal, the dispatcher
  * and the outcome of each attempt (see async.h for the life of an event).
  *
- * Group commit: writes (insert, mark, unmark, delete) are appended to `next`; when no commit is in
- * flight, `next` becomes `inflight` and is written by one store_events_write (one transaction,
- * one fsync) on a libuv worker thread. Writes queued meanwhile wait for the following commit, so
- * the commit rate is bounded by the disk and the batch grows with the load. A batch that deletes
- * events first flushes the function logs, so no finished event's log lines can be lost with the
- * daemon once its row is gone. Nothing of an event a
- * write borrows (strings, payload) changes or is freed before its commit is done: an event being
- * inserted is not dispatched, a deleted event's write carries only its id.
+ * Group commit: writes (insert, mark, unmark, delete, and schedule tick marks that carry no
+ * event) are appended to `next`; when no commit is in flight, `next` becomes `inflight` and is
+ * written by one store_events_write (one transaction, one fsync) on a libuv worker thread. Writes
+ * queued meanwhile wait for the following commit, so the commit rate is bounded by the disk and
+ * the batch grows with the load. A batch that deletes events first flushes the function logs, so
+ * no finished event's log lines can be lost with the daemon once its row is gone. Nothing of an
+ * event a write borrows (strings, payload) changes or is freed before its commit is done: an
+ * event being inserted is not dispatched, a deleted event's write carries only its id; a tick
+ * mark owns copies of its strings.
  *
  * Dispatcher: ready events form a FIFO; events waiting for a retry sit on a timer heap
  * (async_sched.h) whose earliest entry arms one uv timer. At most async_concurrency events are
@@ -61,13 +62,14 @@ struct event {
     size_t last_len;
     char last_version[32];
     /* destination records between the client's event and this one (0 for an event a client
-     * sent); memory only, so a restart starts the count again */
+     * sent); stored with the event, so a restart does not start the count again */
     int depth;
 };
 
 struct write {
     struct nb_store_event_write w;
     struct event *ev; /* INSERT, MARK: the event to carry on with when durable; else NULL */
+    char *tick_rule, *tick_target; /* TICK: owned (w.ev points at them), freed once done */
 };
 
 struct batch {
@@ -168,7 +170,8 @@ static struct event *ready_pop(struct nb_async *a)
 
 /* ---- group commit ------------------------------------------------------------------------ */
 
-static void batch_add(struct batch *b, enum nb_store_event_op op, struct event *ev, bool keep)
+/* A new zeroed write at the end of b. */
+static struct write *batch_push(struct batch *b)
 {
     if (b->n == b->cap) {
         b->cap = b->cap ? 2 * b->cap : 256;
@@ -176,6 +179,22 @@ static void batch_add(struct batch *b, enum nb_store_event_op op, struct event *
     }
     struct write *w = &b->v[b->n++];
     memset(w, 0, sizeof(*w));
+    return w;
+}
+
+/* Frees what the writes b->v[0..n) own and empties b (its array is kept). */
+static void batch_clear(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->v[i].tick_rule);
+        free(b->v[i].tick_target);
+    }
+    b->n = 0;
+}
+
+static void batch_add(struct batch *b, enum nb_store_event_op op, struct event *ev, bool keep)
+{
+    struct write *w = batch_push(b);
     w->w.op = op;
     w->w.ev.id = ev->id;
     w->w.ev.request_id = ev->request_id;
@@ -187,6 +206,7 @@ static void batch_add(struct batch *b, enum nb_store_event_op op, struct event *
         w->w.ev.payload = ev->payload;
         w->w.ev.payload_len = ev->payload_len;
         w->w.ev.created_ms = (int64_t)ev->st.created_ms;
+        w->w.ev.depth = ev->depth;
         w->w.ev.tick_rule = ev->tick_rule;
         w->w.ev.tick_target = ev->tick_target;
         w->w.ev.tick_s = ev->tick_s;
@@ -235,6 +255,9 @@ static void batch_done(struct nb_async *a, struct batch *b, int rc, const char *
     for (size_t i = 0; i < b->n; i++) {
         struct write *wr = &b->v[i];
         struct event *ev = wr->ev;
+        if (wr->w.op == STORE_EVENT_TICK && rc < 0)
+            log_err("schedule tick mark lost rule=%s target=%s tick=%lld", wr->tick_rule,
+                    wr->tick_target, (long long)wr->w.ev.tick_s);
         if (!ev)
             continue;
         if (wr->w.op == STORE_EVENT_INSERT) {
@@ -257,7 +280,7 @@ static void batch_done(struct nb_async *a, struct batch *b, int rc, const char *
                 start_attempt(a, ev);
         }
     }
-    b->n = 0;
+    batch_clear(b);
 }
 
 static void commit_done(uv_work_t *w, int status)
@@ -800,6 +823,23 @@ int async_submit(struct nb_daemon *d, const char *function, const char *qualifie
     return 0;
 }
 
+int async_record_tick(struct nb_daemon *d, const char *rule, const char *target, int64_t tick_s,
+                      struct nb_err *err)
+{
+    struct nb_async *a = d->async;
+    if (!a || a->stopping)
+        return err_set(err, ESHUTDOWN, "asynchronous invocations are stopping");
+    struct write *w = batch_push(&a->next);
+    w->w.op = STORE_EVENT_TICK;
+    w->tick_rule = xstrdup(rule);
+    w->tick_target = xstrdup(target);
+    w->w.ev.tick_rule = w->tick_rule;
+    w->w.ev.tick_target = w->tick_target;
+    w->w.ev.tick_s = tick_s;
+    commit_start(a);
+    return 0;
+}
+
 /* ---- start, stop, metrics ---------------------------------------------------------------- */
 
 static int load_event(void *data, const struct nb_store_event *se)
@@ -818,6 +858,7 @@ static int load_event(void *data, const struct nb_store_event *se)
     ev->st.created_ms = (uint64_t)se->created_ms;
     ev->st.errors = se->errors;
     ev->attempts = se->attempts;
+    ev->depth = se->depth;
     if (se->inflight)
         a->n.redelivered++;
     if (se->id >= a->next_id)
@@ -894,6 +935,8 @@ void async_free(struct nb_daemon *d)
     /* events still ACCEPTING, MARKING or RUNNING belong to writes or invocations that never
      * completed (the loop was stopped); they are leaked on purpose rather than freed under them */
     heap_release(&a->waiting);
+    batch_clear(&a->next);
+    batch_clear(&a->inflight);
     free(a->next.v);
     free(a->inflight.v);
     async_config_free(d);
@@ -939,7 +982,8 @@ void async_metrics_render(struct nb_daemon *d, struct nb_buf *b)
         {"nimbus_async_commits_total", "counter",
          "Group commits of the asynchronous event journal (one fsync each).", a->n.commits},
         {"nimbus_async_commit_writes_total", "counter",
-         "Event journal writes (insert, mark, unmark, delete) in those commits.", a->n.writes},
+         "Event journal writes (insert, mark, unmark, delete, tick) in those commits.",
+         a->n.writes},
     };
     for (size_t i = 0; i < ARRAY_SIZE(rows); i++)
         buf_appendf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", rows[i].name, rows[i].help,

@@ -8,8 +8,9 @@
  * not a function error), a durable mark "attempt n started", then an invocation with no HTTP
  * client whose on_done callback applies async_sched.h's rules: done, retry later (timer heap),
  * or failed. A finished event's destination record (if configured) is inserted in the same
- * transaction that deletes the event. At start every stored event is loaded and delivered again
- * (at-least-once); those marked in flight count as possible duplicates.
+ * transaction that deletes the event, with its depth (its place in the chain of records, for
+ * the recursive loop detection) stored in its row. At start every stored event is loaded and
+ * delivered again (at-least-once); those marked in flight count as possible duplicates.
  *
  * Ownership: struct nb_async hangs off the daemon (d->async) and owns every in-memory event and
  * config; loop thread only, except the store calls it hands to libuv's worker threads.
@@ -84,6 +85,13 @@ struct nb_async_origin {
  * A failed commit is logged (the event is lost; its tick is not recorded). */
 int async_submit(struct nb_daemon *d, const char *function, const char *qualifier, char *payload,
                  size_t len, const struct nb_async_origin *o, struct nb_err *err);
+/* Records that schedule target (rule, target) is done with every tick up to tick_s without an
+ * event (a tick passed over on purpose: schedule_catch_up = skip, a missing function), in the
+ * next group commit: the transaction that records the ticks of submitted events (store.h,
+ * STORE_EVENT_TICK). Strings are copied. 0, or -ESHUTDOWN when stopping; a failed commit is
+ * logged (the mark is lost). */
+int async_record_tick(struct nb_daemon *d, const char *rule, const char *target, int64_t tick_s,
+                      struct nb_err *err);
 
 /* Appends the nimbus_async_* families (Prometheus text) to b. */
 void async_metrics_render(struct nb_daemon *d, struct nb_buf *b);

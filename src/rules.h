@@ -30,7 +30,7 @@ struct nb_rule_target {
     char *function;  /* from arn */
     char *qualifier; /* from arn, or NULL */
     int64_t added_s; /* when it was put: earlier ticks never fire for it */
-    int64_t last_s;  /* the last tick fired for it (0 = none); store's rule_ticks */
+    int64_t last_s;  /* the last tick fired or passed over (0 = none); store's rule_ticks */
 };
 
 struct nb_rule {

@@ -6,7 +6,12 @@
  * fires, each target of each enabled rule fires at most once, for the latest tick t with
  * max(target.last, target.added, rule.since) < t <= now (more than one such tick means the loop
  * was late: the others are counted as skipped, never replayed). A target's last tick moves in
- * memory when its event is submitted, and on disk with the event's commit. Loop thread only.
+ * memory when its event is submitted, and on disk with the event's commit; a tick passed over on
+ * purpose (skipped at start with schedule_catch_up = skip, or due while the target's function
+ * does not exist) moves it in memory and is written alone to the same group commit
+ * (async_record_tick), so no restart fires a tick that was decided not to fire. A tick whose
+ * event the asynchronous queue refused, or whose commit failed, is recorded nowhere: it counts as
+ * missed at the next start. Loop thread only.
  */
 #include "scheduler.h"
 
@@ -85,19 +90,32 @@ char *scheduler_event_json(const char *region, const char *account, const char *
     return s;
 }
 
+/* Target t of r is done with every tick up to tick_s without firing it: in memory now, on disk
+ * with the next group commit. */
+static void pass_over(struct nb_daemon *d, struct nb_rule *r, struct nb_rule_target *t,
+                      int64_t tick_s)
+{
+    t->last_s = tick_s;
+    struct nb_err err = {0};
+    if (async_record_tick(d, r->name, t->id, tick_s, &err) < 0)
+        log_err("schedule tick mark not recorded rule=%s target=%s tick=%lld err=\"%s\"", r->name,
+                t->id, (long long)tick_s, err.msg);
+}
+
 /* Submits target t's event for tick_s; moves its last tick in memory. */
 static void fire(struct nb_scheduler *s, struct nb_rule *r, struct nb_rule_target *t,
                  int64_t tick_s)
 {
     struct nb_daemon *d = s->d;
-    t->last_s = tick_s;
-    _cleanup_free_ char *arn = rules_arn(d->cfg.region, d->cfg.account_id, r->name);
     if (!registry_find(d, t->function)) {
         s->n.missing_function++;
         log_warn("schedule target function not found rule=%s target=%s function=%s tick=%lld",
                  r->name, t->id, t->function, (long long)tick_s);
+        pass_over(d, r, t, tick_s);
         return;
     }
+    t->last_s = tick_s;
+    _cleanup_free_ char *arn = rules_arn(d->cfg.region, d->cfg.account_id, r->name);
     struct nb_async_origin o = {.tick_rule = r->name, .tick_target = t->id, .tick_s = tick_s};
     scheduler_event_id(arn, t->id, tick_s, o.request_id);
     char *payload = t->input ? xstrdup(t->input)
@@ -144,7 +162,7 @@ static void run(struct nb_scheduler *s, bool startup)
             if (!count)
                 continue;
             if (skip) {
-                t->last_s = latest;
+                pass_over(d, r, t, latest);
                 s->n.skipped += count;
                 log_info("schedule ticks skipped rule=%s target=%s missed=%u latest=%lld "
                          "(schedule_catch_up = skip)",

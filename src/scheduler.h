@@ -9,7 +9,10 @@
  * fires a tick at or before its last one. The event id and the invocation's request id are
  * derived from (rule ARN, target id, tick), so a duplicate delivery is recognisable. Ticks
  * missed while the daemon was down (or the loop was late) fire once, for the latest of them
- * (schedule_catch_up = one), or not at all at start (skip). docs/design/schedules.md.
+ * (schedule_catch_up = one), or not at all at start (skip); a tick skipped that way, or due while
+ * the target's function does not exist, is recorded as the target's last tick (without an event,
+ * in the same kind of transaction), so a later restart does not fire it either.
+ * docs/design/schedules.md.
  *
  * Ownership: struct nb_scheduler hangs off the daemon (d->sched) and owns the rule table; loop
  * thread only.

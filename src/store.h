@@ -70,8 +70,9 @@ int store_key_each(struct nb_store *st, nb_store_key_cb cb, void *data, struct n
  * finished; ids are chosen by the caller (unique, increasing). MARK records that an attempt
  * (number `attempts`) is about to start and sets inflight; UNMARK records the function errors so
  * far and clears it, so an event found with inflight set at start-up may have run already.
- * store_events_write applies a batch in ONE transaction (all or nothing) with one fsync: the
- * group commit of async.c. Strings and payload are borrowed for the call.
+ * TICK writes no event: it records a schedule target's last tick alone (a tick passed over on
+ * purpose, scheduler.c). store_events_write applies a batch in ONE transaction (all or nothing)
+ * with one fsync: the group commit of async.c. Strings and payload are borrowed for the call.
  */
 struct nb_store_event {
     int64_t id;
@@ -83,10 +84,12 @@ struct nb_store_event {
     int64_t created_ms;
     int attempts; /* attempts started */
     int errors;   /* attempts that ended in a function error */
+    int depth;    /* destination records in its chain before it (0: a client's event) */
     bool inflight;
-    /* INSERT only, optional: the schedule tick this event delivers. When tick_rule is set, the
-     * same transaction records tick_s as the last tick (rule, target) fired (store_tick_each),
-     * so an event and its tick are durable together or not at all. */
+    /* INSERT, optional: the schedule tick this event delivers. When tick_rule is set, the same
+     * transaction records tick_s as the last tick (rule, target) fired (store_tick_each), so an
+     * event and its tick are durable together or not at all. TICK: required, and nothing else
+     * is read. */
     const char *tick_rule, *tick_target;
     int64_t tick_s;
 };
@@ -95,6 +98,7 @@ enum nb_store_event_op {
     STORE_EVENT_MARK,   /* id, attempts */
     STORE_EVENT_UNMARK, /* id, errors */
     STORE_EVENT_DELETE, /* id */
+    STORE_EVENT_TICK,   /* tick_rule, tick_target, tick_s only: no event row */
 };
 struct nb_store_event_write {
     enum nb_store_event_op op;
@@ -190,7 +194,7 @@ int store_rule_put(struct nb_store *st, const char *name, const char *doc, struc
 int store_rule_delete(struct nb_store *st, const char *name, struct nb_err *err);
 typedef int (*nb_store_rule_cb)(void *data, const char *name, const char *doc);
 int store_rule_each(struct nb_store *st, nb_store_rule_cb cb, void *data, struct nb_err *err);
-/* The last tick fired per (rule, target), as recorded with the events (struct nb_store_event). */
+/* The last tick per (rule, target) recorded with the events, or alone (STORE_EVENT_TICK). */
 typedef int (*nb_store_tick_cb)(void *data, const char *rule, const char *target, int64_t tick_s);
 int store_tick_each(struct nb_store *st, nb_store_tick_cb cb, void *data, struct nb_err *err);
 

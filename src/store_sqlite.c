@@ -86,6 +86,9 @@ static const char *const migrations[] = {
      "  tick INTEGER NOT NULL,"
      "  PRIMARY KEY (rule, target)"
      ");"),
+    /* 6: an event's place in a chain of destination records (async.c's recursive loop
+     * detection), so the count survives a restart */
+    "ALTER TABLE async_events ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The SQS database (DATA_DIR/sqs.db, store_sqs_open): its own file, so queue traffic's group
@@ -162,13 +165,14 @@ static const char *const stmt_sql[STMT__MAX] = {
     [STMT_KEY_DELETE] = "DELETE FROM access_keys WHERE id = ?1",
     [STMT_KEY_EACH] = ("SELECT id, secret_sealed, policy, description, root, created_ms "
                        "FROM access_keys ORDER BY id"),
-    [STMT_EV_INSERT] = ("INSERT INTO async_events(id, request_id, function, qualifier, payload, "
-                        "created_ms, attempts, errors) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+    [STMT_EV_INSERT] =
+        ("INSERT INTO async_events(id, request_id, function, qualifier, payload, "
+         "created_ms, attempts, errors, depth) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
     [STMT_EV_MARK] = "UPDATE async_events SET attempts = ?2, inflight = 1 WHERE id = ?1",
     [STMT_EV_UNMARK] = "UPDATE async_events SET errors = ?2, inflight = 0 WHERE id = ?1",
     [STMT_EV_DELETE] = "DELETE FROM async_events WHERE id = ?1",
     [STMT_EV_EACH] = ("SELECT id, request_id, function, qualifier, payload, created_ms, attempts, "
-                      "errors, inflight FROM async_events ORDER BY id"),
+                      "errors, inflight, depth FROM async_events ORDER BY id"),
     [STMT_EIC_PUT] = ("INSERT INTO event_invoke_configs(function, qualifier, doc) "
                       "VALUES(?1, ?2, ?3) ON CONFLICT(function, qualifier) DO UPDATE SET doc = ?3"),
     [STMT_EIC_DELETE] = "DELETE FROM event_invoke_configs WHERE function = ?1 AND qualifier = ?2",
@@ -731,8 +735,8 @@ static int bind_text_or_null(struct nb_store *st, sqlite3_stmt *s, int idx, cons
     return 0;
 }
 
-/* One write of a batch; the caller holds the mutex and the transaction. */
-/* Records that (rule, target) fired tick_s (never moves backwards). Lock held by the caller. */
+/* Records that (rule, target) is done with every tick up to tick_s: fired, or passed over on
+ * purpose (never moves backwards). Lock held by the caller. */
 static int tick_put(struct nb_store *st, const char *rule, const char *target, int64_t tick_s,
                     struct nb_err *err)
 {
@@ -751,6 +755,7 @@ static int tick_put(struct nb_store *st, const char *rule, const char *target, i
     return 0;
 }
 
+/* One write of a batch; the caller holds the mutex and the transaction. */
 static int event_write_one(struct nb_store *st, const struct nb_store_event_write *w,
                            struct nb_err *err)
 {
@@ -761,6 +766,11 @@ static int event_write_one(struct nb_store *st, const struct nb_store_event_writ
         [STORE_EVENT_DELETE] = STMT_EV_DELETE,
     };
     const struct nb_store_event *ev = &w->ev;
+    if (w->op == STORE_EVENT_TICK) {
+        if (!ev->tick_rule || !ev->tick_target)
+            return err_set(err, EINVAL, "a tick write names no rule and target");
+        return tick_put(st, ev->tick_rule, ev->tick_target, ev->tick_s, err);
+    }
     _cleanup_stmt_ sqlite3_stmt *s = stmt_get(st, ids[w->op], err);
     if (!s)
         return -err->code;
@@ -781,6 +791,8 @@ static int event_write_one(struct nb_store *st, const struct nb_store_event_writ
             r = bind_i64(st, s, 7, ev->attempts, err);
         if (r == 0)
             r = bind_i64(st, s, 8, ev->errors, err);
+        if (r == 0)
+            r = bind_i64(st, s, 9, ev->depth, err);
         break;
     case STORE_EVENT_MARK:
         if (r == 0)
@@ -791,6 +803,7 @@ static int event_write_one(struct nb_store *st, const struct nb_store_event_writ
             r = bind_i64(st, s, 2, ev->errors, err);
         break;
     case STORE_EVENT_DELETE:
+    case STORE_EVENT_TICK:
         break;
     }
     if (r < 0)
@@ -837,6 +850,7 @@ int store_events_each(struct nb_store *st, nb_store_event_cb cb, void *data, str
             .attempts = (int)sqlite3_column_int64(s, 6),
             .errors = (int)sqlite3_column_int64(s, 7),
             .inflight = sqlite3_column_int64(s, 8) != 0,
+            .depth = (int)sqlite3_column_int64(s, 9),
         };
         if (!ev.request_id || !ev.function)
             return db_err(st, err, "list async events", NULL);

@@ -11,7 +11,8 @@ throttled function (EventAgeExceeded), OnSuccess and OnFailure destination recor
 dropped events logged in the function's log, Put/Get/Update/Delete/ListFunctionEventInvokeConfigs
 with their validation and errors, and durability: events accepted before a `kill -9` of the daemon
 are all delivered after a restart on the same data dir, with possible duplicates counted in
-/metrics. The daemon runs with the retry delays scaled down (async_* settings): the same code paths
+/metrics; a function that is its own destination stops after 16 records, also when the daemon is
+killed and restarted in the middle of the chain. The daemon runs with the retry delays scaled down (async_* settings): the same code paths
 with smaller numbers.
 """
 import glob
@@ -637,6 +638,57 @@ def test_a_function_that_is_its_own_destination_stops_after_16_records(dm, lam):
     # nothing more arrives
     settled = len(records(dm, name))
     assert settled == 17
+
+
+SLOW_RECORDER = r'''
+import json, time
+
+def handler(event, context):
+    time.sleep(0.4)
+    print("RECORD " + json.dumps(event, sort_keys=True))
+    return None
+'''
+
+
+def test_destination_loop_count_survives_kill_9(fresh_daemon):
+    # a function that is its own OnSuccess destination; the daemon is killed with SIGKILL midway
+    # through the chain and restarted: the chain's count comes back with the stored events, so
+    # the chain still stops after 16 records in total (not 16 more)
+    d1 = fresh_daemon(FAST)
+    lam = d1.boto3()
+    name = create_py(lam, uniq("selfkill"), SLOW_RECORDER)
+    lam.put_function_event_invoke_config(
+        FunctionName=name, DestinationConfig={"OnSuccess": {"Destination": arn(name)}})
+    rid = send_event(lam, name, {"start": True})
+
+    def chain(dm):  # the destination records seen, by the request id they are about
+        return {r["requestContext"]["requestId"]: r for r in records(dm, name)
+                if "requestContext" in r}
+    assert wait_for(lambda: len(chain(d1)) >= 4, timeout=60), d1.daemon_log()[-3000:]
+    d1.stop(sig=signal.SIGKILL)
+    seen = len(chain(d1))
+    assert 4 <= seen < 16, seen  # killed mid-chain
+    d2 = Daemon(d1.data_dir, FAST).start()
+    try:
+        assert wait_for(lambda: metric(d2, "nimbus_async_loops_stopped_total") >= 1,
+                        timeout=60), d2.daemon_log()[-3000:]
+        assert wait_for(lambda: metric(d2, "nimbus_async_queue_depth") == 0, timeout=20)
+        time.sleep(1)
+        stopped = [l for l in fn_log(d2, name)
+                   if l.startswith("nimbus: destination record not sent")]
+        assert len(stopped) == 1 and "recursive loop detected after 16" in stopped[0], stopped
+        recs = chain(d2)
+        assert len(recs) == 16, sorted(recs)
+        assert recs[rid]["requestPayload"] == {"start": True}
+        # each record but the first is about an event that carried the record before it: one
+        # unbroken chain from the client's event, no fork after the restart
+        refs = {r["requestPayload"]["requestContext"]["requestId"]
+                for k, r in recs.items() if k != rid}
+        assert len(refs) == 15 and refs < set(recs), (refs, sorted(recs))
+        assert metric(d2, "nimbus_async_loops_stopped_total") == 1
+        assert metric(d2, "nimbus_async_queue_depth") == 0
+    finally:
+        d2.stop()
 
 
 def test_config_writes_racing_version_deletes_leave_no_orphans(fresh_daemon):

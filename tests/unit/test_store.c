@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 
 #include "store.h"
@@ -369,12 +370,12 @@ static void test_open_failure(void **state)
     assert_non_null(strstr(err.msg, "afile"));
 }
 
-/* Collects "id:rid:fn:qualifier:payload:attempts:errors:inflight;" for every event. */
+/* Collects "id:rid:fn:qualifier:payload:attempts:errors:inflight:depth;" for every event. */
 static int collect_event(void *data, const struct nb_store_event *ev)
 {
-    buf_appendf(data, "%lld:%s:%s:%s:%.*s:%d:%d:%d;", (long long)ev->id, ev->request_id,
+    buf_appendf(data, "%lld:%s:%s:%s:%.*s:%d:%d:%d:%d;", (long long)ev->id, ev->request_id,
                 ev->function, ev->qualifier ? ev->qualifier : "-", (int)ev->payload_len,
-                (const char *)ev->payload, ev->attempts, ev->errors, ev->inflight);
+                (const char *)ev->payload, ev->attempts, ev->errors, ev->inflight, ev->depth);
     return 0;
 }
 
@@ -401,6 +402,7 @@ static void test_async_events(void **state)
         ev_insert(2, "r2", "$LATEST", "{}"),
         {STORE_EVENT_MARK, {.id = 1, .attempts = 1}},
     };
+    w[0].ev.depth = 7; /* a destination record's place in its chain */
     assert_int_equal(store_events_write(f->st, w, ARRAY_SIZE(w), &err), 0);
     struct nb_store_event_write w2[] = {
         {STORE_EVENT_UNMARK, {.id = 1, .errors = 1}},
@@ -410,7 +412,7 @@ static void test_async_events(void **state)
     assert_int_equal(store_events_write(f->st, w2, ARRAY_SIZE(w2), &err), 0);
     struct nb_buf b = {0};
     assert_int_equal(store_events_each(f->st, collect_event, &b, &err), 0);
-    assert_string_equal(b.data, "1:r1:f:-:{\"a\":1}:2:1:1;");
+    assert_string_equal(b.data, "1:r1:f:-:{\"a\":1}:2:1:1:7;");
     buf_release(&b);
     /* a batch is one transaction: a failing write (duplicate id) leaves nothing of it */
     struct nb_store_event_write bad[] = {
@@ -421,14 +423,14 @@ static void test_async_events(void **state)
     assert_int_equal(store_events_write(f->st, bad, ARRAY_SIZE(bad), &err), -EIO);
     assert_int_equal(err.code, EIO);
     assert_int_equal(store_events_each(f->st, collect_event, &b, &err), 0);
-    assert_string_equal(b.data, "1:r1:f:-:{\"a\":1}:2:1:1;");
+    assert_string_equal(b.data, "1:r1:f:-:{\"a\":1}:2:1:1:7;");
     buf_release(&b);
     /* and it survives a reopen */
     store_close(f->st);
     f->st = store_open(f->root, &err);
     assert_non_null(f->st);
     assert_int_equal(store_events_each(f->st, collect_event, &b, &err), 0);
-    assert_string_equal(b.data, "1:r1:f:-:{\"a\":1}:2:1:1;");
+    assert_string_equal(b.data, "1:r1:f:-:{\"a\":1}:2:1:1:7;");
     buf_release(&b);
 }
 
@@ -553,6 +555,75 @@ static void test_rules_and_ticks(void **state)
     buf_release(&b);
 }
 
+/* A tick recorded alone (STORE_EVENT_TICK: a tick passed over on purpose) writes no event, never
+ * moves a tick backwards, and goes in the batch's transaction: all or nothing. */
+static void test_tick_without_event(void **state)
+{
+    struct fixture *f = *state;
+    struct nb_err err = {0};
+    struct nb_buf b = {0};
+    assert_int_equal(store_rule_put(f->st, "r", "{}", &err), 0);
+    struct nb_store_event_write w[] = {
+        {STORE_EVENT_TICK, {.tick_rule = "r", .tick_target = "t", .tick_s = 300}},
+        {STORE_EVENT_TICK, {.tick_rule = "r", .tick_target = "t", .tick_s = 240}},
+        {STORE_EVENT_TICK, {.tick_rule = "r", .tick_target = "u", .tick_s = 60}},
+    };
+    assert_int_equal(store_events_write(f->st, w, ARRAY_SIZE(w), &err), 0);
+    assert_int_equal(store_tick_each(f->st, collect_tick, &b, &err), 0);
+    assert_string_equal(b.data, "r/t@300;r/u@60;");
+    buf_release(&b);
+    assert_int_equal(store_events_each(f->st, collect_event, &b, &err), 0);
+    assert_null(b.data);
+    /* in a batch that fails, the tick is not recorded */
+    struct nb_store_event_write bad[] = {
+        {STORE_EVENT_TICK, {.tick_rule = "r", .tick_target = "u", .tick_s = 600}},
+        ev_insert(1, "r1", NULL, "{}"),
+        ev_insert(1, "r1bis", NULL, "{}"),
+    };
+    assert_int_equal(store_events_write(f->st, bad, ARRAY_SIZE(bad), &err), -EIO);
+    struct nb_store_event_write none = {STORE_EVENT_TICK, {.tick_s = 1}};
+    assert_int_equal(store_events_write(f->st, &none, 1, &err), -EINVAL);
+    /* survives a reopen */
+    store_close(f->st);
+    f->st = store_open(f->root, &err);
+    assert_non_null(f->st);
+    assert_int_equal(store_tick_each(f->st, collect_tick, &b, &err), 0);
+    assert_string_equal(b.data, "r/t@300;r/u@60;");
+    buf_release(&b);
+}
+
+/* Migration 6 on a database of schema 5 with a pending event: the event is kept, at depth 0. */
+static void test_migration_6_keeps_events(void **state)
+{
+    struct fixture *f = *state;
+    store_close(f->st);
+    f->st = NULL;
+    _cleanup_free_ char *path = db_path(f, "");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "ALTER TABLE async_events DROP COLUMN depth;"
+                                  "INSERT INTO async_events(id, request_id, function, payload, "
+                                  "created_ms) VALUES(4, 'old', 'f', '{}', 9);"
+                                  "PRAGMA user_version = 5;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    struct nb_err err = {0};
+    f->st = store_open(f->root, &err);
+    assert_non_null(f->st);
+    struct nb_buf b = {0};
+    assert_int_equal(store_events_each(f->st, collect_event, &b, &err), 0);
+    assert_string_equal(b.data, "4:old:f:-:{}:0:0:0:0;");
+    buf_release(&b);
+    struct nb_store_event_write w = ev_insert(5, "new", NULL, "{}");
+    w.ev.depth = 16;
+    assert_int_equal(store_events_write(f->st, &w, 1, &err), 0);
+    assert_int_equal(store_events_each(f->st, collect_event, &b, &err), 0);
+    assert_string_equal(b.data, "4:old:f:-:{}:0:0:0:0;5:new:f:-:{}:0:0:0:16;");
+    buf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -569,6 +640,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_invoke_configs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rules_and_ticks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tick_without_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_6_keeps_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_invoke_configs_follow_versions_and_aliases,
                                         setup, teardown),
     };
