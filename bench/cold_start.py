@@ -7,7 +7,8 @@ the same program started with posix_spawn outside any sandbox (C: the function's
 which exits at once without a Runtime API; Python: `python3 -c pass`; Node: `node -e 0`), and a
 warm invocation of the same function.
 
-usage: /usr/bin/python3 bench/cold_start.py [N]    (default N=100 per runtime)
+usage: /usr/bin/python3 bench/cold_start.py [N [RUNTIME...]]    (default N=100 per runtime;
+       RUNTIME: c, python or node, default all three)
 """
 import base64
 import os
@@ -18,6 +19,7 @@ import time
 from common import (Conn, c_sleep_zip, deploy, pct, report, start_daemon, stop_daemon, zip_files)
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+ONLY = sys.argv[2:]  # runtimes to measure (c, python, node); all when empty
 
 PY_HANDLER = b"import json, urllib.request\ndef handler(event, context):\n    return {'ok': True}\n"
 NODE_HANDLER = b"exports.handler = async (event) => ({ ok: true });\n"
@@ -80,6 +82,8 @@ def main():
     ]
     try:
         for label, z, runtime, handler, base_argv in funcs:
+            if ONLY and label not in ONLY:
+                continue
             base_argv[0] = base_argv[0].replace("/work/main/build", os.environ.get(
                 "NIMBUS_BUILD", os.path.join(os.path.dirname(os.path.dirname(
                     os.path.abspath(__file__))), "build")))
