@@ -30,6 +30,7 @@
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -533,6 +534,17 @@ static int read_response(struct rt *rt)
                 return -EPROTO;
             }
             continue;
+        }
+        /* On a Unix socket, wait in poll(), not in recv(): the platform consuming what we sent
+         * wakes every task sleeping on the socket (the kernel's unix_write_space), a blocked
+         * recv() included, while poll() for POLLIN alone is not woken by it. */
+        if (rt->addr.ss_family == AF_UNIX) {
+            struct pollfd pfd = {.fd = rt->fd, .events = POLLIN};
+            if (poll(&pfd, 1, -1) < 0) {
+                if (errno == EINTR)
+                    continue;
+                return -errno;
+            }
         }
         ssize_t n = recv(rt->fd, rt->rbuf, READ_CHUNK, 0);
         if (n < 0) {
