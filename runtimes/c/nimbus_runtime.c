@@ -13,7 +13,8 @@
  *
  * Transport: the Unix socket named by $NIMBUS_RUNTIME_API_SOCKET ("@name" abstract or "/path";
  * nimbus sets "@nimbus-runtime-api", scoped to the instance's network namespace) when that is set,
- * else TCP to $AWS_LAMBDA_RUNTIME_API (host:port; AWS Lambda, the RIE). Same HTTP either way.
+ * else TCP to $AWS_LAMBDA_RUNTIME_API (host:port; AWS Lambda, the RIE). Same HTTP either way,
+ * except that on a Unix socket replies are awaited in poll() before recv() (see read_response).
  *
  * Invariants: all buffers are NUL-terminated; the pointers handed to the handler in struct
  * nb_invocation point into them and stay valid until the next request. Nothing here allocates per
