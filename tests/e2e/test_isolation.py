@@ -4,7 +4,8 @@ src/spawner.c as driven by src/instance.c): what a hostile function can and cann
 
 A probe function (tests/e2e/functions/py_probe) tries, and reports the kernel's answer: reading
 host files (/etc/shadow, /root, the daemon's data dir, a neighbour's code dir), writing outside
-/tmp, connecting to the daemon's API port on the host loopback and to the outside, running as
+/tmp, connecting to the daemon's API port on the host loopback and to the outside, reaching another
+instance's Runtime API through the abstract Unix socket, running as
 root or with capabilities (uid, CapEff, NoNewPrivs, Seccomp in /proc/self/status), ptrace, mount,
 unshare, setns, bpf and other denied syscalls, signalling processes outside its sandbox, seeing
 other processes in /proc, a fork bomb against the pids limit, filling /tmp past its size (ENOSPC)
