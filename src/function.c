@@ -64,6 +64,7 @@ static const char *const reserved_env_keys[] = {
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AWS_LAMBDA_RUNTIME_API",
+    "NIMBUS_RUNTIME_API_SOCKET",
     "LAMBDA_TASK_ROOT",
     "LAMBDA_RUNTIME_DIR",
 };

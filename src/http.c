@@ -1,19 +1,20 @@
 /*
  * http.c - HTTP/1.1 server connections: accept, read, parse (llhttp), dispatch, reply, close.
  *
- * A server owns its listening uv_tcp_t and a list of connections; a connection embeds its
- * uv_tcp_t, one uv_timer_t (idle, request deadline, linger or resume), the llhttp parser, a fixed
- * 16 KiB read buffer and the one struct nb_http_req it is parsing or serving.
- * Invariants: a connection has at most one request at a time (on_message_complete pauses the
- * parser until the reply; pipelined bytes wait in the read buffer and reading stops while it is
- * full). Handlers run only between llhttp_execute calls and never from inside http_reply*(). A
- * conn is freed in its last close callback, or by the reply that ends its aborted request; the
- * server once its listener and every connection handle are closed. Closing after a reply is
- * graceful (shutdown, discard input until EOF or the linger deadline) so a reset cannot destroy
- * the reply in flight. With lim.hold_pipelined_replies, a reply to a request with more input
- * behind it goes to c->held instead of the socket; every write (conn_send) starts with the held
- * bytes, and conn_process flushes them once no request waits for a reply. Not done here: TLS,
- * HTTP/2, upgrades, streamed replies, routing.
+ * A server owns its listening uv_tcp_t, any extra listeners (http_server_add_listener: one
+ * uv_tcp_t each, also for Unix stream sockets, which libuv's stream code serves the same way) and
+ * a list of connections; a connection embeds its uv_tcp_t (TCP or Unix), one uv_timer_t (idle,
+ * request deadline, linger or resume), the llhttp parser, a fixed 16 KiB read buffer and the one
+ * struct nb_http_req it is parsing or serving. Invariants: a connection has at most one request at
+ * a time (on_message_complete pauses the parser until the reply; pipelined bytes wait in the read
+ * buffer and reading stops while it is full). Handlers run only between llhttp_execute calls and
+ * never from inside http_reply*(). A conn is freed in its last close callback, or by the reply that
+ * ends its aborted request; the server once its listener and every connection handle are closed.
+ * Closing after a reply is graceful (shutdown, discard input until EOF or the linger deadline) so a
+ * reset cannot destroy the reply in flight. With lim.hold_pipelined_replies, a reply to a request
+ * with more input behind it goes to c->held instead of the socket; every write (conn_send) starts
+ * with the held bytes, and conn_process flushes them once no request waits for a reply. Not done
+ * here: TLS, HTTP/2, upgrades, streamed replies, routing.
  */
 #include "http.h"
 #include "http_internal.h"
@@ -72,8 +73,16 @@ struct nb_http_conn {
     bool keep_alive, is_head, http10;
 };
 
+/* A listening socket beyond the first (http_server_add_listener), e.g. a Unix one. */
+struct extra_listener {
+    uv_tcp_t tcp; /* first member; data: the server */
+    struct extra_listener *next;
+};
+
 struct nb_http_server {
     uv_tcp_t listener;
+    struct extra_listener *extra; /* listening; each is unlinked when its close starts */
+    size_t n_extra;               /* extra listener handles not closed yet */
     uv_loop_t *loop;
     struct nb_http_limits lim;
     nb_http_handler_cb handler;
@@ -534,7 +543,7 @@ static void send_error(struct nb_http_conn *c, int status)
 static void srv_maybe_finish(struct nb_http_server *srv)
 {
     if (!srv->closing || srv->lstate != LISTENER_CLOSING || srv->listener.data != NULL ||
-        srv->n_conns)
+        srv->n_conns || srv->n_extra)
         return;
     void (*cb)(void *) = srv->close_cb;
     void *data = srv->close_data;
@@ -1101,14 +1110,11 @@ int http_server_listen(struct nb_http_server *srv, const char *host, int port, s
     return 0;
 }
 
-int http_server_open(struct nb_http_server *srv, int fd, struct nb_err *err)
+/* 0 if fd is a listening stream socket; else closes it. */
+static int check_listening(int fd, struct nb_err *err)
 {
     int type = 0, acc = 0;
     socklen_t len = sizeof(type), alen = sizeof(acc);
-    if (srv->lstate != LISTENER_IDLE || srv->closing) {
-        close(fd);
-        return err_set(err, EBUSY, "cannot serve fd %d: server already has a listener", fd);
-    }
     if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
         getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) < 0) {
         int e = errno;
@@ -1119,6 +1125,18 @@ int http_server_open(struct nb_http_server *srv, int fd, struct nb_err *err)
         close(fd);
         return err_set(err, EINVAL, "cannot serve fd %d: not a listening stream socket", fd);
     }
+    return 0;
+}
+
+int http_server_open(struct nb_http_server *srv, int fd, struct nb_err *err)
+{
+    if (srv->lstate != LISTENER_IDLE || srv->closing) {
+        close(fd);
+        return err_set(err, EBUSY, "cannot serve fd %d: server already has a listener", fd);
+    }
+    int r = check_listening(fd, err);
+    if (r < 0)
+        return r;
     int rc = uv_tcp_open(&srv->listener, fd);
     if (rc < 0) {
         close(fd);
@@ -1130,6 +1148,50 @@ int http_server_open(struct nb_http_server *srv, int fd, struct nb_err *err)
         return err_set(err, rc, "cannot serve fd %d: %s", fd, uv_strerror(rc));
     }
     listener_ready(srv);
+    return 0;
+}
+
+static void on_extra_close(uv_handle_t *h)
+{
+    struct nb_http_server *srv = h->data;
+    free(h); /* the struct extra_listener, whose first member h is */
+    srv->n_extra--;
+    srv_maybe_finish(srv);
+}
+
+static void extra_close(struct nb_http_server *srv, struct extra_listener *x)
+{
+    struct extra_listener **pp = &srv->extra;
+    while (*pp != x)
+        pp = &(*pp)->next;
+    *pp = x->next;
+    uv_close((uv_handle_t *)&x->tcp, on_extra_close);
+}
+
+int http_server_add_listener(struct nb_http_server *srv, int fd, struct nb_err *err)
+{
+    if (srv->closing) {
+        close(fd);
+        return err_set(err, EINVAL, "cannot serve fd %d: server is closing", fd);
+    }
+    int r = check_listening(fd, err);
+    if (r < 0)
+        return r;
+    struct extra_listener *x = xcalloc(1, sizeof(*x));
+    uv_tcp_init(srv->loop, &x->tcp); /* a uv_tcp_t serves Unix stream sockets as well */
+    x->tcp.data = srv;
+    x->next = srv->extra;
+    srv->extra = x;
+    srv->n_extra++;
+    int rc = uv_tcp_open(&x->tcp, fd);
+    if (rc < 0)
+        close(fd);
+    else
+        rc = uv_listen((uv_stream_t *)&x->tcp, LISTEN_BACKLOG, on_connection);
+    if (rc < 0) {
+        extra_close(srv, x); /* closes fd once the handle owns it */
+        return err_set(err, rc, "cannot serve fd %d: %s", fd, uv_strerror(rc));
+    }
     return 0;
 }
 
@@ -1162,6 +1224,8 @@ void http_server_close(struct nb_http_server *srv, void (*cb)(void *data), void 
         srv->lstate = LISTENER_CLOSING;
         uv_close((uv_handle_t *)&srv->listener, on_listener_close);
     }
+    while (srv->extra)
+        extra_close(srv, srv->extra);
     http_server_drop_connections(srv);
 }
 

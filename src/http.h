@@ -1,13 +1,14 @@
 /*
  * http.h - HTTP/1.1 server connections on the libuv loop, parsed strictly by llhttp.
  *
- * One struct nb_http_server per listening socket (the AWS API listener, and one per pooled network
- * namespace for the Runtime API). For every complete request the server calls the handler with a
- * struct nb_http_req; the handler answers now or later (long polls) with exactly one http_reply*().
- * Requests on one connection are answered in order (pipelining: later requests are parsed and
- * queued, and handed to the handler only after the earlier one was answered). The handler is
- * never called from inside http_reply*(): after an asynchronous reply the next pipelined request
- * is handed over from a 0 ms timer.
+ * One struct nb_http_server per service (the AWS API listener, and one per pooled network
+ * namespace for the Runtime API, which listens on TCP and on an abstract Unix socket: a server may
+ * have extra listeners, and its handler does not see which one a connection came from). For every
+ * complete request the server calls the handler with a struct nb_http_req; the handler answers now
+ * or later (long polls) with exactly one http_reply*(). Requests on one connection are answered in
+ * order (pipelining: later requests are parsed and queued, and handed to the handler only after the
+ * earlier one was answered). The handler is never called from inside http_reply*(): after an
+ * asynchronous reply the next pipelined request is handed over from a 0 ms timer.
  *
  * Ownership: the server owns every request. Strings in a request (path, query, headers, body)
  * live in the request's arena until the request ends, and a request ends only when the handler
@@ -118,7 +119,11 @@ struct nb_http_server *http_server_new(uv_loop_t *loop, const struct nb_http_lim
 int http_server_listen(struct nb_http_server *srv, const char *host, int port, struct nb_err *err);
 /* Serves an already bound and listening stream socket; consumes fd (closed on failure too). */
 int http_server_open(struct nb_http_server *srv, int fd, struct nb_err *err);
-/* The local port of the listener, or 0 when it does not listen. */
+/* Serves one more already bound and listening stream socket (TCP or Unix) with the same handler
+ * and limits (max_conns counts the connections of all listeners); consumes fd (closed on failure
+ * too). Closed with the server. */
+int http_server_add_listener(struct nb_http_server *srv, int fd, struct nb_err *err);
+/* The local port of the (first) listener, or 0 when it does not listen. */
 int http_server_port(const struct nb_http_server *srv);
 /* Closes every connection of the server (pending requests get their abort callback); the server
  * keeps listening. */

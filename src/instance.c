@@ -383,6 +383,9 @@ static const char *const *build_env(struct nb_instance *inst, struct nb_arena *a
     env[n++] = "LAMBDA_TASK_ROOT=/var/task";
     env[n++] = "LAMBDA_RUNTIME_DIR=/var/runtime";
     env[n++] = arena_printf(a, "AWS_LAMBDA_RUNTIME_API=127.0.0.1:%d", NB_RUNTIME_API_PORT);
+    /* the same Runtime API on an abstract Unix socket ('@' for the leading NUL): nimbus' C
+     * runtime prefers it; every other client uses the TCP endpoint above */
+    env[n++] = "NIMBUS_RUNTIME_API_SOCKET=@" NB_RUNTIME_API_SOCKET;
     env[n++] = arena_printf(a, "_HANDLER=%s", f->handler);
     env[n++] = arena_printf(a, "AWS_LAMBDA_FUNCTION_NAME=%s", f->name);
     env[n++] = arena_printf(a, "AWS_LAMBDA_FUNCTION_VERSION=%s", f->version);

@@ -1,6 +1,11 @@
 /*
  * netns_pool.c - the free list of ready network namespaces and the requests that refill it.
  *
+ * Each namespace's Runtime API is one http server with two listeners made inside it by the spawner:
+ * TCP 127.0.0.1:9001 (AWS_LAMBDA_RUNTIME_API, for every runtime) and the abstract Unix socket
+ * @nimbus-runtime-api (NIMBUS_RUNTIME_API_SOCKET, used by the bundled C runtime: no TCP handshake
+ * or loopback TCP stack per exchange). Both reach the same instance's state machine.
+ *
  * Invariant: a namespace is either on the free list (ns->inst == NULL), or owned by exactly one
  * instance, or being destroyed. A spawner reply first satisfies a waiting caller (struct waiter),
  * otherwise it joins the free list. Namespaces beyond the target size are destroyed on put.
@@ -61,7 +66,8 @@ static void on_rapi_too_large(void *data)
         runtime_api_too_large(ns->inst);
 }
 
-static struct nb_netns *wrap(struct nb_daemon *d, int netns_fd, int listen_fd, struct nb_err *err)
+static struct nb_netns *wrap(struct nb_daemon *d, int netns_fd, int listen_fd, int unix_fd,
+                             struct nb_err *err)
 {
     struct nb_http_limits lim;
     http_limits_default(&lim);
@@ -79,6 +85,13 @@ static struct nb_netns *wrap(struct nb_daemon *d, int netns_fd, int listen_fd, s
     ns->fd = netns_fd;
     ns->rapi = http_server_new(d->loop, &lim, on_rapi_request, ns);
     if (http_server_open(ns->rapi, listen_fd, err) < 0) {
+        close(unix_fd);
+        http_server_close(ns->rapi, NULL, NULL);
+        close(netns_fd);
+        free(ns);
+        return NULL;
+    }
+    if (http_server_add_listener(ns->rapi, unix_fd, err) < 0) {
         http_server_close(ns->rapi, NULL, NULL);
         close(netns_fd);
         free(ns);
@@ -94,7 +107,8 @@ static void destroy(struct nb_netns *ns)
     free(ns);
 }
 
-static void on_netns(void *data, int rc, int netns_fd, int listen_fd, const struct nb_err *err)
+static void on_netns(void *data, int rc, int netns_fd, int listen_fd, int unix_fd,
+                     const struct nb_err *err)
 {
     struct waiter *w = data;
     struct nb_daemon *d = w->d;
@@ -103,7 +117,7 @@ static void on_netns(void *data, int rc, int netns_fd, int listen_fd, const stru
     struct nb_err err2 = {0};
     struct nb_netns *ns = NULL;
     if (rc == 0) {
-        ns = wrap(d, netns_fd, listen_fd, &err2);
+        ns = wrap(d, netns_fd, listen_fd, unix_fd, &err2);
         if (!ns)
             err = &err2, rc = -err2.code;
     }

@@ -1,9 +1,9 @@
 /*
  * netns_pool.h - network namespaces for instances, made ahead of time by the spawner (creating one
  * costs ~0.5 ms and freeing one is slow and asynchronous in the kernel, so they are pooled and
- * reused). Each holds a Runtime API listener on 127.0.0.1:9001 inside it, served by an http
- * server on the daemon's loop; a request on that listener belongs to the namespace's current
- * instance, so no token is needed. Loop thread only.
+ * reused). Each holds Runtime API listeners inside it (127.0.0.1:9001 and the abstract Unix socket
+ * @nimbus-runtime-api, spawner.h), served by one http server on the daemon's loop; a request on
+ * either belongs to the namespace's current instance, so no token is needed. Loop thread only.
  */
 #ifndef NIMBUS_NETNS_POOL_H
 #define NIMBUS_NETNS_POOL_H
@@ -19,7 +19,7 @@ struct nb_http_server;
 struct nb_netns {
     struct nb_daemon *d;
     int fd;                      /* the namespace */
-    struct nb_http_server *rapi; /* Runtime API listener inside it */
+    struct nb_http_server *rapi; /* Runtime API listeners (TCP and Unix) inside it */
     struct nb_instance *inst;    /* current user, or NULL while pooled */
     struct nb_netns *next;       /* free list */
 };

@@ -1,7 +1,9 @@
 /*
  * runtime_api.c - the Lambda Runtime API (LAMBDA.md §1) as seen by one instance: `next` long
  * polls, invocation response/error, init error. The listener a request arrived on identifies the
- * instance (one listener per network namespace), so there is no token.
+ * instance (one http server per network namespace, listening on TCP 127.0.0.1:9001 and on the
+ * abstract Unix socket @nimbus-runtime-api; both are the same API here, whichever transport a
+ * request came on), so there is no token.
  *
  * State rules (RIE's): `next` while an invocation is unanswered, or a second `next`, is an invalid
  * state transition (403); a response or error for an id that is not the current invocation is

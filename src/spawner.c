@@ -8,10 +8,10 @@
  * cloned by the Python zygote, zygote.h, which the spawner starts, feeds and reaps; the kid is
  * the spawner's own child all the same, CLONE_PARENT). Spawner -> daemon: READY once at start,
  * then per request exactly one of SPAWNED (pid; pidfd, stdout, stderr), NETNS (netns fd,
- * listener), PARKED or ERROR (code, text), and for each SPAWNED exactly one EXIT (wait status),
- * always after it. A parked kid is known by its park id until a SPAWN names it: it then takes the
- * SPAWN's id and follows the SPAWN protocol; KILL of a park id unparks (nothing is reported for a
- * parked kid).
+ * TCP listener, abstract Unix listener), PARKED or ERROR (code, text), and for each SPAWNED exactly
+ * one EXIT (wait status), always after it. A parked kid is known by its park id until a SPAWN names
+ * it: it then takes the SPAWN's id and follows the SPAWN protocol; KILL of a park id unparks
+ * (nothing is reported for a parked kid).
  *
  * Spawner invariants: it only ever blocks in poll() or in a send to the daemon (the zygote's
  * socket is non-blocking); a bad request is answered with ERROR and never ends the loop; sandbox
@@ -40,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "log.h"
@@ -670,8 +671,9 @@ static int lo_up(struct nb_err *err)
     return 0;
 }
 
-/* Runs inside the new netns: lo up, the listener, and an fd for the namespace. */
-static int fill_netns(int port, int *ns_out, int *listen_out, struct nb_err *err)
+/* Runs inside the new netns: lo up, the listeners (TCP and abstract Unix), and an fd for the
+ * namespace. */
+static int fill_netns(int port, int *ns_out, int *listen_out, int *unix_out, struct nb_err *err)
 {
     _cleanup_close_ int ns = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     if (ns < 0)
@@ -691,8 +693,22 @@ static int fill_netns(int port, int *ns_out, int *listen_out, struct nb_err *err
         return err_set(err, errno, "cannot bind 127.0.0.1:%d: %s", port, strerror(errno));
     if (listen(l, 128) < 0)
         return err_set(err, errno, "cannot listen on 127.0.0.1:%d: %s", port, strerror(errno));
+    _cleanup_close_ int u = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (u < 0)
+        return err_set(err, errno, "cannot create Unix listener: %s", strerror(errno));
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    /* sun_path[0] stays NUL: an abstract name, no file, visible in this namespace only */
+    memcpy(sun.sun_path + 1, NB_RUNTIME_API_SOCKET, strlen(NB_RUNTIME_API_SOCKET));
+    socklen_t sl =
+        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(NB_RUNTIME_API_SOCKET));
+    if (bind(u, (struct sockaddr *)&sun, sl) < 0)
+        return err_set(err, errno, "cannot bind @%s: %s", NB_RUNTIME_API_SOCKET, strerror(errno));
+    if (listen(u, 128) < 0)
+        return err_set(err, errno, "cannot listen on @%s: %s", NB_RUNTIME_API_SOCKET,
+                       strerror(errno));
     *ns_out = steal_fd(ns);
     *listen_out = steal_fd(l);
+    *unix_out = steal_fd(u);
     return 0;
 }
 
@@ -710,8 +726,8 @@ static void handle_make_netns(struct spawner_proc *s, uint64_t id, int port)
         proc_send_error(s, id, &e);
         return;
     }
-    int ns = -1, l = -1;
-    int r = fill_netns(port, &ns, &l, &e);
+    int ns = -1, l = -1, u = -1;
+    int r = fill_netns(port, &ns, &l, &u, &e);
     if (setns(s->orig_netns, CLONE_NEWNET) < 0) {
         /* Never keep running in a function's namespace. */
         log_err("msg=\"spawner cannot return to its network namespace\" error=\"%s\"",
@@ -722,10 +738,11 @@ static void handle_make_netns(struct spawner_proc *s, uint64_t id, int port)
         proc_send_error(s, id, &e);
         return;
     }
-    int fds[] = {ns, l};
-    proc_send(s, MSG_NETNS, 0, id, NULL, 0, fds, 2);
+    int fds[] = {ns, l, u};
+    proc_send(s, MSG_NETNS, 0, id, NULL, 0, fds, 3);
     close(ns);
     close(l);
+    close(u);
 }
 
 /* Handles one message; false when the daemon's end is closed. */
@@ -1110,7 +1127,7 @@ static void req_fail(struct sp_req *rq, const struct nb_err *e)
     } else if (rq->kind == REQ_PARK) {
         rq->on_park(rq->data, -e->code, 0, e);
     } else {
-        rq->on_netns(rq->data, -e->code, -1, -1, e);
+        rq->on_netns(rq->data, -e->code, -1, -1, -1, e);
     }
 }
 
@@ -1171,12 +1188,12 @@ static void dispatch(struct nb_spawner *sp, const struct msg_hdr *h, const char 
             break;
         }
         req_take(sp, h->id);
-        if (nfds != 2 || (mflags & MSG_CTRUNC)) {
+        if (nfds != 3 || (mflags & MSG_CTRUNC)) {
             err_set(&e, EMFILE, "cannot receive the network namespace fds (out of fds?)");
-            rq->on_netns(rq->data, -e.code, -1, -1, &e);
+            rq->on_netns(rq->data, -e.code, -1, -1, -1, &e);
         } else {
             nfds = 0;
-            rq->on_netns(rq->data, 0, fds[0], fds[1], NULL);
+            rq->on_netns(rq->data, 0, fds[0], fds[1], fds[2], NULL);
         }
         free(rq);
         break;

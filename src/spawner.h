@@ -100,9 +100,15 @@ typedef void (*nb_exit_cb)(void *data, int wstatus);
 /* rc 0 with park_id (never 0) of a child that is attached to its cgroups and waits, or negative
  * with err (e.g. ENOENT: a cgroup dir does not exist). */
 typedef void (*nb_park_cb)(void *data, int rc, uint64_t park_id, const struct nb_err *err);
+/* The abstract Unix socket name (without its leading NUL) of the Runtime API in every namespace
+ * made by spawner_make_netns. Abstract names are scoped to the network namespace: a function sees
+ * its own instance's listener only. */
+#define NB_RUNTIME_API_SOCKET "nimbus-runtime-api"
+
 /* rc 0: netns_fd is an fd of a new network namespace with lo up, listen_fd a TCP socket bound and
- * listening on 127.0.0.1:port inside it. Both owned by the callback. */
-typedef void (*nb_netns_cb)(void *data, int rc, int netns_fd, int listen_fd,
+ * listening on 127.0.0.1:port inside it, unix_fd a Unix stream socket bound and listening on the
+ * abstract name NB_RUNTIME_API_SOCKET inside it. All three owned by the callback. */
+typedef void (*nb_netns_cb)(void *data, int rc, int netns_fd, int listen_fd, int unix_fd,
                             const struct nb_err *err);
 
 /* Forks the spawner. Must run before any thread is created (before uv_queue_work etc.); refused

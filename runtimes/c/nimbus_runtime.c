@@ -1,7 +1,7 @@
 /*
  * nimbus_runtime.c - the C runtime library for Lambda functions (see nimbus_runtime.h for the API).
  *
- * Structure: `struct rt` owns one TCP connection to $AWS_LAMBDA_RUNTIME_API, an llhttp response
+ * Structure: `struct rt` owns one connection to the Runtime API, an llhttp response
  * parser and the buffers of the last response (status, the Lambda-Runtime-* headers, body). One
  * exchange is read at a time: rt_request() writes a whole request with one sendmsg() and parses
  * the reply with llhttp until on_message_complete pauses the parser; bytes past that reply stay in
@@ -10,6 +10,11 @@
  * platform per invocation instead of two; next_sent then says the GET is in flight. The connection
  * is kept alive between requests; when a *reused* connection turns out to be closed before any
  * reply byte arrived (the peer timed it out), the request is sent once more on a fresh connection.
+ *
+ * Transport: the Unix socket named by $NIMBUS_RUNTIME_API_SOCKET ("@name" abstract or "/path";
+ * nimbus sets "@nimbus-runtime-api", scoped to the instance's network namespace) when that is set,
+ * else TCP to $AWS_LAMBDA_RUNTIME_API (host:port; AWS Lambda, the RIE). Same HTTP either way,
+ * except that on a Unix socket replies are awaited in poll() before recv() (see read_response).
  *
  * Invariants: all buffers are NUL-terminated; the pointers handed to the handler in struct
  * nb_invocation point into them and stay valid until the next request. Nothing here allocates per
@@ -26,6 +31,7 @@
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +40,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -323,7 +330,8 @@ static int rt_connect(struct rt *rt)
     if (fd < 0)
         return -errno;
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (rt->addr.ss_family != AF_UNIX)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     while (connect(fd, (struct sockaddr *)&rt->addr, rt->addrlen) < 0) {
         if (errno == EINTR)
             continue;
@@ -386,16 +394,45 @@ static int rt_parse_endpoint(struct rt *rt, const char *hostport)
     return 0;
 }
 
+/* Parses "@name" (abstract) or "/path" into a Unix socket address in rt->addr. */
+static int rt_parse_socket(struct rt *rt, const char *spec)
+{
+    struct sockaddr_un *un = (struct sockaddr_un *)&rt->addr;
+    size_t len = strlen(spec);
+    if ((spec[0] != '@' && spec[0] != '/') || len < 2 || len > sizeof(un->sun_path) - 1)
+        return -EINVAL;
+    memset(&rt->addr, 0, sizeof(rt->addr));
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, spec, len);
+    if (spec[0] == '@')
+        un->sun_path[0] = '\0'; /* abstract: the name is exactly the bytes after the NUL */
+    else
+        len++; /* a path: count its terminating NUL */
+    rt->addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    return 0;
+}
+
 static int rt_init(struct rt *rt)
 {
     memset(rt, 0, sizeof(*rt));
     rt->fd = -1;
     rt->hostport = getenv("AWS_LAMBDA_RUNTIME_API");
-    if (!rt->hostport || !*rt->hostport) {
+    const char *sock = getenv("NIMBUS_RUNTIME_API_SOCKET");
+    if (sock && *sock) {
+        /* nimbus: the same Runtime API on a Unix socket; the Host header is a formality */
+        if (rt_parse_socket(rt, sock) < 0) {
+            fprintf(stderr,
+                    LOG_PREFIX "cannot use NIMBUS_RUNTIME_API_SOCKET '%s': expected @name or "
+                               "/path\n",
+                    sock);
+            return -EINVAL;
+        }
+        if (!rt->hostport || !*rt->hostport)
+            rt->hostport = "localhost";
+    } else if (!rt->hostport || !*rt->hostport) {
         fprintf(stderr, LOG_PREFIX "AWS_LAMBDA_RUNTIME_API is not set\n");
         return -EINVAL;
-    }
-    if (rt_parse_endpoint(rt, rt->hostport) < 0) {
+    } else if (rt_parse_endpoint(rt, rt->hostport) < 0) {
         fprintf(stderr,
                 LOG_PREFIX "cannot use AWS_LAMBDA_RUNTIME_API '%s': expected an IP address and "
                            "port\n",
@@ -498,6 +535,17 @@ static int read_response(struct rt *rt)
                 return -EPROTO;
             }
             continue;
+        }
+        /* On a Unix socket, wait in poll(), not in recv(): the platform consuming what we sent
+         * wakes every task sleeping on the socket (the kernel's unix_write_space), a blocked
+         * recv() included, while poll() for POLLIN alone is not woken by it. */
+        if (rt->addr.ss_family == AF_UNIX) {
+            struct pollfd pfd = {.fd = rt->fd, .events = POLLIN};
+            if (poll(&pfd, 1, -1) < 0) {
+                if (errno == EINTR)
+                    continue;
+                return -errno;
+            }
         }
         ssize_t n = recv(rt->fd, rt->rbuf, READ_CHUNK, 0);
         if (n < 0) {

@@ -11,7 +11,8 @@
  *     int main(void) { return nb_runtime_run(handler); }
  *
  * The library speaks the Lambda Runtime API (GET next, POST response/error, POST init/error)
- * over one keep-alive HTTP/1.1 connection to $AWS_LAMBDA_RUNTIME_API; it works unchanged on AWS
+ * over one keep-alive HTTP/1.1 connection to $AWS_LAMBDA_RUNTIME_API (on nimbus: to the Unix socket
+ * $NIMBUS_RUNTIME_API_SOCKET, the same API without loopback TCP); it works unchanged on AWS
  * Lambda, on the AWS Runtime Interface Emulator and on nimbus. It depends on libc and llhttp only
  * (linked statically into libnimbus_runtime.a), so a function starts in well under a millisecond.
  *

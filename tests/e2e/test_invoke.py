@@ -267,6 +267,7 @@ def test_environment_variables(lam, py):
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/" + py,
         "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+        "NIMBUS_RUNTIME_API_SOCKET": "@nimbus-runtime-api",
         "_HANDLER": "probe.handler",
         "LAMBDA_TASK_ROOT": "/var/task",
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
@@ -301,7 +302,8 @@ def test_user_env_overrides_unreserved_defaults(lam):
 
 
 def test_reserved_env_keys_are_refused(lam):
-    for key in ("AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT"):
+    for key in ("AWS_LAMBDA_RUNTIME_API", "NIMBUS_RUNTIME_API_SOCKET", "_HANDLER",
+                "LAMBDA_TASK_ROOT"):
         status, code, msg = client_error(lambda: deploy_probe(
             lam, uniq("inv-resv"), Environment={"Variables": {key: "x"}}))
         assert (status, code) == (400, "InvalidParameterValueException") and key in msg
@@ -527,6 +529,25 @@ def test_kill9_in_handler(lam):
                                     "killed" % rid}
     r, after, _ = call(lam, name, {"op": "whoami"})
     assert "FunctionError" not in r and after["calls"] == 1
+
+
+@pytest.mark.parametrize("tcp", [False, True])
+def test_c_runtime_transport(lam, tcp):
+    """The C runtime talks to the Runtime API on the instance's abstract Unix socket
+    (NIMBUS_RUNTIME_API_SOCKET); without that variable (the probe removes it when PROBE_TCP is
+    set) it falls back to TCP on AWS_LAMBDA_RUNTIME_API, and works the same."""
+    env = {"Variables": {"PROBE_TCP": "1"}} if tcp else {"Variables": {}}
+    name = create(lam, uniq("inv-ctr"), c_probe_zip(), "provided.al2023", "probe.handler",
+                  Environment=env)
+    for i in range(3):  # a cold start, then the same connection kept alive
+        r, body, _ = call(lam, name, {"transport": i})
+        assert "FunctionError" not in r, body
+        assert body == {"transport": "tcp" if tcp else "unix",
+                        "socket_env": "<unset>" if tcp else "@nimbus-runtime-api"}, body
+    r, body, _ = call(lam, name, {"fail": True})
+    assert r["FunctionError"] == "Unhandled" and body["errorType"] == "ProbeError"
+    r, body, _ = call(lam, name, {"ok": 2})
+    assert "FunctionError" not in r and body["event"] == {"ok": 2}
 
 
 def test_c_runtime_crash(lam, cfn):

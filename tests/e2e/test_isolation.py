@@ -4,7 +4,8 @@ src/spawner.c as driven by src/instance.c): what a hostile function can and cann
 
 A probe function (tests/e2e/functions/py_probe) tries, and reports the kernel's answer: reading
 host files (/etc/shadow, /root, the daemon's data dir, a neighbour's code dir), writing outside
-/tmp, connecting to the daemon's API port on the host loopback and to the outside, running as
+/tmp, connecting to the daemon's API port on the host loopback and to the outside, reaching another
+instance's Runtime API through the abstract Unix socket, running as
 root or with capabilities (uid, CapEff, NoNewPrivs, Seccomp in /proc/self/status), ptrace, mount,
 unshare, setns, bpf and other denied syscalls, signalling processes outside its sandbox, seeing
 other processes in /proc, a fork bomb against the pids limit, filling /tmp past its size (ENOSPC)
@@ -13,6 +14,8 @@ or another instance. After every test, the daemon and two neighbour functions (P
 still answer.
 """
 import concurrent.futures
+import glob
+import json
 import os
 import socket
 import time
@@ -20,7 +23,7 @@ import time
 import pytest
 
 from conftest import ROLE
-from helpers import c_probe_zip, call, deploy_probe, fn_pids, metrics, op, uniq
+from helpers import c_probe_zip, call, deploy_probe, fn_pids, metrics, op, uniq, wait_for
 
 DENIED = ("EACCES", "EPERM", "ENOENT")
 
@@ -114,6 +117,39 @@ def test_no_network_but_the_runtime_api(daemon, lam, probe):
     assert res["127.0.0.1:9001"] == {"ok": True}  # the Runtime API itself
     body, _ = op(lam, probe, "ifaces")
     assert body["result"]["ifaces"] == ["lo"]
+
+
+def fn_log(daemon, name):
+    out = []
+    for path in sorted(glob.glob(os.path.join(daemon.data_dir, "logs", name, "*.log"))):
+        with open(path, errors="replace") as f:
+            out += [line.rstrip("\n").split("\t", 2)[-1] for line in f]
+    return out
+
+
+def test_runtime_api_unix_socket_is_the_instances_own(daemon, lam, probe):
+    """Every instance's network namespace has its own abstract Unix socket for the Runtime API
+    (@nimbus-runtime-api): a function reaches its own instance's Runtime API there and no other.
+    While B runs an invocation (its id known from the asynchronous 202), A posts a response for
+    B's id on its socket: unknown there (400). Then A posts its own response there: A's caller
+    gets exactly that, and B's invocation ends normally."""
+    other = deploy_probe(lam, uniq("iso-unix-b"), Timeout=20)["FunctionName"]
+    r = lam.invoke(FunctionName=other, InvocationType="Event",
+                   Payload=json.dumps({"op": "sleep", "seconds": 3}).encode())
+    b_id = r["ResponseMetadata"]["RequestId"]
+    start = "START RequestId: %s Version: $LATEST" % b_id
+    assert wait_for(lambda: start in fn_log(daemon, other), timeout=15), fn_log(daemon, other)
+    body, _ = op(lam, probe, "rapi_unix", posts=[[b_id, '"hijack"']])
+    assert body["result"] == [{"status": 400, "errorType": "InvalidRequestID"}], body
+    r, body, _ = call(lam, probe, {"op": "rapi_unix", "posts": [["self", '{"via": "unix"}']]})
+    assert "FunctionError" not in r and body == {"via": "unix"}, body
+    assert wait_for(lambda: any(l.startswith("END RequestId: %s" % b_id)
+                                for l in fn_log(daemon, other)), timeout=15)
+    log = fn_log(daemon, other)
+    assert not [l for l in log if "rror" in l or "hijack" in l], log
+    # and the probe's instance goes on serving (its runtime's own late POST got a 400)
+    body, _ = op(lam, probe, "whoami")
+    assert "instance" in body
 
 
 def test_runtime_api_connection_flood(daemon, lam, probe):

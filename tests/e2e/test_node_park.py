@@ -287,6 +287,7 @@ def test_host_environment_never_reaches_functions(fresh_daemon, monkeypatch):
         assert "/host/" not in "".join(env.values())
         allowed = {"PATH", "LANG", "TZ", "LD_LIBRARY_PATH", "NODE_PATH", "LAMBDA_TASK_ROOT",
                    "LAMBDA_RUNTIME_DIR", "AWS_LAMBDA_RUNTIME_API", "_HANDLER",
+                   "NIMBUS_RUNTIME_API_SOCKET",
                    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION",
                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_LOG_GROUP_NAME",
                    "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_REGION", "AWS_DEFAULT_REGION",

@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "http.h"
 #include "http_internal.h"
@@ -1164,6 +1165,32 @@ static void test_open_fd_and_serve_fd(void **state)
     client_sends(c, "GET /echo?a=pair HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_true(pump(c, have_resps, 1));
     assert_string_equal(resp_header(&c->resps[0], "x-query-a"), "pair");
+    client_free(c);
+
+    /* an extra listener: an abstract Unix socket served like the TCP one */
+    bad = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(http_server_add_listener(srv, bad, &err) < 0);
+    assert_int_equal(fcntl(bad, F_GETFD), -1);
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    int nl = snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "nimbus-test-http-%d", getpid());
+    socklen_t ul = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)nl);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&un, ul), 0);
+    assert_int_equal(listen(fd, 16), 0);
+    assert_int_equal(http_server_add_listener(srv, fd, &err), 0);
+    c = xcalloc(1, sizeof(*c));
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_int_equal(connect(c->fd, (struct sockaddr *)&un, ul), 0);
+    fcntl(c->fd, F_SETFL, O_NONBLOCK);
+    client_sends(c, "GET /echo?a=unix HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(pump(c, have_resps, 1));
+    assert_string_equal(resp_header(&c->resps[0], "x-query-a"), "unix");
+    client_free(c);
+    /* the TCP listener still serves after it */
+    c = client_new();
+    client_sends(c, "GET /echo?a=tcp HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_true(pump(c, have_resps, 1));
+    assert_string_equal(resp_header(&c->resps[0], "x-query-a"), "tcp");
     client_free(c);
 }
 

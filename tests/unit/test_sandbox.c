@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <cmocka.h>
@@ -62,7 +63,7 @@ struct run {
 
 struct netns {
     bool done;
-    int rc, ns, listen;
+    int rc, ns, listen, unix_l;
     struct nb_err err;
 };
 
@@ -210,13 +211,14 @@ static void on_park(void *data, int rc, uint64_t id, const struct nb_err *err)
         p->err = *err;
 }
 
-static void on_netns(void *data, int rc, int ns, int listen, const struct nb_err *err)
+static void on_netns(void *data, int rc, int ns, int listen, int unix_l, const struct nb_err *err)
 {
     struct netns *n = data;
     n->done = true;
     n->rc = rc;
     n->ns = ns;
     n->listen = listen;
+    n->unix_l = unix_l;
     if (err)
         n->err = *err;
 }
@@ -247,7 +249,7 @@ static void make_netns(struct fx *f, struct netns *n)
     assert_true(run_until(&f->loop, &n->done, 5000));
     if (n->rc)
         fail_msg("make_netns: %s", n->err.msg);
-    assert_true(n->ns >= 0 && n->listen >= 0);
+    assert_true(n->ns >= 0 && n->listen >= 0 && n->unix_l >= 0);
 }
 
 /* Reads everything left in a non-blocking pipe whose writers are gone. */
@@ -422,6 +424,7 @@ static void test_view_from_inside(void **state)
     cgroup_destroy(&cg);
     close(n.ns);
     close(n.listen);
+    close(n.unix_l);
 }
 
 static void test_runtime_api_socket(void **state)
@@ -436,14 +439,28 @@ static void test_runtime_api_socket(void **state)
     assert_int_equal(listen(host, 4), 0);
     socklen_t sl = sizeof(sin);
     getsockname(host, (struct sockaddr *)&sin, &sl);
+    /* An abstract Unix listener in the host netns: abstract names are per netns. */
+    char host_name[64];
+    snprintf(host_name, sizeof(host_name), "nimbus-test-host-%d", (int)getpid());
+    int uhost = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    memcpy(sun.sun_path + 1, host_name, strlen(host_name));
+    socklen_t ul = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(host_name));
+    assert_int_equal(bind(uhost, (struct sockaddr *)&sun, ul), 0);
+    assert_int_equal(listen(uhost, 4), 0);
     char *py = xasprintf(
         "import socket\n"
         "s = socket.create_connection(('127.0.0.1', %d)); s.sendall(b'ping'); s.close()\n"
+        "u = socket.socket(socket.AF_UNIX); u.connect('\\0%s'); u.sendall(b'pong'); u.close()\n"
         "try:\n"
         "    socket.create_connection(('127.0.0.1', %d), timeout=1); print('host=reached')\n"
         "except OSError as e:\n"
-        "    print('host=' + type(e).__name__)\n",
-        PORT, ntohs(sin.sin_port));
+        "    print('host=' + type(e).__name__)\n"
+        "try:\n"
+        "    socket.socket(socket.AF_UNIX).connect('\\0%s'); print('uhost=reached')\n"
+        "except OSError as e:\n"
+        "    print('uhost=' + type(e).__name__)\n",
+        PORT, NB_RUNTIME_API_SOCKET, ntohs(sin.sin_port), host_name);
     const char *argv[] = {"/usr/bin/python3", "-I", "-S", "-c", py, NULL};
     struct nb_sandbox_spec spec = spec_for(argv, n.ns, NULL);
     struct run r;
@@ -452,7 +469,7 @@ static void test_runtime_api_socket(void **state)
     char *out = drain(r.res.stdout_fd), *errout = drain(r.res.stderr_fd);
     if (!WIFEXITED(r.wstatus) || WEXITSTATUS(r.wstatus) != 0)
         fail_msg("python failed (status %#x): %s%s", r.wstatus, out, errout);
-    assert_string_equal(out, "host=ConnectionRefusedError\n");
+    assert_string_equal(out, "host=ConnectionRefusedError\nuhost=ConnectionRefusedError\n");
     /* The connection waits in the listener's backlog, served from the host netns. */
     int c = accept4(n.listen, NULL, NULL, SOCK_CLOEXEC);
     assert_true(c >= 0);
@@ -460,6 +477,14 @@ static void test_runtime_api_socket(void **state)
     assert_int_equal(read(c, buf, sizeof(buf)), 4);
     assert_string_equal(buf, "ping");
     close(c);
+    /* and the Unix one in the abstract listener made in that netns */
+    c = accept4(n.unix_l, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(c >= 0);
+    memset(buf, 0, sizeof(buf));
+    assert_int_equal(read(c, buf, sizeof(buf)), 4);
+    assert_string_equal(buf, "pong");
+    close(c);
+    close(uhost);
     close(host);
     free(py);
     free(out);
@@ -467,6 +492,7 @@ static void test_runtime_api_socket(void **state)
     close_run(&r);
     close(n.ns);
     close(n.listen);
+    close(n.unix_l);
 }
 
 static void expect_spawn_error(struct fx *f, const struct nb_sandbox_spec *spec, int code,
@@ -938,6 +964,7 @@ static void test_park_then_spawn(void **state)
     cgroup_destroy(&cg);
     close(n.ns);
     close(n.listen);
+    close(n.unix_l);
 }
 
 static bool pid_gone(pid_t pid, int ms)
@@ -1100,6 +1127,7 @@ static void test_deep_park(void **state)
     cgroup_destroy(&cg);
     close(n.ns);
     close(n.listen);
+    close(n.unix_l);
 }
 
 /* A zygote that cannot start (here: exits at once) fails the parks it was sent, and the spawner

@@ -3,8 +3,12 @@
  * nimbus' C runtime library (runtimes/c). It answers one JSON line built from the invocation
  * (request id, invoked ARN, remaining time, client context, a few environment variables and the
  * event verbatim); an event containing "fail" fails with errorType "ProbeError", one containing
- * "crash" ends the runtime with exit status 3.
+ * "crash" ends the runtime with exit status 3, one containing "transport" is answered with the
+ * kind of socket the runtime library talks to the Runtime API on ("unix" or "tcp": a socket fd of
+ * this process found in /proc/self/net/unix or /proc/self/net/tcp). With PROBE_TCP set, main()
+ * removes NIMBUS_RUNTIME_API_SOCKET first, so the library falls back to AWS_LAMBDA_RUNTIME_API.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,45 @@ static const char *env_or(const char *name, const char *dflt)
     return v ? v : dflt;
 }
 
+/* Whether /proc/self/net/<table> lists a socket inode among inodes[0..n). */
+static int listed(const char *table, const unsigned long *inodes, size_t n)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/self/net/%s", table);
+    FILE *f = fopen(path, "re");
+    int found = 0;
+    while (f && !found && fgets(line, sizeof(line), f)) {
+        unsigned long ino = 0;
+        /* unix: Num RefCount Protocol Flags Type St Inode; tcp: inode is the 10th column */
+        int ok = strcmp(table, "unix") == 0
+                     ? sscanf(line, "%*s %*s %*s %*s %*s %*s %lu", &ino) == 1
+                     : sscanf(line, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %lu", &ino) == 1;
+        for (size_t i = 0; ok && i < n; i++)
+            found |= inodes[i] == ino;
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static const char *transport(void)
+{
+    unsigned long inodes[64];
+    size_t n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < 64) {
+        char path[300], target[64] = {0};
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+        if (readlink(path, target, sizeof(target) - 1) > 0 &&
+            sscanf(target, "socket:[%lu]", &inodes[n]) == 1)
+            n++;
+    }
+    if (d)
+        closedir(d);
+    return listed("unix", inodes, n) ? "unix" : listed("tcp", inodes, n) ? "tcp" : "none";
+}
+
 static int handler(const struct nb_invocation *inv, struct nb_response *out)
 {
     printf("c probe: request %s\n", inv->request_id);
@@ -27,6 +70,9 @@ static int handler(const struct nb_invocation *inv, struct nb_response *out)
         _exit(3); /* not exit(): under ASan, LeakSanitizer's atexit check cannot run in a
                    * sandbox (no ptrace) and would turn the status into 1 */
     }
+    if (strstr(inv->payload, "transport"))
+        return nb_response_printf(out, "{\"transport\":\"%s\",\"socket_env\":\"%s\"}", transport(),
+                                  env_or("NIMBUS_RUNTIME_API_SOCKET", "<unset>"));
     if (strstr(inv->payload, "fail"))
         return nb_response_error(out, "ProbeError", "c probe was asked to fail");
     return nb_response_printf(
@@ -42,5 +88,7 @@ static int handler(const struct nb_invocation *inv, struct nb_response *out)
 
 int main(void)
 {
+    if (getenv("PROBE_TCP"))
+        unsetenv("NIMBUS_RUNTIME_API_SOCKET");
     return nb_runtime_run(handler);
 }

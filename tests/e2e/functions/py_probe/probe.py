@@ -5,7 +5,7 @@
 #
 # Invocation ops: echo, context, env, raise, exit, kill9, sleep, alloc, big, log.
 # Isolation ops (each reports what the kernel answered, as errno names, instead of failing):
-# read, write, connect, ifaces, rapi_flood, status, syscalls, signal, forkbomb, filltmp, procs,
+# read, write, connect, ifaces, rapi_flood, rapi_unix, status, syscalls, signal, forkbomb, filltmp, procs,
 # tmp_put, tmp_list. Zygote op (test_zygote.py): zygote.
 import ctypes
 import errno
@@ -134,6 +134,42 @@ def op_connect(event, context):
             out["%s:%d" % (host, port)] = {"ok": False, "errno": _errname(e)}
         finally:
             s.close()
+    return out
+
+
+def op_rapi_unix(event, context):
+    """POSTs each [request_id, body] of event["posts"] as that invocation's response to the
+    Runtime API on the abstract Unix socket named by NIMBUS_RUNTIME_API_SOCKET ("self": this
+    invocation's id); reports each answer."""
+    import http.client
+    import json
+
+    class UnixHTTP(http.client.HTTPConnection):
+        def __init__(self, addr):
+            super().__init__("localhost", timeout=5)
+            self._addr = addr
+
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(self.timeout)
+            self.sock.connect(self._addr)
+
+    name = os.environ["NIMBUS_RUNTIME_API_SOCKET"]
+    addr = "\0" + name[1:] if name.startswith("@") else name
+    out = []
+    for rid, body in event["posts"]:
+        rid = context.aws_request_id if rid == "self" else rid
+        c = UnixHTTP(addr)
+        try:
+            c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body.encode())
+            r = c.getresponse()
+            data = r.read()
+            out.append({"status": r.status,
+                        "errorType": json.loads(data).get("errorType") if data else None})
+        except OSError as e:
+            out.append({"errno": _errname(e)})
+        finally:
+            c.close()
     return out
 
 
