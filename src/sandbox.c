@@ -225,7 +225,7 @@ int sandbox_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req, 
     if (len < sizeof(w) || len > SANDBOX_SPEC_MAX)
         return err_set(err, EINVAL, "bad spawn request size %zu", len);
     memcpy(&w, buf, sizeof(w));
-    if (w.magic != SPEC_MAGIC)
+    if (w.magic != SPEC_MAGIC || w.pad)
         return err_set(err, EINVAL, "bad spawn request magic");
     if (w.flags & ~(SPEC_HAS_RUNTIME | SPEC_HAS_HOSTNAME | SPEC_HAS_NETNS) ||
         w.argc > SPEC_ARGC_MAX || w.envc > SPEC_ENVC_MAX || w.ncgroups > SPEC_CGROUPS_MAX)
@@ -306,7 +306,7 @@ int sandbox_park_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
     if (len < sizeof(w) || len > SANDBOX_SPEC_MAX)
         return err_set(err, EINVAL, "bad park request size %zu", len);
     memcpy(&w, buf, sizeof(w));
-    if (w.magic != PARK_MAGIC || w.ncgroups > SPEC_CGROUPS_MAX ||
+    if (w.magic != PARK_MAGIC || w.pad || w.ncgroups > SPEC_CGROUPS_MAX ||
         w.flags & ~(PARK_DEEP | PARK_HAS_RUNTIME))
         return err_set(err, EINVAL, "bad park request header");
     const char *p = (const char *)buf + sizeof(w), *end = (const char *)buf + len;

@@ -567,7 +567,7 @@ static void handle_park_zygote(struct spawner_proc *s, uint64_t id, const void *
     else if (nfds)
         err_set(&e, EINVAL, "park request carries fds");
     else if (zygote_park_decode(payload, len, &argv, &envp, &park, &park_len, &e) == 0 &&
-             sandbox_park_decode(park, park_len, &req, &e) == 0) {
+             zygote_park_req_decode(park, park_len, &req, &e) == 0) {
         sandbox_req_release(&req); /* validated here; the zygote decodes it again */
         size_t key_len = len - park_len;
         if (z->sock >= 0 && (z->key.len != key_len || memcmp(z->key.data, payload, key_len)))

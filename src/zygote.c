@@ -226,13 +226,7 @@ int zygote_serve(int sock, const struct nb_sandbox_env *env, const struct nb_zyg
             reply_error(sock, h.id, &e);
             continue;
         }
-        if (sandbox_park_decode(buf + sizeof(h), (size_t)n - sizeof(h), &req, &e) < 0) {
-            reply_error(sock, h.id, &e);
-            continue;
-        }
-        if (req.has_netns) { /* a deep park needs a netns fd; the zygote's children get none */
-            sandbox_req_release(&req);
-            err_set(&e, EINVAL, "the zygote parks no deep sandboxes");
+        if (zygote_park_req_decode(buf + sizeof(h), (size_t)n - sizeof(h), &req, &e) < 0) {
             reply_error(sock, h.id, &e);
             continue;
         }
@@ -309,6 +303,17 @@ int zygote_park_encode(const char *const *argv, const char *const *envp,
         r = err_set(err, E2BIG, "zygote park request is too large");
     if (r < 0)
         out->len = start;
+    return r;
+}
+
+int zygote_park_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
+                           struct nb_err *err)
+{
+    int r = sandbox_park_decode(buf, len, req, err);
+    if (r == 0 && req->has_netns) { /* a deep park needs a netns fd; zygote children get none */
+        sandbox_req_release(req);
+        r = err_set(err, EINVAL, "the zygote parks no deep sandboxes");
+    }
     return r;
 }
 

@@ -71,6 +71,9 @@ int zygote_serve(int sock, const struct nb_sandbox_env *env, const struct nb_zyg
  * (at most ZYGOTE_ENV_MAX, each "K=V"), then the park request for cgroup_dirs. */
 int zygote_park_encode(const char *const *argv, const char *const *envp,
                        const char *const *cgroup_dirs, struct nb_buf *out, struct nb_err *err);
+/* sandbox_park_decode for the park request a zygote serves: a deep park is refused. */
+int zygote_park_req_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
+                           struct nb_err *err);
 /* Decodes and validates it. argv and envp are malloc'd NULL-terminated arrays of pointers into
  * buf (free the arrays); park and park_len give the park request inside buf. */
 int zygote_park_decode(const void *buf, size_t len, char ***argv, char ***envp, const void **park,

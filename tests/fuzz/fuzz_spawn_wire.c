@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             BUG("zygote argv points outside the input");
     if (!inside(park, data, size) || (const uint8_t *)park + park_len != data + size)
         BUG("zygote park request is not the input's tail");
-    if (sandbox_park_decode(park, park_len, &req, &err) == 0) {
+    if (zygote_park_req_decode(park, park_len, &req, &err) == 0) {
         struct nb_buf b = NB_BUF_INIT;
         if (zygote_park_encode((const char *const *)argv, (const char *const *)envp,
                                (const char *const *)req.cgroup_dirs, &b, &err) < 0)
