@@ -16,7 +16,7 @@ import re
 import sys
 import time
 
-from common import (Conn, c_sleep_zip, deploy, pct, report, start_daemon, stop_daemon, zip_files)
+from common import (C_SLEEP, Conn, c_sleep_zip, deploy, pct, report, start_daemon, stop_daemon, zip_files)
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 ONLY = sys.argv[2:]  # runtimes to measure (c, python, node); all when empty
@@ -74,7 +74,7 @@ def main():
     cold = start_daemon(["--keep-warm-s", "0", "--reap-interval-ms", "10"])
     warm = start_daemon()
     funcs = [
-        ("c", c_sleep_zip(), "provided.al2023", "handler", ["/work/main/build/bench/functions/c_sleep/bootstrap"]),
+        ("c", c_sleep_zip(), "provided.al2023", "handler", [C_SLEEP]),
         ("python", zip_files({"app.py": (PY_HANDLER, 0o644)}), "python3.11", "app.handler",
          ["/usr/bin/python3", "-c", "import json, urllib.request"]),
         ("node", zip_files({"index.js": (NODE_HANDLER, 0o644)}), "nodejs20.x", "index.handler",
@@ -84,9 +84,6 @@ def main():
         for label, z, runtime, handler, base_argv in funcs:
             if ONLY and label not in ONLY:
                 continue
-            base_argv[0] = base_argv[0].replace("/work/main/build", os.environ.get(
-                "NIMBUS_BUILD", os.path.join(os.path.dirname(os.path.dirname(
-                    os.path.abspath(__file__))), "build")))
             for dm in (cold, warm):
                 deploy(dm, "cold-" + label, z, runtime, handler, memory=1769)
             base = spawn_baseline(base_argv, N)

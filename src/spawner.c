@@ -6,12 +6,20 @@
  * fds as SCM_RIGHTS. Daemon -> spawner: SPAWN (encoded spec, netns fd), MAKE_NETNS (port), KILL
  * (id, signal), PARK (cgroup dirs), PARK_ZYGOTE (the zygote's argv/envp + a park: the kid is
  * cloned by the Python zygote, zygote.h, which the spawner starts, feeds and reaps; the kid is
- * the spawner's own child all the same, CLONE_PARENT). Spawner -> daemon: READY once at start,
- * then per request exactly one of SPAWNED (pid; pidfd, stdout, stderr), NETNS (netns fd,
- * TCP listener, abstract Unix listener), PARKED or ERROR (code, text), and for each SPAWNED exactly
- * one EXIT (wait status), always after it. A parked kid is known by its park id until a SPAWN names
- * it: it then takes the SPAWN's id and follows the SPAWN protocol; KILL of a park id unparks
- * (nothing is reported for a parked kid).
+ * the spawner's own child all the same, CLONE_PARENT), TAKE (a park id). Spawner -> daemon: READY
+ * once at start, then per request exactly one of SPAWNED (pid; pidfd, stdout, stderr), NETNS
+ * (netns fd, TCP listener, abstract Unix listener), PARKED (a deep park: with the kid's spec
+ * socket) or ERROR (code, text), and for each SPAWNED exactly one EXIT (wait status), always after
+ * it. A parked kid is known by its park id until a SPAWN (shallow) or a TAKE (deep) names it: it
+ * then takes that request's id and follows the SPAWN protocol; KILL of a park id unparks (nothing
+ * is reported for a parked kid).
+ *
+ * Deep parks skip the spawner on the request path: PARKED hands the daemon the kid's spec socket,
+ * the daemon sends the kid its spec and a clone of the code dir's mount itself (one process
+ * wake-up less before the kid runs), then sends TAKE so the spawner supervises the kid from there.
+ * A deep kid that dies while parked is kept (reaped, its pipes open) until its TAKE or KILL, so a
+ * kid that got its spec and died before the TAKE arrived is still reported as SPAWNED + EXIT or
+ * ERROR.
  *
  * Spawner invariants: it only ever blocks in poll() or in a send to the daemon (the zygote's
  * socket is non-blocking); a bad request is answered with ERROR and never ends the loop; sandbox
@@ -56,6 +64,7 @@ enum msg_type {
     MSG_KILL = 3,
     MSG_PARK = 4,
     MSG_PARK_ZYGOTE = 5,
+    MSG_TAKE = 6,
     MSG_READY = 100,
     MSG_SPAWNED = 101,
     MSG_NETNS = 102,
@@ -165,7 +174,11 @@ struct kid {
     int pidfd, status_fd, stdout_fd, stderr_fd, spec_fd; /* -1 once handed over or closed */
     uint64_t deadline_ns;                                /* setup deadline while starting */
     enum kid_state state;
-    bool deep; /* deep-parked (sandbox_park with a netns): its spec comes with the trees */
+    bool deep;   /* deep-parked (sandbox_park with a netns): its spec socket went to the daemon
+                    with PARKED, which sends the spec itself and then a TAKE */
+    bool reaped; /* a deep kid that died while PARKED: kept (fds open, pid not to be signalled)
+                    until its TAKE or KILL, so a TAKE racing its exit still reports it properly */
+    int wstatus; /* reaped: its wait status */
 };
 
 /* The zygote (zygote.h), started on the first MSG_PARK_ZYGOTE, restarted by the first one after it
@@ -201,9 +214,10 @@ static _Noreturn void proc_exit(struct spawner_proc *s, int code)
             ;
     }
     for (size_t i = 0; i < s->nkids; i++)
-        kill(s->kids[i].pid, SIGKILL);
+        if (!s->kids[i].reaped)
+            kill(s->kids[i].pid, SIGKILL);
     for (size_t i = 0; i < s->nkids; i++)
-        while (waitpid(s->kids[i].pid, NULL, 0) < 0 && errno == EINTR)
+        while (!s->kids[i].reaped && waitpid(s->kids[i].pid, NULL, 0) < 0 && errno == EINTR)
             ;
     _exit(code);
 }
@@ -229,7 +243,7 @@ static void proc_send_error(struct spawner_proc *s, uint64_t id, const struct nb
 static struct kid *kid_by_pid(struct spawner_proc *s, pid_t pid)
 {
     for (size_t i = 0; i < s->nkids; i++)
-        if (s->kids[i].pid == pid)
+        if (s->kids[i].pid == pid && !s->kids[i].reaped) /* a reaped kid's pid may be reused */
             return &s->kids[i];
     return NULL;
 }
@@ -276,8 +290,12 @@ static void kid_resolve(struct spawner_proc *s, struct kid *k, bool reaped, bool
         r = err_set(&e, ECHILD, "sandbox init exited during setup");
     }
     if (r == SANDBOX_PARKED) {
-        k->state = KID_PARKED; /* keeps its fds until a SPAWN takes it over */
-        proc_send(s, MSG_PARKED, k->pid, k->id, NULL, 0, NULL, 0);
+        k->state = KID_PARKED; /* keeps its fds until a SPAWN or TAKE takes it over */
+        proc_send(s, MSG_PARKED, k->pid, k->id, NULL, 0, &k->spec_fd, k->deep ? 1 : 0);
+        if (k->deep) { /* the daemon's now (or, if the send failed, nobody's: the kid exits) */
+            close(k->spec_fd);
+            k->spec_fd = -1;
+        }
         return;
     }
     if (r == 0) {
@@ -308,6 +326,11 @@ static void reap_kids(struct spawner_proc *s)
         struct kid *k = kid_by_pid(s, pid);
         if (!k)
             continue;
+        if (k->state == KID_PARKED && k->deep) {
+            k->reaped = true; /* kept for its TAKE or KILL (see struct kid) */
+            k->wstatus = st;
+            continue;
+        }
         if (kid_waiting(k))
             kid_resolve(s, k, true, false);
         if (k->state == KID_RUNNING)
@@ -355,7 +378,7 @@ static void unpark(struct spawner_proc *s, uint64_t id, const struct nb_sandbox_
 {
     struct nb_err e = {0};
     struct kid *k = kid_by_id(s, req->park_id);
-    if (!k || k->state != KID_PARKED) {
+    if (!k || k->state != KID_PARKED || k->spec_fd < 0) { /* a deep kid's goes with TAKE */
         err_set(&e, ESRCH, "no parked sandbox with id %llu", (unsigned long long)req->park_id);
         proc_send_error(s, id, &e);
         return;
@@ -377,6 +400,39 @@ static void unpark(struct spawner_proc *s, uint64_t id, const struct nb_sandbox_
     k->spec_fd = -1;
     k->state = KID_SETUP;
     k->deadline_ns = mono_ns() + (uint64_t)SETUP_TIMEOUT_MS * 1000000;
+}
+
+/* A TAKE: the daemon has sent deep-parked kid park_id its spec itself (over the spec socket it got
+ * with PARKED); from now on the kid is request id's sandbox, starting like any other. A kid that
+ * died meanwhile is resolved at once: SPAWNED + EXIT if it had exec'd, else ERROR. */
+static void handle_take(struct spawner_proc *s, uint64_t id, const void *payload, size_t len,
+                        size_t nfds)
+{
+    struct nb_err e = {0};
+    uint64_t park_id = 0;
+    struct kid *k = NULL;
+    if (len == sizeof(park_id))
+        memcpy(&park_id, payload, sizeof(park_id));
+    if (id == 0 || kid_by_id(s, id))
+        err_set(&e, EINVAL, "take request id %llu is not unique", (unsigned long long)id);
+    else if (nfds || len != sizeof(park_id))
+        err_set(&e, EINVAL, "bad take request");
+    else if (!(k = kid_by_id(s, park_id)) || k->state != KID_PARKED || !k->deep)
+        err_set(&e, ESRCH, "no deep-parked sandbox with id %llu", (unsigned long long)park_id);
+    if (e.code) {
+        proc_send_error(s, id, &e);
+        return;
+    }
+    k->id = id;
+    k->state = KID_SETUP;
+    k->deadline_ns = mono_ns() + (uint64_t)SETUP_TIMEOUT_MS * 1000000;
+    if (k->reaped) {
+        kid_resolve(s, k, true, false);
+        if (k->state == KID_RUNNING)
+            proc_send(s, MSG_EXIT, k->wstatus, k->id, NULL, 0, NULL, 0);
+        kid_close(k);
+        *k = s->kids[--s->nkids];
+    }
 }
 
 /* A netns fd from the daemon: a daemon bug must not put a function on the host's network. */
@@ -788,11 +844,13 @@ static bool handle_request(struct spawner_proc *s)
         break;
     case MSG_KILL: {
         struct kid *k = kid_by_id(s, h.id);
-        if (k && h.arg > 0 && h.arg < NSIG && k->state != KID_GONE)
+        if (k && h.arg > 0 && h.arg < NSIG && k->state != KID_GONE && !k->reaped)
             kill(k->pid, h.arg);
         if (k && k->state == KID_PARKED && h.arg == SIGKILL) {
             k->state = KID_GONE; /* unparked: never usable again, reaped silently */
             kid_close(k);
+            if (k->reaped)
+                *k = s->kids[--s->nkids];
         }
         break;
     }
@@ -801,6 +859,9 @@ static bool handle_request(struct spawner_proc *s)
         break;
     case MSG_PARK_ZYGOTE:
         handle_park_zygote(s, h.id, payload, plen, nfds);
+        break;
+    case MSG_TAKE:
+        handle_take(s, h.id, payload, plen, nfds);
         break;
     default:
         err_set(&e, EINVAL, "unknown request type %u", h.type);
@@ -930,12 +991,16 @@ static _Noreturn void proc_main(int sock, pid_t daemon_pid)
 
 /* ---- the daemon side -------------------------------------------------------------------- */
 
-enum req_kind { REQ_SPAWN, REQ_NETNS, REQ_PARK };
+/* REQ_PARKED: not a request but a deep-parked kid the daemon holds the spec socket of (spec_fd),
+ * kept under its park id until spawner_spawn takes it or spawner_unpark drops it. */
+enum req_kind { REQ_SPAWN, REQ_NETNS, REQ_PARK, REQ_PARKED };
 
 struct sp_req {
     struct sp_req *next; /* hash chain */
     uint64_t id;
     enum req_kind kind;
+    bool deep;    /* REQ_PARK: a deep park (PARKED brings its spec socket) */
+    int spec_fd;  /* REQ_PARKED: the parked kid's spec socket */
     bool spawned; /* SPAWNED seen; waiting for EXIT */
     nb_spawn_cb on_spawn;
     nb_exit_cb on_exit;
@@ -1118,7 +1183,9 @@ static int out_flush(struct nb_spawner *sp)
 
 static void req_fail(struct sp_req *rq, const struct nb_err *e)
 {
-    if (rq->spawned) {
+    if (rq->kind == REQ_PARKED) {
+        close(rq->spec_fd); /* its park callback ran already; the kid dies with the spawner */
+    } else if (rq->spawned) {
         /* The sandbox dies with the spawner (kill-all on exit, or its parent-death signal). */
         if (rq->on_exit)
             rq->on_exit(rq->data, SIGKILL);
@@ -1216,8 +1283,22 @@ static void dispatch(struct nb_spawner *sp, const struct msg_hdr *h, const char 
             break;
         }
         req_take(sp, h->id);
+        if (nfds != (rq->deep ? 1u : 0u) || (mflags & MSG_CTRUNC)) {
+            (void)send_or_queue(sp, MSG_KILL, SIGKILL, h->id, NULL, 0, -1, NULL);
+            err_set(&e, EMFILE, "cannot receive the parked sandbox's spec socket (out of fds?)");
+            rq->on_park(rq->data, -e.code, 0, &e);
+            free(rq);
+            break;
+        }
+        if (rq->deep) { /* kept: spawner_spawn sends this kid its spec itself */
+            rq->kind = REQ_PARKED;
+            rq->spec_fd = fds[0];
+            nfds = 0;
+            req_insert(sp, rq);
+        }
         rq->on_park(rq->data, 0, h->id, NULL);
-        free(rq);
+        if (!rq->deep)
+            free(rq);
         break;
     case MSG_EXIT:
         if (!rq || !rq->spawned)
@@ -1421,6 +1502,32 @@ static int submit(struct nb_spawner *sp, struct sp_req *rq, uint32_t type, int32
     return r;
 }
 
+/* Hands deep-parked kid pk (taken out of the table) its spec and a clone of the code dir's mount
+ * straight from here, one wake-up sooner than through the spawner, then tells the spawner with a
+ * TAKE. A kid that cannot be reached (it died) is unparked and the spawn fails. */
+static int take_parked(struct nb_spawner *sp, struct sp_req *pk, const struct nb_sandbox_spec *spec,
+                       const struct nb_buf *b, struct sp_req *rq, struct nb_err *err)
+{
+    uint64_t park_id = pk->id;
+    int tree = -1, r = 0;
+    if (sp->dead || sp->stop_requested)
+        r = err_set(err, EPIPE, "spawner has exited");
+    else if (spec->netns_fd >= 0)
+        r = err_set(err, EINVAL, "a deep-parked sandbox keeps its own network namespace");
+    else if ((r = sandbox_open_tree(spec->code_dir, &tree, err)) == 0)
+        r = sandbox_send_spec(pk->spec_fd, b->data, b->len, &tree, 1, err);
+    if (tree >= 0)
+        close(tree); /* the kid has its own copy now (or none: it is unparked below) */
+    close(pk->spec_fd);
+    free(pk);
+    if (r < 0) {
+        spawner_unpark(sp, park_id);
+        free(rq);
+        return r;
+    }
+    return submit(sp, rq, MSG_TAKE, 0, &park_id, sizeof(park_id), -1, err);
+}
+
 int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_spawn_cb on_spawn,
                   nb_exit_cb on_exit, void *data, struct nb_err *err)
 {
@@ -1436,7 +1543,11 @@ int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_
     rq->on_spawn = on_spawn;
     rq->on_exit = on_exit;
     rq->data = data;
-    r = submit(sp, rq, MSG_SPAWN, 0, b.data, b.len, spec->netns_fd, err);
+    struct sp_req *pk = spec->park_id ? req_find(sp, spec->park_id) : NULL;
+    if (pk && pk->kind == REQ_PARKED)
+        r = take_parked(sp, req_take(sp, spec->park_id), spec, &b, rq, err);
+    else
+        r = submit(sp, rq, MSG_SPAWN, 0, b.data, b.len, spec->netns_fd, err);
     buf_release(&b);
     return r;
 }
@@ -1450,6 +1561,7 @@ int spawner_park(struct nb_spawner *sp, const struct nb_park_spec *ps, nb_park_c
     if (r == 0) {
         struct sp_req *rq = xcalloc(1, sizeof(*rq));
         rq->kind = REQ_PARK;
+        rq->deep = ps->netns_fd >= 0;
         rq->on_park = cb;
         rq->data = data;
         r = submit(sp, rq, MSG_PARK, 0, b.data, b.len, ps->netns_fd, err);
@@ -1478,7 +1590,14 @@ int spawner_park_zygote(struct nb_spawner *sp, const char *const *zygote_argv,
 
 void spawner_unpark(struct nb_spawner *sp, uint64_t park_id)
 {
-    if (sp && !sp->stop_requested && park_id)
+    if (!sp || !park_id)
+        return;
+    struct sp_req *pk = req_find(sp, park_id);
+    if (pk && pk->kind == REQ_PARKED) {
+        close(pk->spec_fd); /* the kid sees end-of-file and exits */
+        free(req_take(sp, park_id));
+    }
+    if (!sp->stop_requested)
         (void)send_or_queue(sp, MSG_KILL, SIGKILL, park_id, NULL, 0, -1, NULL);
 }
 
@@ -1516,6 +1635,8 @@ static void stop_now(struct nb_spawner *sp)
     wait_spawner(sp);
     for (struct sp_req *r = req_take_all(sp), *nx; r; r = nx) {
         nx = r->next;
+        if (r->kind == REQ_PARKED)
+            close(r->spec_fd);
         free(r);
     }
     free(sp->buckets);

@@ -26,8 +26,11 @@
  * their mounts with open_tree and passes them along; the child attaches them read-only), /etc's
  * passwd, group, hosts and hostname (then /etc read-only), the sizes of /tmp and /dev/shm, the
  * hostname, the uid switch. spawner_spawn with spec.park_id hands it the rest of its spec; it
- * then goes on as any other spawn (same callbacks, same errors). It dies with the spawner like
- * any sandbox.
+ * then goes on as any other spawn (same callbacks, same errors). A deep-parked child gets its spec
+ * from the daemon directly (the spawner passed its spec socket along when it parked), so what the
+ * daemon checks itself - the code dir's mount can be cloned, no netns in the spec, the child is
+ * still alive - fails spawner_spawn at once instead of through the callback. It dies with the
+ * spawner like any sandbox.
  *
  * Ownership: spawner_start returns a struct the daemon frees with spawner_stop. Spec strings are
  * borrowed for the duration of the spawner_spawn call only (they are serialised). fds handed to a
@@ -118,7 +121,8 @@ struct nb_spawner *spawner_start(struct nb_err *err);
 /* Attaches the spawner's socket to loop; call once the loop exists. */
 int spawner_attach(struct nb_spawner *sp, uv_loop_t *loop, struct nb_err *err);
 /* Asks for a sandbox. Callbacks get data. Returns 0 when the request was sent (or queued);
- * a negative value (bad spec: EINVAL/E2BIG; spawner gone: EPIPE) means no callback will run.
+ * a negative value (bad spec: EINVAL/E2BIG; spawner gone: EPIPE; a deep park that cannot be
+ * taken, see above: the park is dropped) means no callback will run.
  * Callbacks never run from inside this call. on_exit may be NULL. */
 int spawner_spawn(struct nb_spawner *sp, const struct nb_sandbox_spec *spec, nb_spawn_cb on_spawn,
                   nb_exit_cb on_exit, void *data, struct nb_err *err);

@@ -511,6 +511,20 @@ static void expect_spawn_error(struct fx *f, const struct nb_sandbox_spec *spec,
     assert_int_equal(r.exit_calls, 0);
 }
 
+/* A spawn refused by the call itself: no callback follows. */
+static void expect_spawn_refused(struct fx *f, const struct nb_sandbox_spec *spec, int code,
+                                 const char *text)
+{
+    struct nb_err err = {0};
+    struct run r = {0};
+    int rc = spawner_spawn(f->sp, spec, on_spawn, on_exit_cb, &r, &err);
+    if (rc != -code || !strstr(err.msg, text))
+        fail_msg("want refusal %d containing '%s', got %d '%s'", code, text, rc, err.msg);
+    bool never = false;
+    run_until(&f->loop, &never, 50);
+    assert_false(r.done);
+}
+
 static void test_spawn_errors(void **state)
 {
     struct fx *f = *state;
@@ -1096,13 +1110,16 @@ static void test_deep_park(void **state)
     free(want);
 
     /* A deep park's spec brings no netns, names the park's runtime dir, and the code dir must
-     * exist; each mistake fails that spawn (and the child). */
+     * exist; each mistake fails that spawn (and the child). The daemon hands a deep-parked child
+     * its spec itself, so what it can check fails the call at once; the child's own checks
+     * come back through the callback. */
     struct nb_park_spec ps = {
         .cgroup_dirs = (const char *const *)cg.dirs, .netns_fd = n.ns, .runtime_dir = rt_dir};
     spec.park_id = park_spec_ok(f, &ps);
     spec.netns_fd = n.ns;
-    expect_spawn_error(f, &spec, EINVAL, "keeps its own network namespace");
+    expect_spawn_refused(f, &spec, EINVAL, "keeps its own network namespace");
     spec.netns_fd = -1;
+    expect_spawn_error(f, &spec, ESRCH, "no parked sandbox"); /* gone with the failed spawn */
     spec.park_id = park_spec_ok(f, &ps);
     spec.runtime_dir = code_dir;
     expect_spawn_error(f, &spec, EINVAL, "another runtime dir");
@@ -1110,8 +1127,18 @@ static void test_deep_park(void **state)
     spec.park_id = park_spec_ok(f, &ps);
     char *gone = xasprintf("%s/no-such-dir", code_dir);
     spec.code_dir = gone;
-    expect_spawn_error(f, &spec, ENOENT, "cannot clone the mount");
+    expect_spawn_refused(f, &spec, ENOENT, "cannot clone the mount");
     free(gone);
+    /* A deep-parked child that died while parked: its take fails, the next park serves. */
+    spec.code_dir = code_dir;
+    spec.park_id = park_spec_ok(f, &ps);
+    pid_t parked = 0;
+    for (int i = 0; i < 200 && !(parked = only_proc(cg.dirs[0])); i++)
+        usleep(10000); /* the children of the failed spawns above are on their way out */
+    assert_true(parked > 0);
+    assert_int_equal(kill(parked, SIGKILL), 0);
+    assert_true(pid_gone(parked, 2000));
+    expect_spawn_refused(f, &spec, EPIPE, "cannot hand the spec");
     /* Only a deep park takes a runtime dir; the host's netns is refused. */
     ps.netns_fd = -1;
     assert_int_equal(spawner_park(f->sp, &ps, on_park, NULL, &err), -EINVAL);
