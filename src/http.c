@@ -1,15 +1,19 @@
 /*
  * http.c - HTTP/1.1 server connections: accept, read, parse (llhttp), dispatch, reply, close.
  *
- * A server owns its listening uv_tcp_t, any extra listeners (http_server_add_listener: one
- * uv_tcp_t each, also for Unix stream sockets, which libuv's stream code serves the same way) and
- * a list of connections; a connection embeds its uv_tcp_t (TCP or Unix), one uv_timer_t (idle,
- * request deadline, linger or resume), the llhttp parser, a fixed 16 KiB read buffer and the one
- * struct nb_http_req it is parsing or serving. Invariants: a connection has at most one request at
- * a time (on_message_complete pauses the parser until the reply; pipelined bytes wait in the read
- * buffer and reading stops while it is full). Handlers run only between llhttp_execute calls and
- * never from inside http_reply*(). A conn is freed in its last close callback, or by the reply that
- * ends its aborted request; the server once its listener and every connection handle are closed.
+ * A server owns a list of listeners (heap struct listener, each embedding a uv_tcp_t, also for
+ * Unix stream sockets, which libuv's stream code serves the same way; the first is the primary,
+ * whose port http_server_port reports), a never-started uv_idle_t whose close callback ends the
+ * server even when it had no other handle, and a list of connections. Every listener is made by
+ * listener_add (bind or take over an fd, listen, append) and closed the same way (on_handle_close).
+ * A connection embeds its uv_tcp_t (TCP or Unix), one uv_timer_t (idle, request deadline, linger
+ * or resume), the llhttp parser, a fixed 16 KiB read buffer and the one struct nb_http_req it is
+ * parsing or serving. Invariants: a connection has at most one request at a time
+ * (on_message_complete pauses the parser until the reply; pipelined bytes wait in the read buffer
+ * and reading stops while it is full). Handlers run only between llhttp_execute calls and never
+ * from inside http_reply*(). A conn is freed in its last close callback, or by the reply that ends
+ * its aborted request; a listener in its close callback; the server once every handle it owns
+ * (listeners, the idle handle, connections) is closed.
  * Closing after a reply is graceful (shutdown, discard input until EOF or the linger deadline) so a
  * reset cannot destroy the reply in flight. With lim.hold_pipelined_replies, a reply to a request
  * with more input behind it goes to c->held instead of the socket; every write (conn_send) starts
@@ -43,8 +47,6 @@ enum req_state {
  * handler is never called from inside http_reply*(). */
 enum timer_mode { TIMER_NONE, TIMER_IDLE, TIMER_REQUEST, TIMER_LINGER, TIMER_RESUME };
 
-enum listener_state { LISTENER_IDLE, LISTENER_LISTENING, LISTENER_RESETTING, LISTENER_CLOSING };
-
 struct nb_http_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
@@ -73,24 +75,24 @@ struct nb_http_conn {
     bool keep_alive, is_head, http10;
 };
 
-/* A listening socket beyond the first (http_server_add_listener), e.g. a Unix one. */
-struct extra_listener {
+/* One listening socket of a server, TCP or Unix stream (a uv_tcp_t serves both). */
+struct listener {
     uv_tcp_t tcp; /* first member; data: the server */
-    struct extra_listener *next;
+    struct listener *next;
+    int port; /* its local port; 0 for a non-IP socket */
 };
 
 struct nb_http_server {
-    uv_tcp_t listener;
-    struct extra_listener *extra; /* listening; each is unlinked when its close starts */
-    size_t n_extra;               /* extra listener handles not closed yet */
+    struct listener *listeners; /* listening, in the order added: the first is the primary */
+    uv_idle_t closer; /* never started; closed by http_server_close, so the server is freed from a
+                       * close callback even when it had no other handle */
+    size_t n_handles; /* listener handles and the closer not closed yet */
     uv_loop_t *loop;
     struct nb_http_limits lim;
     nb_http_handler_cb handler;
     void *data;
     struct nb_http_conn *conns;
     size_t n_conns;
-    int port;
-    enum listener_state lstate;
     bool closing;
     void (*close_cb)(void *data);
     void *close_data;
@@ -542,8 +544,7 @@ static void send_error(struct nb_http_conn *c, int status)
 
 static void srv_maybe_finish(struct nb_http_server *srv)
 {
-    if (!srv->closing || srv->lstate != LISTENER_CLOSING || srv->listener.data != NULL ||
-        srv->n_conns || srv->n_extra)
+    if (!srv->closing || srv->n_handles || srv->n_conns)
         return;
     void (*cb)(void *) = srv->close_cb;
     void *data = srv->close_data;
@@ -1048,66 +1049,79 @@ struct nb_http_server *http_server_new(uv_loop_t *loop, const struct nb_http_lim
     srv->lim.too_large_body = srv->lim.too_large_body ? xstrdup(srv->lim.too_large_body) : NULL;
     srv->handler = handler;
     srv->data = data;
-    uv_tcp_init(loop, &srv->listener);
-    srv->listener.data = srv;
+    uv_idle_init(loop, &srv->closer);
+    srv->closer.data = srv;
+    srv->n_handles = 1;
     return srv;
 }
 
-static void on_listener_close(uv_handle_t *h)
+static void on_handle_close(uv_handle_t *h)
 {
     struct nb_http_server *srv = h->data;
-    if (srv->lstate == LISTENER_RESETTING && !srv->closing) {
-        uv_tcp_init(srv->loop, &srv->listener);
-        srv->listener.data = srv;
-        srv->lstate = LISTENER_IDLE;
-        return;
-    }
-    srv->lstate = LISTENER_CLOSING;
-    srv->listener.data = NULL; /* marks the close as done */
+    if (h != (uv_handle_t *)&srv->closer)
+        free(h); /* the struct listener, whose first member h is */
+    srv->n_handles--;
     srv_maybe_finish(srv);
 }
 
-/* After a failed bind/listen the handle may own a socket: close it, then start over. */
-static void listener_reset(struct nb_http_server *srv)
-{
-    srv->lstate = LISTENER_RESETTING;
-    uv_close((uv_handle_t *)&srv->listener, on_listener_close);
-}
-
-static void listener_ready(struct nb_http_server *srv)
+static int local_port(const uv_tcp_t *tcp)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
-    srv->port = 0;
-    if (uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET)
-            srv->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        else if (ss.ss_family == AF_INET6)
-            srv->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (uv_tcp_getsockname(tcp, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+/* The one way a listener is made: binds a new socket to addr (fd < 0) or takes over fd (bound and
+ * listening, consumed: closed on failure too), listens and appends the listener to the server's
+ * list. On failure nothing is added (a handle that owns the socket closes it in the background,
+ * so the server may try again at once) and the error says "cannot <what>: <cause>". */
+static int listener_add(struct nb_http_server *srv, const struct sockaddr *addr, int fd,
+                        const char *what, struct nb_err *err)
+{
+    if (srv->closing) {
+        if (fd >= 0)
+            close(fd);
+        return err_set(err, EINVAL, "cannot %s: server is closing", what);
     }
-    srv->lstate = LISTENER_LISTENING;
+    struct listener *l = xcalloc(1, sizeof(*l));
+    uv_tcp_init(srv->loop, &l->tcp);
+    l->tcp.data = srv;
+    srv->n_handles++;
+    int rc;
+    if (fd < 0)
+        rc = uv_tcp_bind(&l->tcp, addr, 0);
+    else if ((rc = uv_tcp_open(&l->tcp, fd)) < 0)
+        close(fd); /* not the handle's */
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&l->tcp, LISTEN_BACKLOG, on_connection);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&l->tcp, on_handle_close);
+        return err_set(err, rc, "cannot %s: %s", what, uv_strerror(rc));
+    }
+    l->port = local_port(&l->tcp);
+    struct listener **pp = &srv->listeners;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = l;
+    return 0;
 }
 
 int http_server_listen(struct nb_http_server *srv, const char *host, int port, struct nb_err *err)
 {
-    if (srv->lstate != LISTENER_IDLE || srv->closing)
-        return err_set(err, EBUSY, "cannot listen on '%s:%d': server already has a listener", host,
-                       port);
+    char what[128];
+    snprintf(what, sizeof(what), "listen on '%s:%d'", host, port);
     struct sockaddr_storage ss;
     if (port < 0 || port > 65535 ||
         (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
          uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0))
-        return err_set(err, EINVAL, "cannot listen on '%s:%d': not an IP address and port", host,
-                       port);
-    int rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&srv->listener, LISTEN_BACKLOG, on_connection);
-    if (rc < 0) {
-        listener_reset(srv);
-        return err_set(err, rc, "cannot listen on '%s:%d': %s", host, port, uv_strerror(rc));
-    }
-    listener_ready(srv);
-    return 0;
+        return err_set(err, EINVAL, "cannot %s: not an IP address and port", what);
+    return listener_add(srv, (struct sockaddr *)&ss, -1, what, err);
 }
 
 /* 0 if fd is a listening stream socket; else closes it. */
@@ -1130,74 +1144,17 @@ static int check_listening(int fd, struct nb_err *err)
 
 int http_server_open(struct nb_http_server *srv, int fd, struct nb_err *err)
 {
-    if (srv->lstate != LISTENER_IDLE || srv->closing) {
-        close(fd);
-        return err_set(err, EBUSY, "cannot serve fd %d: server already has a listener", fd);
-    }
     int r = check_listening(fd, err);
     if (r < 0)
         return r;
-    int rc = uv_tcp_open(&srv->listener, fd);
-    if (rc < 0) {
-        close(fd);
-        return err_set(err, rc, "cannot serve fd %d: %s", fd, uv_strerror(rc));
-    }
-    rc = uv_listen((uv_stream_t *)&srv->listener, LISTEN_BACKLOG, on_connection);
-    if (rc < 0) {
-        listener_reset(srv); /* closes fd */
-        return err_set(err, rc, "cannot serve fd %d: %s", fd, uv_strerror(rc));
-    }
-    listener_ready(srv);
-    return 0;
-}
-
-static void on_extra_close(uv_handle_t *h)
-{
-    struct nb_http_server *srv = h->data;
-    free(h); /* the struct extra_listener, whose first member h is */
-    srv->n_extra--;
-    srv_maybe_finish(srv);
-}
-
-static void extra_close(struct nb_http_server *srv, struct extra_listener *x)
-{
-    struct extra_listener **pp = &srv->extra;
-    while (*pp != x)
-        pp = &(*pp)->next;
-    *pp = x->next;
-    uv_close((uv_handle_t *)&x->tcp, on_extra_close);
-}
-
-int http_server_add_listener(struct nb_http_server *srv, int fd, struct nb_err *err)
-{
-    if (srv->closing) {
-        close(fd);
-        return err_set(err, EINVAL, "cannot serve fd %d: server is closing", fd);
-    }
-    int r = check_listening(fd, err);
-    if (r < 0)
-        return r;
-    struct extra_listener *x = xcalloc(1, sizeof(*x));
-    uv_tcp_init(srv->loop, &x->tcp); /* a uv_tcp_t serves Unix stream sockets as well */
-    x->tcp.data = srv;
-    x->next = srv->extra;
-    srv->extra = x;
-    srv->n_extra++;
-    int rc = uv_tcp_open(&x->tcp, fd);
-    if (rc < 0)
-        close(fd);
-    else
-        rc = uv_listen((uv_stream_t *)&x->tcp, LISTEN_BACKLOG, on_connection);
-    if (rc < 0) {
-        extra_close(srv, x); /* closes fd once the handle owns it */
-        return err_set(err, rc, "cannot serve fd %d: %s", fd, uv_strerror(rc));
-    }
-    return 0;
+    char what[32];
+    snprintf(what, sizeof(what), "serve fd %d", fd);
+    return listener_add(srv, NULL, fd, what, err);
 }
 
 int http_server_port(const struct nb_http_server *srv)
 {
-    return srv->lstate == LISTENER_LISTENING ? srv->port : 0;
+    return srv->listeners ? srv->listeners->port : 0;
 }
 
 size_t http_server_conn_count(const struct nb_http_server *srv)
@@ -1220,12 +1177,12 @@ void http_server_close(struct nb_http_server *srv, void (*cb)(void *data), void 
     srv->closing = true;
     srv->close_cb = cb;
     srv->close_data = data;
-    if (srv->lstate != LISTENER_RESETTING) {
-        srv->lstate = LISTENER_CLOSING;
-        uv_close((uv_handle_t *)&srv->listener, on_listener_close);
+    while (srv->listeners) {
+        struct listener *l = srv->listeners;
+        srv->listeners = l->next;
+        uv_close((uv_handle_t *)&l->tcp, on_handle_close);
     }
-    while (srv->extra)
-        extra_close(srv, srv->extra);
+    uv_close((uv_handle_t *)&srv->closer, on_handle_close);
     http_server_drop_connections(srv);
 }
 

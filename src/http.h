@@ -2,8 +2,9 @@
  * http.h - HTTP/1.1 server connections on the libuv loop, parsed strictly by llhttp.
  *
  * One struct nb_http_server per service (the AWS API listener, and one per pooled network
- * namespace for the Runtime API, which listens on TCP and on an abstract Unix socket: a server may
- * have extra listeners, and its handler does not see which one a connection came from). For every
+ * namespace for the Runtime API, which listens on TCP and on an abstract Unix socket: a server has
+ * a list of listeners, the first one its primary, and its handler does not see which one a
+ * connection came from). For every
  * complete request the server calls the handler with a struct nb_http_req; the handler answers now
  * or later (long polls) with exactly one http_reply*(). Requests on one connection are answered in
  * order (pipelining: later requests are parsed and queued, and handed to the handler only after the
@@ -114,16 +115,17 @@ void http_limits_default(struct nb_http_limits *lim);
  * lim is copied (its strings too). */
 struct nb_http_server *http_server_new(uv_loop_t *loop, const struct nb_http_limits *lim,
                                        nb_http_handler_cb handler, void *data);
-/* Binds and listens on host:port (IPv4 or IPv6 literal; port 0 picks one, see
- * http_server_port). One listener per server: -EBUSY if it already has one. */
+/* Adding a listener: each one serves the server's handler with its limits (max_conns counts the
+ * connections of all listeners) until http_server_close. A server may have any number; the first
+ * one added is its primary. On failure the server is as before (it may try again at once), and
+ * err says "cannot listen on '<host>:<port>': ..." or "cannot serve fd <fd>: ...". */
+/* Binds a new TCP socket to host:port (IPv4 or IPv6 literal; port 0 picks one, see
+ * http_server_port) and listens on it. */
 int http_server_listen(struct nb_http_server *srv, const char *host, int port, struct nb_err *err);
-/* Serves an already bound and listening stream socket; consumes fd (closed on failure too). */
+/* Serves an already bound and listening stream socket (TCP or Unix); consumes fd (closed on
+ * failure too). */
 int http_server_open(struct nb_http_server *srv, int fd, struct nb_err *err);
-/* Serves one more already bound and listening stream socket (TCP or Unix) with the same handler
- * and limits (max_conns counts the connections of all listeners); consumes fd (closed on failure
- * too). Closed with the server. */
-int http_server_add_listener(struct nb_http_server *srv, int fd, struct nb_err *err);
-/* The local port of the (first) listener, or 0 when it does not listen. */
+/* The local port of the primary listener; 0 when it is not a TCP one, or there is none. */
 int http_server_port(const struct nb_http_server *srv);
 /* Closes every connection of the server (pending requests get their abort callback); the server
  * keeps listening. */

@@ -84,14 +84,12 @@ static struct nb_netns *wrap(struct nb_daemon *d, int netns_fd, int listen_fd, i
     ns->d = d;
     ns->fd = netns_fd;
     ns->rapi = http_server_new(d->loop, &lim, on_rapi_request, ns);
-    if (http_server_open(ns->rapi, listen_fd, err) < 0) {
+    int r = http_server_open(ns->rapi, listen_fd, err); /* the primary: port 9001 */
+    if (r < 0)
         close(unix_fd);
-        http_server_close(ns->rapi, NULL, NULL);
-        close(netns_fd);
-        free(ns);
-        return NULL;
-    }
-    if (http_server_add_listener(ns->rapi, unix_fd, err) < 0) {
+    else
+        r = http_server_open(ns->rapi, unix_fd, err);
+    if (r < 0) {
         http_server_close(ns->rapi, NULL, NULL);
         close(netns_fd);
         free(ns);

@@ -48,6 +48,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "fdpass.h"
+
 /* ---- wire form of a spec ---------------------------------------------------------------- */
 
 #define SPEC_MAGIC 0x4e425332u /* "NBS2" */
@@ -1026,35 +1028,24 @@ static void await_spec(struct child_ctx *c)
     if (write(status_fd, &m, sizeof(m.code) + sizeof("parked")) < 0)
         _exit(SANDBOX_EXIT_SETUP);
     char *buf = xmalloc(SANDBOX_SPEC_MAX + 1); /* freed by execve */
-    struct iovec iov = {buf, SANDBOX_SPEC_MAX + 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 3)];
-        struct cmsghdr align;
-    } cm;
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
-    ssize_t n;
-    do
-        n = recvmsg(c->spec_fd, &mh, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
+    int fds[3] = {-1, -1, -1};
+    size_t nfds = 0;
+    int mflags = 0;
+    ssize_t n =
+        fdpass_recv(c->spec_fd, buf, SANDBOX_SPEC_MAX + 1, 0, fds, ARRAY_SIZE(fds), &nfds, &mflags);
     if (n == 0)
         _exit(0);
     if (n < 0)
-        die_errno("cannot receive the sandbox spec");
-    int fds[3] = {-1, -1, -1}, nfds = 0;
-    for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
-        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS)
-            for (size_t i = 0; i < (h->cmsg_len - CMSG_LEN(0)) / sizeof(int) && nfds < 3; i++)
-                memcpy(&fds[nfds++], CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+        die_errno_((int)-n, "cannot receive the sandbox spec");
     struct nb_err e = {0};
-    if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+    if (mflags & (MSG_TRUNC | MSG_CTRUNC))
         die_code(E2BIG, "sandbox spec for a parked child is too large");
     if (sandbox_req_decode(buf, (size_t)n, &req, &e) < 0)
         die_code(e.code, "%s", e.msg);
     if (c->deep && req.has_netns)
         die_code(EINVAL, "sandbox spec for a deep-parked child names a network namespace");
     if (nfds != (c->deep || req.has_netns ? 1 : 0))
-        die_code(EINVAL, "sandbox spec for a parked child carries %d fds", nfds);
+        die_code(EINVAL, "sandbox spec for a parked child carries %zu fds", nfds);
     if (c->deep && (!req.runtime_dir != !c->req->runtime_dir ||
                     (req.runtime_dir && strcmp(req.runtime_dir, c->req->runtime_dir))))
         die_code(EINVAL, "sandbox spec names another runtime dir than the parked child's");
@@ -1228,30 +1219,10 @@ int sandbox_open_tree(const char *dir, int *fd_out, struct nb_err *err)
 int sandbox_send_spec(int spec_fd, const void *spec, size_t len, const int *fds, size_t nfds,
                       struct nb_err *err)
 {
-    struct iovec iov = {(void *)spec, len};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * 3)];
-        struct cmsghdr align;
-    } cm;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
     ASSERT(nfds <= 3);
-    if (nfds) {
-        memset(&cm, 0, sizeof(cm));
-        mh.msg_control = cm.buf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
-        h->cmsg_level = SOL_SOCKET;
-        h->cmsg_type = SCM_RIGHTS;
-        h->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(h), fds, sizeof(int) * nfds);
-    }
-    ssize_t n;
-    do
-        n = sendmsg(spec_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return err_set(err, errno, "cannot hand the spec to the parked sandbox: %s",
-                       strerror(errno));
+    int r = fdpass_send(spec_fd, spec, len, NULL, 0, fds, nfds, MSG_DONTWAIT);
+    if (r < 0)
+        return err_set(err, r, "cannot hand the spec to the parked sandbox: %s", strerror(-r));
     return 0;
 }
 

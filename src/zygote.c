@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 
+#include "fdpass.h"
 #include "seccomp.h"
 
 #define ZYGOTE_MAGIC 0x4e425a31u /* "NBZ1" */
@@ -29,62 +30,13 @@ int zygote_send(int fd, uint32_t type, int32_t arg, uint64_t id, const void *pay
                 const int *fds, size_t nfds)
 {
     struct nb_zygote_msg h = {.type = type, .arg = arg, .id = id};
-    struct iovec iov[2] = {{&h, sizeof(h)}, {(void *)payload, len}};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_FDS)];
-        struct cmsghdr align;
-    } cm;
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
     ASSERT(nfds <= ZYGOTE_FDS);
-    if (nfds) {
-        memset(&cm, 0, sizeof(cm));
-        mh.msg_control = cm.buf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-    }
-    ssize_t n;
-    do
-        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : 0;
+    return fdpass_send(fd, &h, sizeof(h), payload, len, fds, nfds, 0);
 }
 
 ssize_t zygote_recv(int fd, void *buf, size_t cap, int flags, int *fds, size_t *nfds, int *mflags)
 {
-    struct iovec iov = {buf, cap};
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * (ZYGOTE_FDS + 1))];
-        struct cmsghdr align;
-    } cm;
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
-    ssize_t n;
-    do
-        n = recvmsg(fd, &mh, flags | MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    *nfds = 0;
-    *mflags = 0;
-    if (n < 0)
-        return -errno;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < k; i++) {
-            int got;
-            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-            if (*nfds < ZYGOTE_FDS)
-                fds[(*nfds)++] = got;
-            else
-                close(got);
-        }
-    }
-    *mflags = mh.msg_flags;
-    return n;
+    return fdpass_recv(fd, buf, cap, flags, fds, ZYGOTE_FDS, nfds, mflags);
 }
 
 /* ---- hardening ---------------------------------------------------------------------------- */
