@@ -8,7 +8,8 @@ which exits at once without a Runtime API; Python: `python3 -c pass`; Node: `nod
 warm invocation of the same function.
 
 usage: /usr/bin/python3 bench/cold_start.py [N [RUNTIME...]]    (default N=100 per runtime;
-       RUNTIME: c, python or node, default all three)
+       RUNTIME: c, c-musl, python or node, default all four; c-musl is the same C function
+       linked statically against musl instead of glibc)
 """
 import base64
 import os
@@ -16,7 +17,7 @@ import re
 import sys
 import time
 
-from common import (C_SLEEP, Conn, c_sleep_zip, deploy, pct, report, start_daemon, stop_daemon, zip_files)
+from common import (C_SLEEP, C_SLEEP_MUSL, Conn, c_sleep_zip, deploy, pct, report, start_daemon, stop_daemon, zip_files)
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 ONLY = sys.argv[2:]  # runtimes to measure (c, python, node); all when empty
@@ -75,6 +76,8 @@ def main():
     warm = start_daemon()
     funcs = [
         ("c", c_sleep_zip(), "provided.al2023", "handler", [C_SLEEP]),
+        ("c-musl", c_sleep_zip(C_SLEEP_MUSL) if os.path.exists(C_SLEEP_MUSL) else None,
+         "provided.al2023", "handler", [C_SLEEP_MUSL]),
         ("python", zip_files({"app.py": (PY_HANDLER, 0o644)}), "python3.11", "app.handler",
          ["/usr/bin/python3", "-c", "import json, urllib.request"]),
         ("node", zip_files({"index.js": (NODE_HANDLER, 0o644)}), "nodejs20.x", "index.handler",
@@ -83,6 +86,9 @@ def main():
     try:
         for label, z, runtime, handler, base_argv in funcs:
             if ONLY and label not in ONLY:
+                continue
+            if z is None:
+                print("%s: skipped (%s was not built: musl-gcc missing)" % (label, base_argv[0]))
                 continue
             for dm in (cold, warm):
                 deploy(dm, "cold-" + label, z, runtime, handler, memory=1769)

@@ -19,6 +19,7 @@ from conftest import Daemon, free_port, zip_dir, zip_files, ROLE  # noqa: E402,F
 
 BUILD = os.environ.get("NIMBUS_BUILD", os.path.join(ROOT, "build"))
 C_SLEEP = os.path.join(BUILD, "bench", "functions", "c_sleep", "bootstrap")
+C_SLEEP_MUSL = C_SLEEP + "-musl"  # the same function linked against musl (when musl-gcc exists)
 
 
 def start_daemon(extra=()):
@@ -55,8 +56,8 @@ def fsync_rate(directory, secs=2.0, record=100):
     return n / el
 
 
-def c_sleep_zip():
-    with open(C_SLEEP, "rb") as f:
+def c_sleep_zip(path=C_SLEEP):
+    with open(path, "rb") as f:
         return zip_files({"bootstrap": (f.read(), 0o755)})
 
 

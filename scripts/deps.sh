@@ -8,7 +8,7 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PKGS="meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev \
   libuv1-dev libjansson-dev libsqlite3-dev libzip-dev libssl-dev libseccomp-dev libcap-dev \
-  libinih-dev libcmocka-dev node-llhttp libcurl4-openssl-dev \
+  libinih-dev libcmocka-dev node-llhttp libcurl4-openssl-dev musl-tools \
   python3 python3-dev libpython3.11-dev python3-pytest python3-boto3 awscli nodejs zip unzip curl prometheus"
 missing=""
 for p in $PKGS; do

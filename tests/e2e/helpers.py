@@ -35,8 +35,10 @@ def py_probe_zip():
     return zip_dir(os.path.join(FUNCS, "py_probe"))
 
 
-def c_probe_zip():
-    path = os.path.join(BUILD, "tests", "e2e", "functions", "c_probe", "bootstrap")
+def c_probe_zip(libc="glibc"):
+    """The C probe as a zip; libc "musl" gives the build linked statically against musl."""
+    path = os.path.join(BUILD, "tests", "e2e", "functions", "c_probe",
+                        "bootstrap-musl" if libc == "musl" else "bootstrap")
     with open(path, "rb") as f:
         return zip_files({"bootstrap": (f.read(), 0o755)})
 

@@ -82,10 +82,12 @@ def node(lam):
                   Environment={"Variables": {"USER_VAR": "from-node"}})
 
 
-@pytest.fixture(scope="module")
-def cfn(lam):
-    return create(lam, uniq("inv-c"), c_probe_zip(), "provided.al2023", "probe.handler",
-                  MemorySize=256)
+@pytest.fixture(scope="module", params=["glibc", "musl"])
+def cfn(lam, request):
+    """The C probe, once built against glibc and once statically against musl (the C runtime
+    library is built for both; runtimes/README.md)."""
+    return create(lam, uniq("inv-c-" + request.param), c_probe_zip(request.param),
+                  "provided.al2023", "probe.handler", MemorySize=256)
 
 
 @pytest.fixture(scope="module")
