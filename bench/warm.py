@@ -23,6 +23,12 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
 SECS = int(sys.argv[2]) if len(sys.argv) > 2 else 10
 
 
+def wrk_ms(text):
+    """A wrk latency ("406.00us", "1.26ms", "2.00s") in milliseconds."""
+    m = re.match(r"([\d.]+)(us|ms|s)$", text)
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+
 def wrk(url, script=None):
     args = ["wrk", "-t2", "-c16", "-d%ds" % SECS, "--latency"]
     if script:
@@ -70,6 +76,8 @@ def main():
             ("invoke req/s (p50, p99, non-2xx)", "%.0f (%s, %s, %d)" % r_inv),
             ("nginx req/s (p50, p99)", "%.0f (%s, %s)" % r_ng[:3]),
             ("invoke / nginx", "%.1f%%" % (100.0 * r_inv[0] / r_ng[0])),
+            ("platform-added p99 at 16 connections (invoke p99 - nginx p99)",
+             "%.2f ms" % ((wrk_ms(r_inv[2]) - wrk_ms(r_ng[2])))),
         ])
         insecure = start_daemon(["--insecure"])
         deploy(insecure, "warm-c", c_sleep_zip(), "provided.al2023", memory=1769)
