@@ -444,7 +444,7 @@ static int setup(struct runtime *rt, struct nb_err *err)
                          "bytes\"}";
     d->api = http_server_new(d->loop, &lim, api_handle, d);
     if ((rc = http_server_listen(d->api, d->cfg.listen_host, d->cfg.listen_port, err)) < 0)
-        return err_prefix(err, "cannot listen on %s", d->cfg.listen);
+        return rc;             /* "cannot listen on 'host:port': why" */
     d->sqs = sqs_open(d, err); /* its commit thread starts after the spawner */
     if (!d->sqs)
         return -err->code;
@@ -521,6 +521,10 @@ out:
         netns_pool_release(d);
         park_pool_release(d); /* before spawner_stop: unparks, removes the groups */
         uv_run(d->loop, UV_RUN_NOWAIT);
+    }
+    if (d->loop && !rt->closing) {
+        logs_free(d->logs); /* its flush timer (a failed start; close_all frees it otherwise) */
+        d->logs = NULL;
     }
     if (d->spawner)
         spawner_stop(d->spawner);

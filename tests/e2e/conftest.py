@@ -108,8 +108,19 @@ class Daemon:
     def start(self):
         os.makedirs(self.data_dir, exist_ok=True)
         self.log = open(self.log_path, "ab")
-        self.log_offset = self.log.tell()
         STARTED.append(self)
+        # free_port() only finds a port that was free a moment ago: on a first start, a port
+        # taken in between (by another process on this host) is replaced and the start retried.
+        # A restart keeps its port, which its clients already use.
+        for attempt in range(3):
+            if self.try_start(retry_ports=attempt < 2 and not self.healthy):
+                return self
+        raise RuntimeError("nimbus exited early:\n" + self.daemon_log())
+
+    def try_start(self, retry_ports):
+        """One start attempt: True once healthy; False when the daemon could not bind its
+        ports and retry_ports allows new ones (then chosen here); raises otherwise."""
+        self.log_offset = self.log.tell()
         args = [NIMBUS, "serve", "--listen", "127.0.0.1:%d" % self.port,
                 "--data-dir", self.data_dir, "--log-level", "debug",
                 "--cgroup-parent", "nimbus-e2e-%d" % self.port] + self.extra_args
@@ -118,6 +129,9 @@ class Daemon:
         deadline = time.time() + 20
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                if retry_ports and "address already in use" in self.attempt_log():
+                    self.replace_ports()
+                    return False
                 raise RuntimeError("nimbus exited early:\n" + self.daemon_log())
             try:
                 with urllib.request.urlopen(self.endpoint + "/healthz", timeout=1) as r:
@@ -125,10 +139,18 @@ class Daemon:
                         # the daemon writes its root key there at first start
                         self.key_id, self.secret = read_credentials(self.credentials)
                         self.healthy = True
-                        return self
+                        return True
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("nimbus did not become healthy:\n" + self.daemon_log())
+
+    def replace_ports(self):
+        old_public = "127.0.0.1:%d" % self.public_port
+        self.port = free_port()
+        self.endpoint = "http://127.0.0.1:%d" % self.port
+        if old_public in self.extra_args:
+            self.public_port = free_port()
+            self.extra_args[self.extra_args.index(old_public)] = "127.0.0.1:%d" % self.public_port
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc and self.proc.poll() is None:
@@ -183,6 +205,12 @@ class Daemon:
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
+
+    def attempt_log(self):
+        """What the current start attempt logged."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            return f.read().decode(errors="replace")
 
     def daemon_log(self):
         try:
