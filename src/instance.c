@@ -447,9 +447,10 @@ static void spawn_now(struct nb_instance *inst)
         inst->park_id = zygote_fits(inst) ? park_pool_take_zygote(d, &lim, &inst->cg) : 0;
         inst->zygote = inst->park_id != 0;
         struct nb_netns *ns = NULL;
-        if (!inst->park_id && (inst->park_id = park_pool_take(
-                                   d, &lim, (uint64_t)f->ephemeral_mb * MB, &inst->cg, &ns))) {
-            inst->deep = true;
+        if (!inst->park_id &&
+            (inst->park_id = park_pool_take(d, &lim, (uint64_t)f->ephemeral_mb * MB, &inst->cg, &ns,
+                                            &inst->uid))) {
+            inst->deep = true; /* with the slot's uid (and hostname): its /etc is written */
             inst->ns = ns;
             ns->inst = inst;
         }
@@ -473,7 +474,7 @@ static void spawn_now(struct nb_instance *inst)
         ns->inst = inst;
     }
     char hostname[64];
-    snprintf(hostname, sizeof(hostname), "nimbus-%llu", (unsigned long long)inst->id);
+    instance_hostname(inst->uid, hostname, sizeof(hostname));
     struct nb_sandbox_spec spec = {
         .code_dir = code_dir,
         .runtime_dir = d->runtime_dir_abs,
@@ -520,7 +521,7 @@ static struct nb_instance *instance_new(struct nb_daemon *d, struct nb_fn *fn,
     inst->cfg = function_ref(cfg);
     inst->id = ++d->instance_seq;
     inst->pidfd = inst->out_fd = inst->err_fd = -1;
-    inst->uid = (uint32_t)(d->cfg.uid_base + (d->next_uid++ % (uint64_t)d->cfg.uid_count));
+    inst->uid = instance_next_uid(d);
     inst->state = INST_STARTING;
     inst->started_ns = mono_ns();
     /* Lambda's stream suffix is 32 random hex digits: a v4 UUID's digits without the dashes
@@ -592,4 +593,14 @@ void instance_kill(struct nb_instance *inst, const char *why)
     }
     if (inst->spawned && !inst->exited)
         spawner_kill(inst->pidfd, SIGKILL);
+}
+
+uint32_t instance_next_uid(struct nb_daemon *d)
+{
+    return (uint32_t)(d->cfg.uid_base + (d->next_uid++ % (uint64_t)d->cfg.uid_count));
+}
+
+void instance_hostname(uint32_t uid, char *host, size_t len)
+{
+    snprintf(host, len, "nimbus-%u", (unsigned)uid);
 }

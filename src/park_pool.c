@@ -60,6 +60,7 @@ struct slot {
     struct nb_netns *ns;         /* plain slots: the namespace the child parked in (NULL while
                                     waiting for one) */
     uint64_t park_id;            /* 0 while pending */
+    uint32_t uid;                /* plain slots: the instance uid (and gid) /etc was written for */
     enum kind kind;
     bool released; /* waiting for a netns when the pool was released: its callback frees it */
 };
@@ -183,10 +184,16 @@ static int park_zygote(struct nb_daemon *d, struct slot *s, struct nb_err *err)
 /* A plain slot's park: deep, in s->ns, with the runtime dir and the last take's /tmp size. */
 static int send_plain(struct nb_daemon *d, struct slot *s, struct nb_err *err)
 {
+    char host[64];
+    s->uid = instance_next_uid(d);
+    instance_hostname(s->uid, host, sizeof(host));
     struct nb_park_spec ps = {.cgroup_dirs = (const char *const *)s->cg.dirs,
                               .netns_fd = s->ns->fd,
                               .runtime_dir = d->runtime_dir_abs,
-                              .tmp_bytes = d->park->tmp_bytes};
+                              .tmp_bytes = d->park->tmp_bytes,
+                              .uid = s->uid,
+                              .gid = s->uid,
+                              .hostname = host};
     return spawner_park(d->spawner, &ps, on_parked, s, err);
 }
 
@@ -282,7 +289,7 @@ static bool same_limits(const struct nb_cgroup_limits *a, const struct nb_cgroup
 }
 
 static uint64_t take(struct nb_daemon *d, enum kind k, const struct nb_cgroup_limits *lim,
-                     struct nb_cgroup *cg, struct nb_netns **ns)
+                     struct nb_cgroup *cg, struct nb_netns **ns, uint32_t *uid)
 {
     struct nb_park_pool *p = d->park;
     if (!p)
@@ -309,22 +316,24 @@ static uint64_t take(struct nb_daemon *d, enum kind k, const struct nb_cgroup_li
     *cg = s->cg;
     if (ns)
         *ns = s->ns;
+    if (uid)
+        *uid = s->uid;
     free(s);
     return id;
 }
 
 uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim, uint64_t tmp_bytes,
-                        struct nb_cgroup *cg, struct nb_netns **ns)
+                        struct nb_cgroup *cg, struct nb_netns **ns, uint32_t *uid)
 {
     if (d->park)
         d->park->tmp_bytes = tmp_bytes;
-    return take(d, PLAIN, lim, cg, ns);
+    return take(d, PLAIN, lim, cg, ns, uid);
 }
 
 uint64_t park_pool_take_zygote(struct nb_daemon *d, const struct nb_cgroup_limits *lim,
                                struct nb_cgroup *cg)
 {
-    return take(d, ZYGOTE, lim, cg, NULL);
+    return take(d, ZYGOTE, lim, cg, NULL, NULL);
 }
 
 static void on_closed(uv_handle_t *h)

@@ -29,13 +29,15 @@ void park_pool_fill(struct nb_daemon *d);
 /* Takes a ready slot: sets lim on its groups (unless they have them already: new slots are made
  * with the last take's limits and tmp_bytes, the caller's /tmp size), moves them into *cg (the
  * caller owns them; cgroup_destroy), its network namespace into *ns (the caller owns it: set
- * ns->inst, netns_pool_put at the end) and returns the park id for spec.park_id; the spec's
- * netns_fd must be -1 (the child is in *ns). Returns 0 with *cg and *ns untouched when no slot is
+ * ns->inst, netns_pool_put at the end), the uid the slot was given at park time into *uid (its
+ * /etc is written for it: the spec must use that uid as uid and gid, and instance_hostname's name
+ * for it) and returns the park id for spec.park_id; the spec's netns_fd must be -1 (the child is
+ * in *ns). Returns 0 with *cg and *ns untouched when no slot is
  * ready (or its limits could not be set; that slot is discarded): create the groups and get a
  * namespace as usual. Either way the pool refills ~10 ms later, after the spawner has served the
  * caller's spawn. */
 uint64_t park_pool_take(struct nb_daemon *d, const struct nb_cgroup_limits *lim, uint64_t tmp_bytes,
-                        struct nb_cgroup *cg, struct nb_netns **ns);
+                        struct nb_cgroup *cg, struct nb_netns **ns, uint32_t *uid);
 /* The same for a python3.x instance, from the zygote slots (cfg.zygote_pool, filled once
  * d->zygote_wanted is set): the child runs the Python zygote's pre-initialised interpreter. These
  * are not deep (no namespace: the spec brings one; the root is built after it). 0 when none is

@@ -56,6 +56,7 @@
 #define PARK_MAGIC 0x4e425032u /* "NBP2" */
 #define PARK_DEEP (1u << 0)
 #define PARK_HAS_RUNTIME (1u << 1)
+#define PARK_HAS_HOSTNAME (1u << 2)
 #define SPEC_HAS_RUNTIME (1u << 0)
 #define SPEC_HAS_HOSTNAME (1u << 1)
 #define SPEC_HAS_NETNS (1u << 2)
@@ -81,6 +82,8 @@ struct wire_park {
     uint32_t magic;
     uint32_t ncgroups;
     uint32_t flags;
+    uint32_t uid; /* deep only: the identity /etc gets at park time (0: none, set after the spec) */
+    uint32_t gid;
     uint32_t pad;
     uint64_t tmp_bytes;
 };
@@ -269,12 +272,18 @@ truncated:
     return err_set(err, EINVAL, "spawn request is truncated");
 }
 
-static int validate_park(const char *runtime_dir, uint64_t tmp_bytes, bool deep, struct nb_err *err)
+static int validate_park(const char *runtime_dir, uint64_t tmp_bytes, uid_t uid, gid_t gid,
+                         const char *hostname, bool deep, struct nb_err *err)
 {
-    if (!deep && (runtime_dir || tmp_bytes))
-        return err_set(err, EINVAL, "only a deep park takes a runtime dir and a /tmp size");
+    if (!deep && (runtime_dir || tmp_bytes || uid || gid || hostname))
+        return err_set(err, EINVAL,
+                       "only a deep park takes a runtime dir, a /tmp size and an identity");
     if (runtime_dir && !is_abs_path(runtime_dir))
         return err_set(err, EINVAL, "sandbox runtime_dir must be an absolute path");
+    if (!uid != !gid || (hostname && !uid))
+        return err_set(err, EINVAL, "a park's identity needs a uid, a gid and may add a hostname");
+    if (hostname && !valid_hostname(hostname))
+        return err_set(err, EINVAL, "invalid sandbox hostname '%s'", hostname);
     return 0;
 }
 
@@ -284,13 +293,17 @@ int sandbox_park_encode(const struct nb_park_spec *ps, struct nb_buf *out, struc
     bool deep = ps->netns_fd >= 0;
     int r = validate_cgroups(ps->cgroup_dirs, n, err);
     if (r == 0)
-        r = validate_park(ps->runtime_dir, ps->tmp_bytes, deep, err);
+        r = validate_park(ps->runtime_dir, ps->tmp_bytes, ps->uid, ps->gid, ps->hostname, deep,
+                          err);
     if (r < 0)
         return r;
     struct wire_park w = {
         .magic = PARK_MAGIC,
         .ncgroups = (uint32_t)n,
-        .flags = (deep ? PARK_DEEP : 0) | (ps->runtime_dir ? PARK_HAS_RUNTIME : 0),
+        .flags = (deep ? PARK_DEEP : 0) | (ps->runtime_dir ? PARK_HAS_RUNTIME : 0) |
+                 (ps->hostname ? PARK_HAS_HOSTNAME : 0),
+        .uid = (uint32_t)ps->uid,
+        .gid = (uint32_t)ps->gid,
         .tmp_bytes = ps->tmp_bytes,
     };
     buf_append(out, &w, sizeof(w));
@@ -298,6 +311,8 @@ int sandbox_park_encode(const struct nb_park_spec *ps, struct nb_buf *out, struc
         put_str(out, ps->cgroup_dirs[i]);
     if (ps->runtime_dir)
         put_str(out, ps->runtime_dir);
+    if (ps->hostname)
+        put_str(out, ps->hostname);
     return 0;
 }
 
@@ -309,21 +324,27 @@ int sandbox_park_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
         return err_set(err, EINVAL, "bad park request size %zu", len);
     memcpy(&w, buf, sizeof(w));
     if (w.magic != PARK_MAGIC || w.pad || w.ncgroups > SPEC_CGROUPS_MAX ||
-        w.flags & ~(PARK_DEEP | PARK_HAS_RUNTIME))
+        w.flags & ~(PARK_DEEP | PARK_HAS_RUNTIME | PARK_HAS_HOSTNAME))
         return err_set(err, EINVAL, "bad park request header");
     const char *p = (const char *)buf + sizeof(w), *end = (const char *)buf + len;
     req->cgroup_dirs = take_strv(&p, end, w.ncgroups);
     if (req->cgroup_dirs && w.flags & PARK_HAS_RUNTIME && !(req->runtime_dir = take_str(&p, end)))
+        p = NULL;
+    if (p && req->cgroup_dirs && w.flags & PARK_HAS_HOSTNAME &&
+        !(req->hostname = take_str(&p, end)))
         p = NULL;
     if (!req->cgroup_dirs || p != end) {
         sandbox_req_release(req);
         return err_set(err, EINVAL, "bad park request body");
     }
     req->tmp_bytes = w.tmp_bytes;
+    req->uid = w.uid;
+    req->gid = w.gid;
     req->has_netns = w.flags & PARK_DEEP;
     int r = validate_cgroups((const char *const *)req->cgroup_dirs, w.ncgroups, err);
     if (r == 0)
-        r = validate_park(req->runtime_dir, req->tmp_bytes, req->has_netns, err);
+        r = validate_park(req->runtime_dir, req->tmp_bytes, req->uid, req->gid, req->hostname,
+                          req->has_netns, err);
     if (r < 0)
         sandbox_req_release(req);
     return r;
@@ -386,6 +407,8 @@ struct child_ctx {
                          spec), or -1 */
     const char *park_runtime_dir; /* deep park: what the park bound at /var/runtime (or NULL) */
     uint64_t park_tmp_bytes;      /* deep park: the size /tmp and /dev/shm got (0: one page) */
+    bool identity_done; /* deep park given an identity: /etc and the hostname written before the
+                           spec, which must then name the same uid, gid and hostname */
     char path[PATH_MAX];
 };
 
@@ -607,6 +630,16 @@ static void resize_tmpfs(const char *dst, unsigned long flags, uint64_t bytes)
 /* The per-instance rest, inside the new root: (deep park) the code tree and, unless the park
  * guessed them right, the sizes of /tmp and /dev/shm; /etc's files, then /etc read-only; the
  * hostname. */
+/* /etc's passwd, group, hosts and hostname for req's uid, gid and hostname (then /etc read-only),
+ * and the hostname itself. */
+static void write_identity(const struct nb_sandbox_req *req)
+{
+    const char *host = req->hostname ? req->hostname : "sandbox";
+    write_etc(req, host);
+    if (sethostname(host, strlen(host)) < 0)
+        die_errno("cannot set hostname '%s'", host);
+}
+
 static void finish_root(struct child_ctx *c)
 {
     const struct nb_sandbox_req *req = c->req;
@@ -617,10 +650,8 @@ static void finish_root(struct child_ctx *c)
             resize_tmpfs("/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, req->tmp_bytes);
         }
     }
-    const char *host = req->hostname ? req->hostname : "sandbox";
-    write_etc(req, host);
-    if (sethostname(host, strlen(host)) < 0)
-        die_errno("cannot set hostname '%s'", host);
+    if (!c->identity_done)
+        write_identity(req);
     if (chdir("/var/task") < 0)
         die_errno("cannot enter '/var/task'");
 }
@@ -1055,6 +1086,10 @@ static void await_spec(struct child_ctx *c)
         die_code(EINVAL, "sandbox spec names another runtime dir than the parked child's");
     if (!same_cgroups(c->req->cgroup_dirs, req.cgroup_dirs))
         die_code(EINVAL, "sandbox spec names other cgroups than the parked child's");
+    if (c->identity_done &&
+        (req.uid != c->req->uid || req.gid != c->req->gid || !req.hostname != !c->req->hostname ||
+         (req.hostname && strcmp(req.hostname, c->req->hostname))))
+        die_code(EINVAL, "sandbox spec names another uid, gid or hostname than the parked child's");
     close(c->spec_fd);
     c->spec_fd = -1;
     if (c->deep) {
@@ -1099,6 +1134,10 @@ static _Noreturn void child_main(struct child_ctx *c)
         build_root(c);
         bind_runtime(c);
         enter_root(c);
+        if (c->req->uid) { /* given an identity: /etc too */
+            write_identity(c->req);
+            c->identity_done = true;
+        }
     }
     if (c->spec_fd >= 0)
         await_spec(c);

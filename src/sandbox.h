@@ -92,8 +92,9 @@ void sandbox_req_release(struct nb_sandbox_req *req);
 /* The wire form of a park request (ps->netns_fd only as "deep" or not: the fd travels as
  * SCM_RIGHTS), validated like a spec's, appended to out. */
 int sandbox_park_encode(const struct nb_park_spec *ps, struct nb_buf *out, struct nb_err *err);
-/* Decodes a park request into req: only cgroup_dirs, runtime_dir, tmp_bytes and has_netns (= a
- * deep park) are set. Release with sandbox_req_release. */
+/* Decodes a park request into req: only cgroup_dirs, runtime_dir, tmp_bytes, uid, gid, hostname
+ * (a deep park's identity, 0/NULL when none) and has_netns (= a deep park) are set. Release with
+ * sandbox_req_release. */
 int sandbox_park_decode(const void *buf, size_t len, struct nb_sandbox_req *req,
                         struct nb_err *err);
 

@@ -76,6 +76,12 @@ struct nb_park_spec {
                                        the spawn's runtime_dir must be the same (else it fails) */
     uint64_t tmp_bytes;             /* deep only: size of /tmp and /dev/shm at park time (0: one
                                        page); resized when the spawn's differs */
+    uid_t uid;                      /* deep only, 0: none. The instance identity /etc (passwd,
+                                       group, hosts, hostname) and the hostname get at park time;
+                                       the spawn's uid, gid and hostname must then be the same
+                                       (else it fails). 0: written after the spawn */
+    gid_t gid;                      /* with uid */
+    const char *hostname;           /* with uid, may be NULL ("sandbox") */
 };
 
 struct nb_spawned {

@@ -1090,11 +1090,18 @@ static void test_deep_park(void **state)
     char *want = check_view(&r);
     close_run(&r);
 
-    for (int guess = 0; guess < 2; guess++) {
+    /* /tmp size guessed wrong, right, and right with the identity (/etc, hostname) given at
+     * park time: the same sandbox each time */
+    for (int guess = 0; guess < 3; guess++) {
         struct nb_park_spec ps = {.cgroup_dirs = (const char *const *)cg.dirs,
                                   .netns_fd = n.ns,
                                   .runtime_dir = rt_dir,
                                   .tmp_bytes = guess ? spec.tmp_bytes : 0};
+        if (guess == 2) {
+            ps.uid = spec.uid;
+            ps.gid = spec.gid;
+            ps.hostname = spec.hostname;
+        }
         spec.park_id = park_spec_ok(f, &ps);
         pid_t parked = only_proc(cg.dirs[0]);
         assert_true(parked > 0);
@@ -1124,6 +1131,23 @@ static void test_deep_park(void **state)
     spec.runtime_dir = code_dir;
     expect_spawn_error(f, &spec, EINVAL, "another runtime dir");
     spec.runtime_dir = rt_dir;
+    /* given an identity at park time, the spec must name the same */
+    struct nb_park_spec who = ps;
+    who.uid = who.gid = spec.uid + 1;
+    who.hostname = "other-host";
+    spec.park_id = park_spec_ok(f, &who);
+    expect_spawn_error(f, &spec, EINVAL, "another uid, gid or hostname");
+    who.uid = who.gid = spec.uid;
+    spec.park_id = park_spec_ok(f, &who);
+    expect_spawn_error(f, &spec, EINVAL, "another uid, gid or hostname");
+    /* an identity is for deep parks only, and needs uid and gid */
+    who.hostname = NULL;
+    who.gid = 0;
+    assert_int_equal(spawner_park(f->sp, &who, on_park, NULL, &err), -EINVAL);
+    who.gid = who.uid;
+    who.netns_fd = -1;
+    who.runtime_dir = NULL;
+    assert_int_equal(spawner_park(f->sp, &who, on_park, NULL, &err), -EINVAL);
     spec.park_id = park_spec_ok(f, &ps);
     char *gone = xasprintf("%s/no-such-dir", code_dir);
     spec.code_dir = gone;
