@@ -14,7 +14,8 @@
  * pool (or requested for it when none is free: the slot then waits on the pending list with
  * ns == NULL), which goes to the instance on a take and back to the pool on a discard. New slots
  * get the limits (and /tmp size) of the last take, so a steady stream of one function's cold
- * starts writes no cgroup file on the request path.
+ * starts writes no cgroup file on the request path, and the next instance uid (instance_next_uid),
+ * for which the child writes /etc and sets the hostname before it waits; the taker uses that uid.
  *
  * Two lists: plain slots (cloned by the spawner, for any runtime) and zygote slots (cloned by the
  * Python zygote, for python3.x functions; cfg.zygote_pool of them, filled only once a Python

@@ -627,9 +627,6 @@ static void resize_tmpfs(const char *dst, unsigned long flags, uint64_t bytes)
         die_errno("cannot resize '%s'", dst);
 }
 
-/* The per-instance rest, inside the new root: (deep park) the code tree and, unless the park
- * guessed them right, the sizes of /tmp and /dev/shm; /etc's files, then /etc read-only; the
- * hostname. */
 /* /etc's passwd, group, hosts and hostname for req's uid, gid and hostname (then /etc read-only),
  * and the hostname itself. */
 static void write_identity(const struct nb_sandbox_req *req)
@@ -640,6 +637,9 @@ static void write_identity(const struct nb_sandbox_req *req)
         die_errno("cannot set hostname '%s'", host);
 }
 
+/* The per-instance rest, inside the new root: (deep park) the code tree and, unless the park
+ * guessed them right, the sizes of /tmp and /dev/shm; unless the park had the identity already,
+ * /etc's files, then /etc read-only, and the hostname. */
 static void finish_root(struct child_ctx *c)
 {
     const struct nb_sandbox_req *req = c->req;
