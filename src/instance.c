@@ -453,9 +453,12 @@ static void spawn_now(struct nb_instance *inst)
             inst->deep = true; /* with the slot's uid (and hostname): its /etc is written */
             inst->ns = ns;
             ns->inst = inst;
+        } else {
+            inst->uid = instance_next_uid(d);
         }
-        log_debug("instance spawn function=%s instance=%llu zygote=%d parked=%d", inst->fn->name,
-                  (unsigned long long)inst->id, inst->zygote, inst->park_id != 0);
+        log_debug("instance spawn function=%s instance=%llu zygote=%d parked=%d uid=%u",
+                  inst->fn->name, (unsigned long long)inst->id, inst->zygote, inst->park_id != 0,
+                  inst->uid);
         if (!inst->park_id && cgroup_create(&inst->cg, inst->cg_name, &lim, &err) < 0) {
             arena_release(&a);
             fail_start(inst, err.msg);
@@ -521,7 +524,6 @@ static struct nb_instance *instance_new(struct nb_daemon *d, struct nb_fn *fn,
     inst->cfg = function_ref(cfg);
     inst->id = ++d->instance_seq;
     inst->pidfd = inst->out_fd = inst->err_fd = -1;
-    inst->uid = instance_next_uid(d);
     inst->state = INST_STARTING;
     inst->started_ns = mono_ns();
     /* Lambda's stream suffix is 32 random hex digits: a v4 UUID's digits without the dashes
@@ -544,8 +546,8 @@ static void launch(struct nb_instance *inst)
 {
     pool_link(inst);
     global_link(inst);
-    log_debug("instance starting function=%s instance=%llu uid=%u provisioned=%llu", inst->fn->name,
-              (unsigned long long)inst->id, inst->uid, (unsigned long long)inst->pc_id);
+    log_debug("instance starting function=%s instance=%llu provisioned=%llu", inst->fn->name,
+              (unsigned long long)inst->id, (unsigned long long)inst->pc_id);
     spawn_now(inst);
 }
 

@@ -140,7 +140,7 @@ void instance_start_parked(struct nb_daemon *d, struct nb_fn *fn, struct nb_func
 /* Hands inv to an idle instance (pops it from the idle list). */
 void instance_assign(struct nb_instance *inst, struct nb_invocation *inv);
 /* The next instance uid (round-robin over cfg.uid_base .. + uid_count) and the hostname that goes
- * with it ("nimbus-<uid>", into host[len]): given to an instance when it is created, or to a deep
+ * with it ("nimbus-<uid>", into host[len]): given to an instance when it is placed, or to a deep
  * park slot ahead of time (park_pool.c), whose taker then uses the slot's. */
 uint32_t instance_next_uid(struct nb_daemon *d);
 void instance_hostname(uint32_t uid, char *host, size_t len);
